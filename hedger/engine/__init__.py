@@ -1,0 +1,39 @@
+"""The hedge-ratio engine: pure math (no I/O, no asyncio, no logging).
+
+- :class:`HedgeFilter` -- one online filter from raw prices, with input transform and warm-up;
+- :class:`PairFilter` -- the plain-float hot path of a pair; :class:`BasketFilter` -- k hedges;
+- :class:`PairBank` -- P pair filters in one compiled call; :func:`filter_pair` -- a whole
+  series in one compiled pass;
+- :class:`FilterParams` and the initialisations, :class:`InputMode`.
+"""
+
+from hedger.engine.bank import PairBank
+from hedger.engine.basket import BasketFilter
+from hedger.engine.batch import PairSeries, filter_pair
+from hedger.engine.hedge import FilterStep, HedgeFilter
+from hedger.engine.pair import PairFilter, PairState
+from hedger.engine.params import (
+    DiffuseInit,
+    FilterParams,
+    GivenInit,
+    Init,
+    InputMode,
+    OlsWarmupInit,
+)
+
+__all__ = [
+    "BasketFilter",
+    "DiffuseInit",
+    "FilterParams",
+    "FilterStep",
+    "GivenInit",
+    "HedgeFilter",
+    "Init",
+    "InputMode",
+    "OlsWarmupInit",
+    "PairBank",
+    "PairFilter",
+    "PairSeries",
+    "PairState",
+    "filter_pair",
+]

@@ -1,0 +1,202 @@
+"""The complete online hedge filter: input transform, initialisation, warm-up, one result per
+step. This is what a pair's actor drives; everything below it is pure math."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from hedger.engine.basket import BasketFilter
+from hedger.engine.linalg import ols
+from hedger.engine.pair import PairFilter
+from hedger.engine.params import DiffuseInit, FilterParams, GivenInit, OlsWarmupInit
+from hedger.engine.transforms import InputTransform
+
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+@dataclass(frozen=True, slots=True)
+class FilterStep:
+    """What one step of a hedge filter yields (units are those of the transformed inputs).
+
+    betas: the hedge ratios (k,) after the step. alpha: the intercept (0 without one).
+    cov: the state covariance (n, n), n = k + intercept, symmetric PSD.
+    forecast: the one-step forecast of y before the observation.
+    innovation: e = y - forecast. innovation_var: its variance S. zscore: e / sqrt(S).
+    spread: y - betas.x - alpha with the state after the update.
+    loglik: the log-likelihood increment -(log(2 pi S) + e^2 / S) / 2.
+    obs_cov: R used for the step.
+    warm: whether the initialisation's warm-up is complete.
+    predicted_only: no observation this step (a leg missing, or a differenced mode still
+        priming): only the predict step ran, and the observation fields are NaN.
+    """
+
+    betas: tuple[float, ...]
+    alpha: float
+    cov: tuple[tuple[float, ...], ...]
+    forecast: float
+    innovation: float
+    innovation_var: float
+    zscore: float
+    spread: float
+    loglik: float
+    obs_cov: float
+    warm: bool
+    predicted_only: bool
+
+    @property
+    def beta(self) -> float:
+        """The hedge ratio of a pair (the first of ``betas``)."""
+        return self.betas[0]
+
+    @property
+    def beta_std(self) -> tuple[float, ...]:
+        """Standard deviations of the betas (k,), from the diagonal of ``cov``."""
+        return tuple(math.sqrt(self.cov[i][i]) for i in range(len(self.betas)))
+
+
+class HedgeFilter:
+    """One hedge filter driven by raw prices: ``step(y, x)`` for a pair, ``step(y, [x1..xk])``
+    for a basket; ``None`` for a leg with no price this step (predict only).
+
+    A price that cannot be used (NaN, inf, or <= 0 in a log mode) raises
+    :class:`~hedger.errors.BadInputError` and leaves the filter exactly as it was.
+    """
+
+    def __init__(self, params: FilterParams | None = None) -> None:
+        self.params = params = params if params is not None else FilterParams()
+        self._transform = InputTransform(params.mode, params.n_legs)
+        self._n = params.n_states
+        self._k = params.n_legs
+        self._intercept = params.has_intercept
+        self._observations = 0
+        self._warm_after = 0
+        self._ols_rows: list[tuple[float, ...]] | None = None
+        mean, cov = self._initial_state()
+        q = params.state_noise()
+        core_cls = PairFilter if self._k == 1 else BasketFilter
+        if self._k == 1 and self._n == 1:
+            mean, cov, q = _pad_to_pair(mean, cov, q)
+        self._core: PairFilter | BasketFilter = core_cls(
+            mean,
+            cov,
+            q,
+            params.obs_cov,
+            intercept=self._intercept,
+            adaptive_r=params.adaptive_r,
+        )
+
+    def _initial_state(self) -> tuple[np.ndarray, np.ndarray]:
+        init, n = self.params.init, self._n
+        if isinstance(init, GivenInit):
+            self._warm_after = init.warmup_steps
+            return np.array(init.mean, dtype=np.float64), np.array(init.cov, dtype=np.float64)
+        if isinstance(init, DiffuseInit):
+            self._warm_after = n if init.warmup_steps is None else init.warmup_steps
+            return np.zeros(n), np.eye(n) * init.variance
+        assert isinstance(init, OlsWarmupInit)
+        self._warm_after = init.n_obs
+        self._ols_rows = []
+        return np.zeros(n), np.eye(n) * init.diffuse_variance
+
+    @property
+    def warm(self) -> bool:
+        """Whether the warm-up is complete."""
+        return self._observations >= self._warm_after
+
+    @property
+    def observations(self) -> int:
+        """How many observations the filter has absorbed."""
+        return self._observations
+
+    def step(self, y: float | None, x: float | Sequence[float | None] | None) -> FilterStep:
+        """Advance one step with the raw prices of Y and its hedge(s); returns the step."""
+        xs: Sequence[float | None] = x if isinstance(x, list | tuple | np.ndarray) else [x]
+        observation = self._transform.apply(y, xs)
+        if observation is None:
+            self._core.predict()
+            return self._result(math.nan, math.nan, math.nan, None, predicted_only=True)
+        y_obs, x_obs = observation
+        r_used = self._core.obs_cov
+        core = self._core
+        z = core.update(y_obs, x_obs[0]) if isinstance(core, PairFilter) else core.update(y_obs, x_obs)
+        self._observations += 1
+        if self._ols_rows is not None:
+            self._ols_rows.append((y_obs, *x_obs))
+            if len(self._ols_rows) == self._warm_after:
+                self._finish_ols_warmup()
+        return self._result(y_obs, z, r_used, x_obs, predicted_only=False)
+
+    def _finish_ols_warmup(self) -> None:
+        rows = np.array(self._ols_rows, dtype=np.float64)
+        self._ols_rows = None
+        design = rows[:, 1:]
+        if self._intercept:
+            design = np.column_stack([design, np.ones(len(rows))])
+        try:
+            coef, gram_inv, s2 = ols(design, rows[:, 0])
+        except np.linalg.LinAlgError:
+            # Degenerate warm-up data (a constant leg): keep the provisional diffuse filter.
+            return
+        r = s2 if self.params.adaptive_r is not None and s2 > 0 else self.params.obs_cov
+        if self._k == 1 and self._n == 1:
+            coef, gram_inv = np.array([coef[0], 0.0]), np.array([[gram_inv[0, 0], 0.0], [0, 0]])
+        self._core.reset(coef, r * gram_inv, r, primed=True)
+
+    def _result(
+        self,
+        y_obs: float,
+        z: float,
+        r_used: float,
+        x_obs: tuple[float, ...] | None,
+        *,
+        predicted_only: bool,
+    ) -> FilterStep:
+        core = self._core
+        if isinstance(core, PairFilter):
+            st = core.state
+            betas: tuple[float, ...] = (st.beta,)
+            alpha = st.alpha
+            if self._intercept:
+                cov: tuple[tuple[float, ...], ...] = ((st.p00, st.p01), (st.p01, st.p11))
+            else:
+                cov = ((st.p00,),)
+        else:
+            mean = core.mean
+            betas = tuple(float(b) for b in mean[: self._k])
+            alpha = float(mean[-1]) if self._intercept else 0.0
+            cov = tuple(tuple(float(v) for v in row) for row in core.cov)
+        e, s = core.innovation, core.innovation_var
+        if x_obs is None:
+            spread = math.nan
+        else:
+            spread = y_obs - sum(b * xv for b, xv in zip(betas, x_obs, strict=True)) - alpha
+        return FilterStep(
+            betas=betas,
+            alpha=alpha,
+            cov=cov,
+            forecast=y_obs - e,
+            innovation=e,
+            innovation_var=s,
+            zscore=z,
+            spread=spread,
+            loglik=-0.5 * (_LOG_2PI + math.log(s) + e * e / s) if s == s else math.nan,
+            obs_cov=r_used,
+            warm=self.warm,
+            predicted_only=predicted_only,
+        )
+
+
+def _pad_to_pair(
+    mean: np.ndarray, cov: np.ndarray, q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Embed a one-state (no intercept) problem in the pair filter's 2x2 layout."""
+    return (
+        np.array([mean[0], 0.0]),
+        np.array([[cov[0, 0], 0.0], [0.0, 0.0]]),
+        np.array([[q[0, 0], 0.0], [0.0, 0.0]]),
+    )
+

@@ -1,0 +1,89 @@
+"""Input transforms: raw prices of Y and its k hedges to one observation ``(y, x_1..x_k)``.
+
+Differenced modes remember the previous step's prices. A step with a missing leg (``None``)
+yields no observation and forgets that leg's previous price, so a change is never taken across
+a gap of unequal length on the two legs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+from hedger.engine.params import InputMode
+from hedger.errors import BadInputError
+
+
+def check_price(value: float, *, positive: bool) -> float:
+    """Return ``value`` as a float, or raise :class:`BadInputError` if it cannot be a price.
+
+    NaN and infinities are always rejected; zero and negative values only when ``positive``
+    (log modes), since levels and changes of spreads or futures may legitimately be <= 0.
+    """
+    try:
+        price = float(value)
+    except (TypeError, ValueError):
+        raise BadInputError("not_a_number", value) from None
+    if math.isnan(price):
+        raise BadInputError("nan", value)
+    if math.isinf(price):
+        raise BadInputError("inf", value)
+    if positive and price <= 0.0:
+        raise BadInputError("non_positive", value, "log modes need prices > 0")
+    return price
+
+
+class InputTransform:
+    """Stateful map from raw prices to observations for one :class:`InputMode`.
+
+    ``apply`` validates every price first and raises :class:`BadInputError` before touching its
+    memory, so a rejected step leaves the transform exactly as it was.
+    """
+
+    __slots__ = ("_legs", "_mode", "_previous")
+
+    def __init__(self, mode: InputMode, n_legs: int) -> None:
+        self._mode = mode
+        self._legs = n_legs
+        self._previous: list[float | None] = [None] * (n_legs + 1)
+
+    @property
+    def mode(self) -> InputMode:
+        """The transform's input mode."""
+        return self._mode
+
+    def apply(
+        self, y: float | None, xs: Sequence[float | None]
+    ) -> tuple[float, tuple[float, ...]] | None:
+        """Map prices (Y, then k hedges; ``None`` = no price this step) to ``(y, xs)``.
+
+        Returns ``None`` when no observation can be formed this step: a leg is missing, or a
+        differenced mode has no previous price yet.
+        """
+        if len(xs) != self._legs:
+            raise BadInputError("shape", xs, f"expected {self._legs} hedge price(s)")
+        positive = self._mode.logarithmic
+        raw = [None if p is None else check_price(p, positive=positive) for p in (y, *xs)]
+        if self._mode is InputMode.LEVELS:
+            return _observation(raw)
+        if self._mode is InputMode.LOG:
+            return _observation([None if p is None else math.log(p) for p in raw])
+        previous, self._previous = self._previous, raw
+        if self._mode is InputMode.CHANGES:
+            diffs = [
+                None if p is None or q is None else p - q
+                for p, q in zip(raw, previous, strict=True)
+            ]
+        else:
+            diffs = [
+                None if p is None or q is None else math.log(p / q)
+                for p, q in zip(raw, previous, strict=True)
+            ]
+        return _observation(diffs)
+
+
+def _observation(values: list[float | None]) -> tuple[float, tuple[float, ...]] | None:
+    present = [v for v in values if v is not None]
+    if len(present) != len(values):
+        return None
+    return present[0], tuple(present[1:])
