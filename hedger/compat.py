@@ -134,7 +134,9 @@ class KalmanOLS:
             mean = [float(v) for v in state["mean"]]
             cov = [[float(v) for v in row] for row in state["cov"]]
         except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError("state", f"needs 'mean' [beta, alpha] and 'cov' 2x2 ({exc})") from None
+            raise ConfigError(
+                "state", f"needs 'mean' [beta, alpha] and 'cov' 2x2 ({exc})"
+            ) from None
         if len(mean) != 2:
             raise ConfigError("state.mean", f"must be [beta, alpha], got {state['mean']!r}")
         model = cls(init_beta=mean[0], init_alpha=mean[1], init_cov=cov, **params)
@@ -172,5 +174,5 @@ def _finite(name: str, value: float | Sequence[float]) -> float:
     except (TypeError, ValueError):
         raise BadInputError("not_a_number", value, f"{name} must be a number") from None
     if not math.isfinite(number):
-        raise BadInputError("nan" if number != number else "inf", value, f"{name} must be finite")
+        raise BadInputError("nan" if math.isnan(number) else "inf", value, f"{name} must be finite")
     return number

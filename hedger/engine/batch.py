@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from hedger.engine import kernels
-from hedger.engine.linalg import FloatArray
+from hedger.engine.linalg import FloatArray, MatrixLike, VectorLike
 
 _LOG_2PI = math.log(2.0 * math.pi)
 
@@ -43,9 +42,9 @@ def filter_pair(
     y: ArrayLike,
     x: ArrayLike,
     *,
-    mean: Sequence[float] = (0.0, 0.0),
-    cov: Sequence[Sequence[float]] = ((1.0, 0.0), (0.0, 1.0)),
-    trans_cov: Sequence[Sequence[float]],
+    mean: VectorLike = (0.0, 0.0),
+    cov: MatrixLike = ((1.0, 0.0), (0.0, 1.0)),
+    trans_cov: MatrixLike,
     obs_cov: float,
     intercept: bool = True,
     adaptive_r: float | None = None,

@@ -112,17 +112,43 @@ class HedgeFilter:
         """How many observations the filter has absorbed."""
         return self._observations
 
+    def snapshot(self) -> dict[str, object]:
+        """The complete filter state as a plain value (numbers, lists, bools): the core's mean,
+        covariance and R, the transform's memory and the warm-up progress. Two filters with
+        equal snapshots behave identically from then on."""
+        core = self._core
+        if isinstance(core, PairFilter):
+            st = core.state
+            mean: list[float] = [st.beta, st.alpha]
+            cov: list[list[float]] = [[st.p00, st.p01], [st.p01, st.p11]]
+            primed = st.primed
+        else:
+            mean, cov, primed = core.mean.tolist(), core.cov.tolist(), core.primed
+        return {
+            "mean": mean,
+            "cov": cov,
+            "obs_cov": core.obs_cov,
+            "primed": primed,
+            "observations": self._observations,
+            "previous_prices": self._transform.memory(),
+            "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
+        }
+
     def step(self, y: float | None, x: float | Sequence[float | None] | None) -> FilterStep:
         """Advance one step with the raw prices of Y and its hedge(s); returns the step."""
-        xs: Sequence[float | None] = x if isinstance(x, list | tuple | np.ndarray) else [x]
+        xs: Sequence[float | None] = [x] if x is None or isinstance(x, float | int) else x
         observation = self._transform.apply(y, xs)
         if observation is None:
             self._core.predict()
-            return self._result(math.nan, math.nan, math.nan, None, predicted_only=True)
+            return self._result(math.nan, math.nan, self._core.obs_cov, None, predicted_only=True)
         y_obs, x_obs = observation
         r_used = self._core.obs_cov
         core = self._core
-        z = core.update(y_obs, x_obs[0]) if isinstance(core, PairFilter) else core.update(y_obs, x_obs)
+        z = (
+            core.update(y_obs, x_obs[0])
+            if isinstance(core, PairFilter)
+            else core.update(y_obs, x_obs)
+        )
         self._observations += 1
         if self._ols_rows is not None:
             self._ols_rows.append((y_obs, *x_obs))
@@ -183,7 +209,7 @@ class HedgeFilter:
             innovation_var=s,
             zscore=z,
             spread=spread,
-            loglik=-0.5 * (_LOG_2PI + math.log(s) + e * e / s) if s == s else math.nan,
+            loglik=-0.5 * (_LOG_2PI + math.log(s) + e * e / s) if not math.isnan(s) else math.nan,
             obs_cov=r_used,
             warm=self.warm,
             predicted_only=predicted_only,
@@ -199,4 +225,3 @@ def _pad_to_pair(
         np.array([[cov[0, 0], 0.0], [0.0, 0.0]]),
         np.array([[q[0, 0], 0.0], [0.0, 0.0]]),
     )
-

@@ -8,6 +8,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+VectorLike = Sequence[float] | FloatArray
+"""A vector (n,): a sequence of floats or a float64 array."""
+MatrixLike = Sequence[Sequence[float]] | FloatArray
+"""A matrix (n, n): rows of floats or a float64 array."""
 
 
 def psd_sqrt(matrix: Sequence[Sequence[float]] | FloatArray) -> FloatArray:

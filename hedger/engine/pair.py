@@ -26,8 +26,10 @@ with this one to the last bit in practice; the tests hold them to 1e-12.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import NamedTuple
+
+from hedger.engine.linalg import MatrixLike, VectorLike
 
 _sqrt = math.sqrt
 _copysign = math.copysign
@@ -194,9 +196,9 @@ class PairFilter:
 
     def __init__(
         self,
-        mean: Sequence[float],
-        cov: Sequence[Sequence[float]],
-        trans_cov: Sequence[Sequence[float]],
+        mean: VectorLike,
+        cov: MatrixLike,
+        trans_cov: MatrixLike,
         obs_cov: float,
         *,
         intercept: bool = True,
@@ -217,8 +219,8 @@ class PairFilter:
 
     def reset(
         self,
-        mean: Sequence[float],
-        cov: Sequence[Sequence[float]],
+        mean: VectorLike,
+        cov: MatrixLike,
         obs_cov: float,
         *,
         primed: bool = False,

@@ -191,7 +191,8 @@ class FilterParams:
             _check_positive("init.diffuse_variance", init.diffuse_variance)
             if init.n_obs < n + 2:
                 raise ConfigError(
-                    "init.n_obs", f"must be >= {n + 2} (states + 2) for {n} states, got {init.n_obs}"
+                    "init.n_obs",
+                    f"must be >= {n + 2} (states + 2) for {n} states, got {init.n_obs}",
                 )
         else:
             raise ConfigError("init", f"unknown initialisation {init!r}")

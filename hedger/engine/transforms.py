@@ -13,12 +13,17 @@ from collections.abc import Sequence
 from hedger.engine.params import InputMode
 from hedger.errors import BadInputError
 
+MAX_ABS_PRICE = 1e15
+"""Larger magnitudes are rejected: no instrument trades there, and squares of such numbers
+times a diffuse prior would overflow the filter's arithmetic."""
+
 
 def check_price(value: float, *, positive: bool) -> float:
     """Return ``value`` as a float, or raise :class:`BadInputError` if it cannot be a price.
 
-    NaN and infinities are always rejected; zero and negative values only when ``positive``
-    (log modes), since levels and changes of spreads or futures may legitimately be <= 0.
+    NaN, infinities and magnitudes above :data:`MAX_ABS_PRICE` are always rejected; zero and
+    negative values only when ``positive`` (log modes), since levels and changes of spreads or
+    futures may legitimately be <= 0.
     """
     try:
         price = float(value)
@@ -28,6 +33,8 @@ def check_price(value: float, *, positive: bool) -> float:
         raise BadInputError("nan", value)
     if math.isinf(price):
         raise BadInputError("inf", value)
+    if abs(price) > MAX_ABS_PRICE:
+        raise BadInputError("out_of_range", value, f"|price| must be <= {MAX_ABS_PRICE:g}")
     if positive and price <= 0.0:
         raise BadInputError("non_positive", value, "log modes need prices > 0")
     return price
@@ -51,6 +58,10 @@ class InputTransform:
     def mode(self) -> InputMode:
         """The transform's input mode."""
         return self._mode
+
+    def memory(self) -> list[float | None]:
+        """The previous step's prices (Y first) that a differenced mode remembers."""
+        return list(self._previous)
 
     def apply(
         self, y: float | None, xs: Sequence[float | None]

@@ -1,0 +1,39 @@
+"""Shared fixtures: real prices shipped in examples/ and a seeded synthetic pair."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SP500_NASDAQ = ROOT / "examples" / "sp500_nasdaq_daily.csv"
+
+
+def load_sp500_nasdaq() -> tuple[np.ndarray, np.ndarray]:
+    """Daily closes 1999-2018 (arch package, NCSA licence): (SP500, NASDAQ), each (5031,)."""
+    with SP500_NASDAQ.open() as fh:
+        rows = list(csv.DictReader(fh))
+    return (
+        np.array([float(r["SP500"]) for r in rows]),
+        np.array([float(r["NASDAQ"]) for r in rows]),
+    )
+
+
+@pytest.fixture(scope="session")
+def real_prices() -> tuple[np.ndarray, np.ndarray]:
+    """(y, x) = (S&P 500, NASDAQ Composite) daily closes."""
+    return load_sp500_nasdaq()
+
+
+@pytest.fixture(scope="session")
+def synthetic_prices() -> tuple[np.ndarray, np.ndarray]:
+    """A cointegrated pair with a slowly drifting true beta, 2,000 steps, seed 7."""
+    rng = np.random.default_rng(7)
+    t = 2000
+    x = 50.0 * np.exp(np.cumsum(rng.normal(0.0, 0.01, t)))
+    beta = 0.8 + np.cumsum(rng.normal(0.0, 0.002, t))
+    y = beta * x + 5.0 + rng.normal(0.0, 0.3, t)
+    return y, x
