@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 
@@ -136,7 +137,9 @@ class HedgeFilter:
 
     def step(self, y: float | None, x: float | Sequence[float | None] | None) -> FilterStep:
         """Advance one step with the raw prices of Y and its hedge(s); returns the step."""
-        xs: Sequence[float | None] = [x] if x is None or isinstance(x, float | int) else x
+        # A string is a Sequence too: only real containers mean a basket.
+        basket = isinstance(x, list | tuple | np.ndarray)
+        xs = cast(Sequence[float | None], x) if basket else [cast(float | None, x)]
         observation = self._transform.apply(y, xs)
         if observation is None:
             self._core.predict()
