@@ -1,0 +1,85 @@
+"""The ``hedger`` command line, run as a real subprocess."""
+
+from __future__ import annotations
+
+import gzip
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SP500_NASDAQ
+
+
+def hedger(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hedger.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_help_lists_every_subcommand() -> None:
+    result = hedger("--help")
+    assert result.returncode == 0
+    assert "demo" in result.stdout
+
+
+def test_demo_prints_a_table_and_a_summary() -> None:
+    result = hedger("demo", "--rows", "5")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("hedger demo: SP500/NASDAQ")
+    table = [line for line in lines if line[:4].isdigit()]
+    assert len(table) == 5
+    assert table[0].startswith("1999-01-04") and table[-1].startswith("2018-12-31")
+    assert "5031 updates" in result.stdout
+    assert "static beta (OLS)    0.3051" in result.stdout
+
+
+def test_demo_is_deterministic_apart_from_timing() -> None:
+    def without_speed(text: str) -> list[str]:
+        return [line for line in text.splitlines() if "speed" not in line]
+
+    first, second = hedger("demo", "--mode", "log"), hedger("demo", "--mode", "log")
+    assert without_speed(first.stdout) == without_speed(second.stdout)
+
+
+def test_demo_reads_gzip_and_chosen_pairs(tmp_path: Path) -> None:
+    packed = tmp_path / "prices.csv.gz"
+    packed.write_bytes(gzip.compress(SP500_NASDAQ.read_bytes()))
+    result = hedger("demo", "--file", str(packed), "--pair", "NASDAQ/SP500", "--rows", "3")
+    assert result.returncode == 0, result.stderr
+    assert "NASDAQ hedged with SP500" in result.stdout
+
+
+def test_demo_counts_bad_cells_instead_of_crashing(tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text(
+        "date,A,B\n2020-01-01,10,20\nnot-a-date,1,2\n2020-01-02,nan,21\n2020-01-03,x,22\n"
+        + "".join(f"2020-02-{d:02d},{10 + d * 0.1},{20 + d * 0.2}\n" for d in range(1, 29))
+    )
+    result = hedger("demo", "--file", str(data), "--rows", "3")
+    assert result.returncode == 0, result.stderr
+    assert "3 rejects" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("demo", "--file", "/no/such/file.csv"), "no such file"),
+        (("demo", "--pair", "SP500"), "must look like Y/X"),
+        (("demo", "--pair", "SP500/DAX"), "'DAX' is not a column"),
+        (("demo", "--delta", "1.5"), "delta: must be in [0, 1)"),
+        (("demo", "--mode", "prices"), "invalid choice"),
+        (("launch",), "invalid choice"),
+    ],
+)
+def test_bad_command_lines_are_one_clear_line(args: tuple[str, ...], message: str) -> None:
+    result = hedger(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
