@@ -21,7 +21,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+
 from hedger.errors import DataFileError
+from hedger.ticks import Tick, TickKind
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,3 +120,213 @@ def read_wide_bars(path: str | Path, rejects: RejectCounts | None = None) -> Ite
                 yield WideBar(ts, row[0].strip(), prices)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
         raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+
+
+# --- long tick files (CSV and JSON Lines) -------------------------------------------------
+
+TS_UNITS_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+
+
+def detect_ts_unit(value: float) -> str:
+    """Epoch unit by magnitude: seconds below 1e11 (year 5138), then ms, us, ns."""
+    magnitude = abs(value)
+    if magnitude < 1e11:
+        return "s"
+    if magnitude < 1e14:
+        return "ms"
+    if magnitude < 1e17:
+        return "us"
+    return "ns"
+
+
+class TimestampParser:
+    """Turns a file's ``ts`` cells into integer ns since the epoch, UTC.
+
+    ``unit``: ``"iso"``, ``"s"``, ``"ms"``, ``"us"``, ``"ns"``, or ``"auto"`` (the first
+    parsable cell decides, and the rest of the file must follow it). Raises ``ValueError`` on
+    a cell it cannot read.
+    """
+
+    def __init__(self, unit: str = "auto") -> None:
+        if unit not in ("auto", "iso", *TS_UNITS_NS):
+            raise ValueError(f"ts unit must be auto, iso, s, ms, us or ns, got {unit!r}")
+        self.unit = unit
+
+    def __call__(self, cell: str | float | int) -> int:
+        if isinstance(cell, str):
+            text = cell.strip()
+            if self.unit == "auto":
+                self.unit = "iso" if _looks_iso(text) else detect_ts_unit(float(text))
+            if self.unit == "iso":
+                return parse_timestamp_ns(text)
+            return _scaled(text, self.unit)
+        if isinstance(cell, bool):
+            raise ValueError("a boolean is not a timestamp")
+        if self.unit == "auto":
+            self.unit = detect_ts_unit(float(cell))
+        if self.unit == "iso":
+            raise ValueError(f"expected an ISO-8601 string, got {cell!r}")
+        if isinstance(cell, int):
+            return cell * TS_UNITS_NS[self.unit]
+        return _scaled(repr(float(cell)), self.unit)
+
+
+def _looks_iso(text: str) -> bool:
+    return len(text) >= 10 and text[4] == "-" and text[7] == "-"
+
+
+def _scaled(text: str, unit: str) -> int:
+    """Exact decimal scaling of an epoch number: ``"1700000000.123"`` s -> ns, no float
+    rounding (a float has too few digits for ns since 1970)."""
+    scale = TS_UNITS_NS[unit]
+    whole, _, frac = text.partition(".")
+    if not whole.lstrip("-").isdigit() or (frac and not frac.isdigit()):
+        raise ValueError(f"not an epoch timestamp: {text!r}")
+    digits = len(str(scale)) - 1
+    frac_ns = int((frac + "0" * digits)[:digits]) if digits and frac else 0
+    sign = -1 if whole.startswith("-") else 1
+    return int(whole) * scale + sign * frac_ns
+
+
+def _cell_float(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+def read_tick_csv(
+    path: str | Path, rejects: RejectCounts, *, ts_unit: str = "auto", venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream the ticks of a long tick CSV with header ``ts,symbol,price[,size]``.
+
+    Rows that cannot be read (bad time, price or size, too few cells) are counted in
+    ``rejects`` by reason and skipped; price validity (NaN, <= 0) is judged downstream, where
+    every source is treated alike.
+    """
+    file_path = Path(path)
+    parse_ts = TimestampParser(ts_unit)
+    with _open_text(file_path) as fh:
+        reader = csv.reader(fh)
+        header = [h.strip().lower() for h in next(reader, [])]
+        if header[:3] != ["ts", "symbol", "price"]:
+            raise DataFileError(str(path), f"expected header ts,symbol,price[,size], got {header}")
+        has_size = len(header) > 3 and header[3] == "size"
+        try:
+            for row in reader:
+                if len(row) < 3:
+                    if row:
+                        rejects.by_reason["short_row"] += 1
+                    continue
+                try:
+                    ts = parse_ts(row[0])
+                except ValueError:
+                    rejects.by_reason["bad_timestamp"] += 1
+                    continue
+                price = _cell_float(row[2])
+                if price is None:
+                    rejects.by_reason["bad_price"] += 1
+                    continue
+                size = _cell_float(row[3]) if has_size and len(row) > 3 and row[3] else None
+                yield Tick(row[1].strip(), price, ts, ts, size, venue)
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+
+
+def read_tick_jsonl(
+    path: str | Path, rejects: RejectCounts, *, ts_unit: str = "auto", venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream ticks from JSON Lines: ``{"ts": .., "symbol": .., "price": .., "size": ..}`` per
+    line (``ts`` a number or an ISO string); a quote may give ``bid`` and ``ask`` instead of
+    ``price`` and becomes a quote tick at the mid."""
+    parse_ts = TimestampParser(ts_unit)
+    with _open_text(Path(path)) as fh:
+        try:
+            for line in fh:
+                if not line.strip():
+                    continue
+                tick = _json_tick(line, parse_ts, venue, rejects)
+                if tick is not None:
+                    yield tick
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+
+
+def _json_tick(
+    line: str, parse_ts: TimestampParser, venue: str, rejects: RejectCounts
+) -> Tick | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        rejects.by_reason["malformed"] += 1
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("symbol"), str):
+        rejects.by_reason["malformed"] += 1
+        return None
+    try:
+        ts = parse_ts(obj["ts"])
+    except (KeyError, ValueError, TypeError):
+        rejects.by_reason["bad_timestamp"] += 1
+        return None
+    kind = TickKind.TRADE
+    price = obj.get("price")
+    if price is None and "bid" in obj and "ask" in obj:
+        bid, ask = _json_number(obj["bid"]), _json_number(obj["ask"])
+        price = None if bid is None or ask is None else (bid + ask) / 2.0
+        kind = TickKind.QUOTE
+    else:
+        price = _json_number(price)
+    if price is None:
+        rejects.by_reason["bad_price"] += 1
+        return None
+    size = _json_number(obj.get("size"))
+    return Tick(obj["symbol"], price, ts, ts, size, venue, kind)
+
+
+def _json_number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return _cell_float(value)
+    return None
+
+
+def read_wide_ticks(
+    path: str | Path, rejects: RejectCounts, *, venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream a wide bar file as ticks: one tick per symbol per row, at the row's time."""
+    for bar in read_wide_bars(path, rejects):
+        for symbol, price in bar.prices.items():
+            yield Tick(symbol, price, bar.ts, bar.ts, None, venue)
+
+
+def file_layout(path: str | Path) -> str:
+    """``"jsonl"``, ``"ticks"`` (long tick CSV) or ``"wide"`` (wide bar CSV), from the name
+    and the header."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    with _open_text(Path(path)) as fh:
+        try:
+            header = next(csv.reader(fh), [])
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+    if not header:
+        raise DataFileError(str(path), "is empty")
+    if [h.strip().lower() for h in header[:3]] == ["ts", "symbol", "price"]:
+        return "ticks"
+    return "wide"
+
+
+def read_ticks(
+    path: str | Path, rejects: RejectCounts, *, ts_unit: str = "auto", venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream the ticks of any supported file, its layout detected by :func:`file_layout`."""
+    layout = file_layout(path)
+    if layout == "jsonl":
+        return read_tick_jsonl(path, rejects, ts_unit=ts_unit, venue=venue)
+    if layout == "ticks":
+        return read_tick_csv(path, rejects, ts_unit=ts_unit, venue=venue)
+    return read_wide_ticks(path, rejects, venue=venue)

@@ -1,0 +1,116 @@
+"""The events hedger publishes, and their JSON encoding (orjson).
+
+Schema version 1; additive changes only within a version. Every event carries ``type``,
+``version``, ``pair`` (its id, see :mod:`hedger.topics`), ``seq`` (per pair, from 1,
+contiguous, shared by the two events of one bar) and ``ts`` (the bar's close, integer ns since
+the epoch, UTC). Numbers that do not exist on a bar (the innovation of a predict-only step) are
+``null``. Encoding is deterministic: the same events give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from hedger.topics import SCHEMA_VERSION
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _one_or_list(values: tuple[float, ...]) -> float | list[float | None] | None:
+    if len(values) == 1:
+        return _number(values[0])
+    return [_number(v) for v in values]
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeRatioEvent:
+    """The pair's hedge ratio after a bar.
+
+    beta: the hedge ratio(s) (k,); ``beta`` in JSON is a number for a pair, a list for a basket.
+    alpha: the intercept. cov: the state covariance (n, n). beta_std: sqrt of cov's diagonal
+    for the betas. warm: the filter's warm-up is complete. stale: a leg had no fresh price, so
+    the bar was a predict-only step (beta unchanged, its uncertainty grown).
+    """
+
+    pair: str
+    seq: int
+    ts: int
+    beta: tuple[float, ...]
+    alpha: float
+    cov: tuple[tuple[float, ...], ...]
+    beta_std: tuple[float, ...]
+    warm: bool
+    stale: bool
+
+    type = "hedge_ratio"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order."""
+        return {
+            "type": self.type,
+            "version": SCHEMA_VERSION,
+            "pair": self.pair,
+            "seq": self.seq,
+            "ts": self.ts,
+            "beta": _one_or_list(self.beta),
+            "alpha": _number(self.alpha),
+            "cov": [[_number(v) for v in row] for row in self.cov],
+            "beta_std": _one_or_list(self.beta_std),
+            "warm": self.warm,
+            "stale": self.stale,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SpreadEvent:
+    """The pair's spread on a bar.
+
+    spread: y - beta.x - alpha after the update (units of the transformed y).
+    innovation: the forecast error e. innovation_std: sqrt(S). zscore: e / sqrt(S).
+    """
+
+    pair: str
+    seq: int
+    ts: int
+    spread: float
+    innovation: float
+    innovation_std: float
+    zscore: float
+
+    type = "spread"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order."""
+        return {
+            "type": self.type,
+            "version": SCHEMA_VERSION,
+            "pair": self.pair,
+            "seq": self.seq,
+            "ts": self.ts,
+            "spread": _number(self.spread),
+            "innovation": _number(self.innovation),
+            "innovation_std": _number(self.innovation_std),
+            "zscore": _number(self.zscore),
+        }
+
+
+Event = HedgeRatioEvent | SpreadEvent
+
+
+def encode(event: Event) -> bytes:
+    """The event as compact JSON bytes (no trailing newline)."""
+    return orjson.dumps(event.to_dict())
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    """Parse an encoded event back to its JSON object (for subscribers and tests)."""
+    obj = orjson.loads(data)
+    if not isinstance(obj, dict) or obj.get("type") not in ("hedge_ratio", "spread"):
+        raise ValueError("not a hedger event")
+    return obj

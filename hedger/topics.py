@@ -1,0 +1,110 @@
+"""Pair ids and MQTT topics: the only place topic strings are built and parsed.
+
+Pair ids: ``Y/X`` for a pair (``AAPL/SPY``: AAPL hedged with SPY) and ``Y/X1+X2+...`` for a
+basket (``XLE/USO+UNG``). Symbols are escaped in ids and topics by one rule: every character
+outside ``[A-Za-z0-9._-]`` (``/``, ``+``, ``#``, ``%``, spaces, ...) becomes ``%XX``, its UTF-8
+bytes in upper-case hex, so ids split unambiguously and topics never contain MQTT wildcards.
+
+Topics: ``<root>/v1/<kind>/<escaped Y>/<escaped X...>`` with kinds ``ratio`` (retained),
+``spread``, ``state`` (retained), ``matrix``; and ``<root>/v1/status``, ``<root>/v1/metrics``.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+from hedger.errors import ConfigError
+
+SCHEMA_VERSION = 1
+_SAFE = "._-"
+_ESCAPED = re.compile(r"^(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+$")
+
+
+def escape_symbol(symbol: str) -> str:
+    """A symbol made safe for pair ids and topic levels (``BRK/B`` -> ``BRK%2FB``)."""
+    if not symbol:
+        raise ConfigError("symbol", "must not be empty")
+    return quote(symbol, safe=_SAFE)
+
+
+def unescape_symbol(text: str) -> str:
+    """The inverse of :func:`escape_symbol`."""
+    if not _ESCAPED.match(text):
+        raise ConfigError("symbol", f"{text!r} is not an escaped symbol")
+    return unquote(text)
+
+
+@dataclass(frozen=True, slots=True)
+class PairId:
+    """The hedged instrument ``y`` and its hedge(s) ``xs`` (one for a pair)."""
+
+    y: str
+    xs: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.xs:
+            raise ConfigError("pair", "needs at least one hedge instrument")
+        legs = (self.y, *self.xs)
+        if len(set(legs)) != len(legs):
+            raise ConfigError("pair", f"a symbol appears twice in {legs}")
+
+    @classmethod
+    def parse(cls, text: str) -> PairId:
+        """Parse ``Y/X`` or ``Y/X1+X2`` (symbols as typed by a person: ``/`` and ``+``
+        inside a symbol must be escaped as ``%2F`` and ``%2B``)."""
+        head, sep, tail = text.strip().partition("/")
+        if not sep or not head or not tail or "/" in tail:
+            raise ConfigError("pair", f"must look like Y/X or Y/X1+X2, got {text!r}")
+        try:
+            return cls(unquote(head), tuple(unquote(part) for part in tail.split("+") if part))
+        except ConfigError as exc:
+            raise ConfigError("pair", f"{text!r}: {exc.problem}") from None
+
+    @property
+    def legs(self) -> tuple[str, ...]:
+        """All symbols, Y first."""
+        return (self.y, *self.xs)
+
+    @property
+    def is_basket(self) -> bool:
+        """More than one hedge."""
+        return len(self.xs) > 1
+
+    def __str__(self) -> str:
+        return f"{escape_symbol(self.y)}/{'+'.join(escape_symbol(x) for x in self.xs)}"
+
+
+def pair_topic(root: str, kind: str, pair: PairId) -> str:
+    """``<root>/v1/<kind>/<Y>/<X1+X2>`` for the per-pair kinds ``ratio``, ``spread``,
+    ``state``."""
+    if kind not in ("ratio", "spread", "state"):
+        raise ConfigError("topic kind", f"unknown per-pair kind {kind!r}")
+    return f"{root}/v{SCHEMA_VERSION}/{kind}/{pair}"
+
+
+def parse_pair_topic(root: str, topic: str) -> tuple[str, PairId]:
+    """The inverse of :func:`pair_topic`: ``(kind, pair)``."""
+    prefix = f"{root}/v{SCHEMA_VERSION}/"
+    if not topic.startswith(prefix):
+        raise ConfigError("topic", f"{topic!r} is not under {prefix!r}")
+    parts = topic[len(prefix) :].split("/")
+    if len(parts) != 3 or parts[0] not in ("ratio", "spread", "state"):
+        raise ConfigError("topic", f"{topic!r} is not a per-pair topic")
+    return parts[0], PairId.parse(f"{parts[1]}/{parts[2]}")
+
+
+def status_topic(root: str) -> str:
+    """The retained daemon status topic (last will ``offline``)."""
+    return f"{root}/v{SCHEMA_VERSION}/status"
+
+
+def metrics_topic(root: str) -> str:
+    """The periodic metrics topic."""
+    return f"{root}/v{SCHEMA_VERSION}/metrics"
+
+
+def matrix_topic(root: str) -> str:
+    """The per-bar hedge-ratio matrix snapshot topic."""
+    return f"{root}/v{SCHEMA_VERSION}/matrix"
