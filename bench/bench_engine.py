@@ -517,8 +517,8 @@ def case_batch(sz: Sizes, rows: list[Row], checks: list[Check], targets: list[Ta
         filter_pair(yb, xb, mean=MEAN0, cov=COV0, trans_cov=Q, obs_cov=R)
 
     state0, params = kernel_inputs()
-    out = np.empty((n, 9))
-    kernels.pair_series(state0.copy(), params, False, yb[:100], xb[:100], out[:100])
+    out = np.empty((11, n))
+    kernels.pair_series(state0.copy(), params, False, yb[:100], xb[:100], out[:, :100])
 
     def run_kernel() -> None:
         kernels.pair_series(state0.copy(), params, False, yb, xb, out)
@@ -762,9 +762,11 @@ class NumpyBank:
 
 
 def bank_kernel_arrays(p: int) -> tuple[FloatArray, FloatArray, NDArray[np.bool_]]:
-    """State (P, 7), params (P, 6) and primed (P,) for a direct ``kernels.bank_step`` call."""
+    """State (7, P), params (6, P) and primed (P,) for a direct ``kernels.bank_step`` call."""
     state1, params1 = kernel_inputs()
-    return np.tile(state1, (p, 1)), np.tile(params1, (p, 1)), np.zeros(p, dtype=bool)
+    state = np.ascontiguousarray(np.tile(state1[:, None], (1, p)))
+    params = np.ascontiguousarray(np.tile(params1[:, None], (1, p)))
+    return state, params, np.zeros(p, dtype=bool)
 
 
 def case_bank(sz: Sizes, rows: list[Row], checks: list[Check], targets: list[Target]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -10,8 +9,6 @@ from numpy.typing import ArrayLike
 
 from hedger.engine import kernels
 from hedger.engine.linalg import FloatArray, MatrixLike, VectorLike
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
 class PairSeries(NamedTuple):
@@ -63,29 +60,29 @@ def filter_pair(
         [mean[0], mean[1] * h1, p00, p01, p11, max(p00 * p11 - p01 * p01, 0.0), obs_cov],
         dtype=np.float64,
     )
-    out = np.empty((ys.shape[0], 9))
+    out = np.empty((11, ys.shape[0]))
     kernels.pair_series(state, params, False, ys, xs, out)
-    return series_from_rows(ys, xs, out, h1)
+    return series_from_rows(ys, out)
 
 
-def series_from_rows(ys: FloatArray, xs: FloatArray, out: FloatArray, h1: float) -> PairSeries:
-    """Assemble a :class:`PairSeries` from the kernel's (T, 9) output rows."""
-    beta, alpha = out[:, 0], out[:, 1]
+def series_from_rows(ys: FloatArray, out: FloatArray) -> PairSeries:
+    """Assemble a :class:`PairSeries` from the kernel's (11, T) output rows (views, no
+    copies, except the (T, 2, 2) covariance)."""
     cov = np.empty((ys.shape[0], 2, 2))
-    cov[:, 0, 0] = out[:, 2]
-    cov[:, 0, 1] = cov[:, 1, 0] = out[:, 3]
-    cov[:, 1, 1] = out[:, 4]
-    e, s = out[:, 6], out[:, 7]
-    forecast = ys - e
+    cov[:, 0, 0] = out[2]
+    cov[:, 0, 1] = out[3]
+    cov[:, 1, 0] = out[3]
+    cov[:, 1, 1] = out[4]
+    e = out[6]
     return PairSeries(
-        beta=beta.copy(),
-        alpha=alpha.copy(),
+        beta=out[0],
+        alpha=out[1],
         cov=cov,
-        forecast=forecast,
-        innovation=e.copy(),
-        innovation_var=s.copy(),
-        zscore=e / np.sqrt(s),
-        spread=ys - beta * xs - alpha * h1,
-        loglik=-0.5 * (_LOG_2PI + np.log(s) + e * e / s),
-        predicted_only=out[:, 8] != 0.0,
+        forecast=ys - e,
+        innovation=e,
+        innovation_var=out[7],
+        zscore=out[8],
+        spread=out[10],
+        loglik=out[9],
+        predicted_only=np.isnan(e),
     )

@@ -119,10 +119,9 @@ class HedgeFilter:
         equal snapshots behave identically from then on."""
         core = self._core
         if isinstance(core, PairFilter):
-            st = core.state
-            mean: list[float] = [st.beta, st.alpha]
-            cov: list[list[float]] = [[st.p00, st.p01], [st.p01, st.p11]]
-            primed = st.primed
+            b, a, p00, p01, p11, _, _, primed, _, _ = core.raw()
+            mean: list[float] = [b, a]
+            cov: list[list[float]] = [[p00, p01], [p01, p11]]
         else:
             mean, cov, primed = core.mean.tolist(), core.cov.tolist(), core.primed
         return {
@@ -145,8 +144,8 @@ class HedgeFilter:
             self._core.predict()
             return self._result(math.nan, math.nan, self._core.obs_cov, None, predicted_only=True)
         y_obs, x_obs = observation
-        r_used = self._core.obs_cov
         core = self._core
+        r_used = core.raw()[6] if isinstance(core, PairFilter) else core.obs_cov
         z = (
             core.update(y_obs, x_obs[0])
             if isinstance(core, PairFilter)
@@ -186,23 +185,21 @@ class HedgeFilter:
     ) -> FilterStep:
         core = self._core
         if isinstance(core, PairFilter):
-            st = core.state
-            betas: tuple[float, ...] = (st.beta,)
-            alpha = st.alpha
-            if self._intercept:
-                cov: tuple[tuple[float, ...], ...] = ((st.p00, st.p01), (st.p01, st.p11))
-            else:
-                cov = ((st.p00,),)
+            b, alpha, p00, p01, p11, _, _, _, e, s = core.raw()
+            betas: tuple[float, ...] = (b,)
+            cov: tuple[tuple[float, ...], ...] = (
+                ((p00, p01), (p01, p11)) if self._intercept else ((p00,),)
+            )
         else:
             mean = core.mean
-            betas = tuple(float(b) for b in mean[: self._k])
+            betas = tuple(float(v) for v in mean[: self._k])
             alpha = float(mean[-1]) if self._intercept else 0.0
             cov = tuple(tuple(float(v) for v in row) for row in core.cov)
-        e, s = core.innovation, core.innovation_var
+            e, s = core.innovation, core.innovation_var
         if x_obs is None:
             spread = math.nan
         else:
-            spread = y_obs - sum(b * xv for b, xv in zip(betas, x_obs, strict=True)) - alpha
+            spread = y_obs - sum(bv * xv for bv, xv in zip(betas, x_obs, strict=True)) - alpha
         return FilterStep(
             betas=betas,
             alpha=alpha,

@@ -4,9 +4,9 @@ The pair kernel performs exactly the operations of :class:`hedger.engine.pair.Pa
 the same order, so the compiled and the plain-float paths agree to the last bit in practice
 (tests hold them to 1e-12). See ``pair.py`` for the derivation of the covariance update.
 
-State rows (float64[7]):  beta, alpha, p00, p01, p11, det, r
-Param rows (float64[6]):  q00, q01, q11, qdet, h1, lam      (h1 = 1 with intercept, else 0;
-                                                            lam = 0 for a fixed R)
+A pair's state (float64[7]):  beta, alpha, p00, p01, p11, det, r
+A pair's params (float64[6]): q00, q01, q11, qdet, h1, lam   (h1 = 1 with intercept, else 0;
+                                                             lam = 0 for a fixed R)
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ PARAM_WIDTH = 6
 
 def _jit(fn: F) -> F:
     """Compile ``fn`` in nopython mode, cached on disk, keeping its Python signature for mypy."""
-    return cast(F, numba.njit(cache=True, nogil=True)(fn))
+    return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
 
 
 @_jit
@@ -95,47 +95,51 @@ def bank_step(
 ) -> None:
     """Advance P pair filters one step in place.
 
-    Shapes: state (P, 7), params (P, 6), primed (P,) bool, y and x (P,); outputs e, s, z (P,).
+    Column layout (one contiguous row per quantity, so the loop streams and vectorises):
+    state (7, P), params (6, P), primed (P,) bool, y and x (P,); outputs e, s, z (P,).
     A NaN in ``y`` or ``x`` makes that filter's step predict-only (outputs NaN).
     """
-    for i in range(state.shape[0]):
-        b = state[i, 0]
-        a = state[i, 1]
-        p00 = state[i, 2]
-        p01 = state[i, 3]
-        p11 = state[i, 4]
-        d = state[i, 5]
-        r = state[i, 6]
+    for i in range(state.shape[1]):
+        b = state[0, i]
+        a = state[1, i]
+        p00 = state[2, i]
+        p01 = state[3, i]
+        p11 = state[4, i]
+        d = state[5, i]
+        r = state[6, i]
         if primed[i]:
             p00, p01, p11, d = pair_predict(
-                p00, p01, p11, d, params[i, 0], params[i, 1], params[i, 2], params[i, 3]
+                p00, p01, p11, d, params[0, i], params[1, i], params[2, i], params[3, i]
             )
         yi = y[i]
         xi = x[i]
         if math.isnan(yi) or math.isnan(xi):
-            state[i, 2] = p00
-            state[i, 3] = p01
-            state[i, 4] = p11
-            state[i, 5] = d
+            state[2, i] = p00
+            state[3, i] = p01
+            state[4, i] = p11
+            state[5, i] = d
             e_out[i] = np.nan
             s_out[i] = np.nan
             z_out[i] = np.nan
             continue
-        b, a, p00, p01, p11, d, e, s = pair_correct(b, a, p00, p01, p11, d, r, params[i, 4], yi, xi)
-        lam = params[i, 5]
+        b, a, p00, p01, p11, d, e, s = pair_correct(b, a, p00, p01, p11, d, r, params[4, i], yi, xi)
+        lam = params[5, i]
         if lam > 0.0:
             r = adapt_r(r, lam, e, s)
-        state[i, 0] = b
-        state[i, 1] = a
-        state[i, 2] = p00
-        state[i, 3] = p01
-        state[i, 4] = p11
-        state[i, 5] = d
-        state[i, 6] = r
+        state[0, i] = b
+        state[1, i] = a
+        state[2, i] = p00
+        state[3, i] = p01
+        state[4, i] = p11
+        state[5, i] = d
+        state[6, i] = r
         primed[i] = True
         e_out[i] = e
         s_out[i] = s
         z_out[i] = e * math.sqrt(1.0 / s)
+
+
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
 @_jit
@@ -149,35 +153,41 @@ def pair_series(
 ) -> bool:
     """Filter one pair over a whole series, in place on ``state`` (7,).
 
-    Shapes: y, x (T,); out (T, 9) receives per step: beta, alpha, p00, p01, p11, r (the R used
-    by the step), e, s, predicted-only flag (1.0 / 0.0). NaN in y or x = predict-only step.
+    Shapes: y, x (T,); ``out`` (11, T) receives one row per quantity: beta, alpha, p00, p01,
+    p11, R used by the step, e, S, z, log-likelihood increment, spread after the update.
+    NaN in y or x makes a predict-only step (e, S, z, log-likelihood and spread NaN).
     Returns the final ``primed`` flag.
     """
     b, a, p00, p01, p11, d, r = state[0], state[1], state[2], state[3], state[4], state[5], state[6]
     q00, q01, q11, qdet, h1, lam = params[0], params[1], params[2], params[3], params[4], params[5]
+    nan = np.nan
     for t in range(y.shape[0]):
         if primed:
             p00, p01, p11, d = pair_predict(p00, p01, p11, d, q00, q01, q11, qdet)
         yt = y[t]
         xt = x[t]
-        out[t, 5] = r
+        out[5, t] = r
         if math.isnan(yt) or math.isnan(xt):
-            out[t, 6] = np.nan
-            out[t, 7] = np.nan
-            out[t, 8] = 1.0
+            out[6, t] = nan
+            out[7, t] = nan
+            out[8, t] = nan
+            out[9, t] = nan
+            out[10, t] = nan
         else:
             b, a, p00, p01, p11, d, e, s = pair_correct(b, a, p00, p01, p11, d, r, h1, yt, xt)
             if lam > 0.0:
                 r = adapt_r(r, lam, e, s)
             primed = True
-            out[t, 6] = e
-            out[t, 7] = s
-            out[t, 8] = 0.0
-        out[t, 0] = b
-        out[t, 1] = a
-        out[t, 2] = p00
-        out[t, 3] = p01
-        out[t, 4] = p11
+            out[6, t] = e
+            out[7, t] = s
+            out[8, t] = e * math.sqrt(1.0 / s)
+            out[9, t] = -0.5 * (_LOG_2PI + math.log(s) + e * e / s)
+            out[10, t] = yt - (b * xt + a * h1)
+        out[0, t] = b
+        out[1, t] = a
+        out[2, t] = p00
+        out[3, t] = p01
+        out[4, t] = p11
     state[0], state[1], state[2], state[3] = b, a, p00, p01
     state[4], state[5], state[6] = p11, d, r
     return primed

@@ -59,10 +59,14 @@ class PairState(NamedTuple):
 UpdateFn = Callable[[float, float], float]
 
 
+RawState = tuple[float, float, float, float, float, float, float, bool, float, float]
+"""beta, alpha, p00, p01, p11, det, r, primed, then the last step's e and S."""
+
+
 class _Closures(NamedTuple):
     update: UpdateFn
     predict: Callable[[], None]
-    get: Callable[[], tuple[PairState, float, float]]
+    get: Callable[[], RawState]
     put: Callable[[PairState], None]
 
 
@@ -119,8 +123,8 @@ def _intercept_closures(q00: float, q01: float, q11: float, lam: float) -> _Clos
         d *= rs
         return e * _sqrt(inv)
 
-    def get() -> tuple[PairState, float, float]:
-        return PairState(b, a, p00, p01, p11, d, r, primed), e, s
+    def get() -> RawState:
+        return b, a, p00, p01, p11, d, r, primed, e, s
 
     def put(state: PairState) -> None:
         nonlocal b, a, p00, p01, p11, d, r, primed, e, s
@@ -159,8 +163,8 @@ def _slope_closures(q00: float, lam: float) -> _Closures:
             r = lam * r + (1.0 - lam) * (u * u + (s - r) * rs)
         return e * _sqrt(inv)
 
-    def get() -> tuple[PairState, float, float]:
-        return PairState(b, 0.0, p00, 0.0, 0.0, 0.0, r, primed), e, s
+    def get() -> RawState:
+        return b, 0.0, p00, 0.0, 0.0, 0.0, r, primed, e, s
 
     def put(state: PairState) -> None:
         nonlocal b, p00, r, primed, e, s
@@ -189,10 +193,12 @@ class PairFilter:
     describe the step. ``predict()`` is a step without an observation.
     """
 
-    __slots__ = ("_get", "_put", "intercept", "predict", "update")
+    __slots__ = ("_put", "intercept", "predict", "raw", "update")
 
     update: UpdateFn
     predict: Callable[[], None]
+    raw: Callable[[], RawState]
+    """The state and the last step's (e, S) as one plain tuple, the cheapest read there is."""
 
     def __init__(
         self,
@@ -213,7 +219,7 @@ class PairFilter:
         self.intercept = intercept
         self.update = closures.update
         self.predict = closures.predict
-        self._get = closures.get
+        self.raw = closures.get
         self._put = closures.put
         self.reset(mean, cov, obs_cov)
 
@@ -243,35 +249,35 @@ class PairFilter:
     @property
     def state(self) -> PairState:
         """The complete state, a plain serialisable value."""
-        return self._get()[0]
+        return PairState(*self.raw()[:8])
 
     @property
     def beta(self) -> float:
         """The hedge ratio (units of y per unit of x)."""
-        return self._get()[0].beta
+        return self.raw()[0]
 
     @property
     def alpha(self) -> float:
         """The intercept (units of y); exactly 0 without an intercept."""
-        return self._get()[0].alpha
+        return self.raw()[1]
 
     @property
     def cov(self) -> tuple[tuple[float, float], tuple[float, float]]:
         """The state covariance P, 2x2, symmetric positive semi-definite."""
-        st = self._get()[0]
-        return ((st.p00, st.p01), (st.p01, st.p11))
+        _, _, p00, p01, p11, *_ = self.raw()
+        return ((p00, p01), (p01, p11))
 
     @property
     def obs_cov(self) -> float:
         """R for the next step (fixed, or the adaptive estimate)."""
-        return self._get()[0].r
+        return self.raw()[6]
 
     @property
     def innovation(self) -> float:
         """e = y - forecast of the last update (NaN after a predict-only step)."""
-        return self._get()[1]
+        return self.raw()[8]
 
     @property
     def innovation_var(self) -> float:
         """S, the forecast variance of the last update (NaN after a predict-only step)."""
-        return self._get()[2]
+        return self.raw()[9]
