@@ -15,15 +15,15 @@ import csv
 import gzip
 import io
 import math
-from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 
 from hedger.errors import DataFileError
+from hedger.rejects import Rejects
 from hedger.ticks import Tick, TickKind
 
 
@@ -38,18 +38,6 @@ class WideBar:
     ts: int
     label: str
     prices: dict[str, float]
-
-
-@dataclass
-class RejectCounts:
-    """Rejected rows or cells by reason (``bad_timestamp``, ``bad_price``, ``short_row``)."""
-
-    by_reason: Counter[str] = field(default_factory=Counter)
-
-    @property
-    def total(self) -> int:
-        """All rejects."""
-        return sum(self.by_reason.values())
 
 
 def parse_timestamp_ns(text: str) -> int:
@@ -83,14 +71,15 @@ def wide_bar_symbols(path: str | Path) -> list[str]:
     return [name.strip() for name in header[1:]]
 
 
-def read_wide_bars(path: str | Path, rejects: RejectCounts | None = None) -> Iterator[WideBar]:
+def read_wide_bars(path: str | Path, rejects: Rejects | None = None) -> Iterator[WideBar]:
     """Stream the bars of a wide bar file in file order.
 
     Unusable cells (empty, not a number, NaN, inf) are left out of ``prices`` and counted as
     ``bad_price``; rows with an unreadable time are skipped and counted as ``bad_timestamp``.
     """
-    counts = rejects if rejects is not None else RejectCounts()
+    counts = rejects if rejects is not None else Rejects()
     file_path = Path(path)
+    source = str(path)
     symbols = wide_bar_symbols(file_path)
     try:
         with _open_text(file_path) as fh:
@@ -102,21 +91,21 @@ def read_wide_bars(path: str | Path, rejects: RejectCounts | None = None) -> Ite
                 try:
                     ts = parse_timestamp_ns(row[0])
                 except ValueError:
-                    counts.by_reason["bad_timestamp"] += 1
+                    counts.add("bad_timestamp", source)
                     continue
                 if len(row) < len(symbols) + 1:
-                    counts.by_reason["short_row"] += 1
+                    counts.add("short_row", source)
                 prices: dict[str, float] = {}
                 for symbol, cell in zip(symbols, row[1:], strict=False):
                     try:
                         price = float(cell)
                     except ValueError:
-                        counts.by_reason["bad_price"] += 1
+                        counts.add("bad_price", source)
                         continue
                     if math.isfinite(price):
                         prices[symbol] = price
                     else:
-                        counts.by_reason["bad_price"] += 1
+                        counts.add("bad_price", source)
                 yield WideBar(ts, row[0].strip(), prices)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
         raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
@@ -196,7 +185,7 @@ def _cell_float(cell: str) -> float | None:
 
 
 def read_tick_csv(
-    path: str | Path, rejects: RejectCounts, *, ts_unit: str = "auto", venue: str = "file"
+    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
 ) -> Iterator[Tick]:
     """Stream the ticks of a long tick CSV with header ``ts,symbol,price[,size]``.
 
@@ -205,6 +194,7 @@ def read_tick_csv(
     every source is treated alike.
     """
     file_path = Path(path)
+    source = str(path)
     parse_ts = TimestampParser(ts_unit)
     with _open_text(file_path) as fh:
         reader = csv.reader(fh)
@@ -213,19 +203,19 @@ def read_tick_csv(
             raise DataFileError(str(path), f"expected header ts,symbol,price[,size], got {header}")
         has_size = len(header) > 3 and header[3] == "size"
         try:
-            for row in reader:
+            for line, row in enumerate(reader, start=2):
                 if len(row) < 3:
                     if row:
-                        rejects.by_reason["short_row"] += 1
+                        rejects.add("short_row", source, line=line)
                     continue
                 try:
                     ts = parse_ts(row[0])
                 except ValueError:
-                    rejects.by_reason["bad_timestamp"] += 1
+                    rejects.add("bad_timestamp", source, line=line, ts=row[0][:40])
                     continue
                 price = _cell_float(row[2])
                 if price is None:
-                    rejects.by_reason["bad_price"] += 1
+                    rejects.add("bad_price", source, line=line, price=row[2][:40])
                     continue
                 size = _cell_float(row[3]) if has_size and len(row) > 3 and row[3] else None
                 yield Tick(row[1].strip(), price, ts, ts, size, venue)
@@ -234,7 +224,7 @@ def read_tick_csv(
 
 
 def read_tick_jsonl(
-    path: str | Path, rejects: RejectCounts, *, ts_unit: str = "auto", venue: str = "file"
+    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
 ) -> Iterator[Tick]:
     """Stream ticks from JSON Lines: ``{"ts": .., "symbol": .., "price": .., "size": ..}`` per
     line (``ts`` a number or an ISO string); a quote may give ``bid`` and ``ask`` instead of
@@ -245,7 +235,7 @@ def read_tick_jsonl(
             for line in fh:
                 if not line.strip():
                     continue
-                tick = _json_tick(line, parse_ts, venue, rejects)
+                tick = _json_tick(line, parse_ts, venue, rejects, str(path))
                 if tick is not None:
                     yield tick
         except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
@@ -253,20 +243,20 @@ def read_tick_jsonl(
 
 
 def _json_tick(
-    line: str, parse_ts: TimestampParser, venue: str, rejects: RejectCounts
+    line: str, parse_ts: TimestampParser, venue: str, rejects: Rejects, source: str
 ) -> Tick | None:
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError:
-        rejects.by_reason["malformed"] += 1
+        rejects.add("malformed", source)
         return None
     if not isinstance(obj, dict) or not isinstance(obj.get("symbol"), str):
-        rejects.by_reason["malformed"] += 1
+        rejects.add("malformed", source)
         return None
     try:
         ts = parse_ts(obj["ts"])
     except (KeyError, ValueError, TypeError):
-        rejects.by_reason["bad_timestamp"] += 1
+        rejects.add("bad_timestamp", source)
         return None
     kind = TickKind.TRADE
     price = obj.get("price")
@@ -277,7 +267,7 @@ def _json_tick(
     else:
         price = _json_number(price)
     if price is None:
-        rejects.by_reason["bad_price"] += 1
+        rejects.add("bad_price", source)
         return None
     size = _json_number(obj.get("size"))
     return Tick(obj["symbol"], price, ts, ts, size, venue, kind)
@@ -293,9 +283,7 @@ def _json_number(value: object) -> float | None:
     return None
 
 
-def read_wide_ticks(
-    path: str | Path, rejects: RejectCounts, *, venue: str = "file"
-) -> Iterator[Tick]:
+def read_wide_ticks(path: str | Path, rejects: Rejects, *, venue: str = "file") -> Iterator[Tick]:
     """Stream a wide bar file as ticks: one tick per symbol per row, at the row's time."""
     for bar in read_wide_bars(path, rejects):
         for symbol, price in bar.prices.items():
@@ -321,7 +309,7 @@ def file_layout(path: str | Path) -> str:
 
 
 def read_ticks(
-    path: str | Path, rejects: RejectCounts, *, ts_unit: str = "auto", venue: str = "file"
+    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
 ) -> Iterator[Tick]:
     """Stream the ticks of any supported file, its layout detected by :func:`file_layout`."""
     layout = file_layout(path)

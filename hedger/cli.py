@@ -7,11 +7,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, BinaryIO
 
 from hedger import __version__
+from hedger.config import load_toml, pipeline_config
 from hedger.demo import DEFAULT_FILE, render, run_demo
 from hedger.engine import FilterParams, InputMode
-from hedger.errors import HedgerError
+from hedger.errors import ConfigError, HedgerError
+from hedger.logs import configure_logging, get_logger
+from hedger.replay import format_summary, replay
 
 
 def _positive_int(text: str) -> int:
@@ -63,7 +67,57 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--rows", type=_positive_int, default=24, help="table rows to show (24)")
+    _add_replay(commands)
     return parser
+
+
+def _add_replay(commands: Any) -> None:
+    replay = commands.add_parser(
+        "replay",
+        help="run recorded tick or bar files through the pipeline, events as JSON Lines",
+        description=(
+            "Replay recorded files (long tick CSV 'ts,symbol,price[,size]', wide bar CSV, JSON "
+            "Lines; any of them .gz) through bars and filters, writing hedge_ratio and spread "
+            "events as JSON Lines. The same input always gives byte-identical output."
+        ),
+    )
+    replay.add_argument("files", nargs="+", type=Path, metavar="FILE", help="recorded file(s)")
+    replay.add_argument(
+        "--pair",
+        action="append",
+        default=[],
+        metavar="Y/X",
+        help="a pair (hedged/hedge) or a basket Y/X1+X2; repeat for more",
+    )
+    replay.add_argument("--config", type=Path, help="TOML file with [bars], [filter], [pairs]")
+    replay.add_argument("--bar", help="bar length: 250ms, 1s, 1min, 1d (default 1s)")
+    replay.add_argument(
+        "--max-age", help="a leg older than this at a bar close is stale (default: one bar)"
+    )
+    replay.add_argument(
+        "--price-source", choices=["trade", "mid"], help="bars from trades or quote mids"
+    )
+    replay.add_argument("--mode", choices=[m.value for m in InputMode], help="input transform")
+    replay.add_argument("--delta", type=float, help="state noise, Q = delta/(1-delta) I")
+    replay.add_argument("--obs-cov", type=float, help="observation noise R (its start if adaptive)")
+    replay.add_argument(
+        "--fixed-r", action="store_true", help="keep R fixed (default: learn it from the data)"
+    )
+    replay.add_argument("--init", choices=["ols", "diffuse"], help="initialisation (default ols)")
+    replay.add_argument("--warmup", type=int, help="observations of the warm-up (default 20)")
+    replay.add_argument("--out", type=Path, help="write events here (default: stdout)")
+    replay.add_argument(
+        "--speed", type=float, help="pace the replay at N times real time (default: flat out)"
+    )
+    replay.add_argument(
+        "--ts-unit",
+        choices=["auto", "iso", "s", "ms", "us", "ns"],
+        default="auto",
+        help="unit of numeric timestamps (default: detected from the first row)",
+    )
+    replay.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -72,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "demo":
             return _demo(args)
+        if args.command == "replay":
+            return _replay(args)
     except HedgerError as exc:
         print(f"hedger {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -90,6 +146,74 @@ def _demo(args: argparse.Namespace) -> int:
     y_sym, x_sym, rows, rejects, elapsed = run_demo(args.file, args.pair, mode, params)
     render(sys.stdout, y_sym, x_sym, rows, rejects, elapsed, mode, args.rows)
     return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+    document = load_toml(args.config) if args.config else {}
+    overrides: dict[str, Any] = {}
+    for key, value in (
+        ("mode", args.mode),
+        ("delta", args.delta),
+        ("obs_cov", args.obs_cov),
+        ("init", args.init),
+        ("warmup", args.warmup),
+    ):
+        if value is not None:
+            overrides[key] = value
+    if args.fixed_r:
+        overrides["adaptive_r"] = False
+    bars: dict[str, Any] = {}
+    for key, value in (
+        ("length", args.bar),
+        ("max_age", args.max_age),
+        ("source", args.price_source),
+    ):
+        if value is not None:
+            bars[key] = value
+    config = pipeline_config(
+        document, extra_pairs=tuple(args.pair), filter_overrides=overrides, bar_overrides=bars
+    )
+    if args.speed is not None and not args.speed > 0:
+        raise ConfigError("speed", f"must be > 0, got {args.speed}")
+    progress = _progress_line if sys.stderr.isatty() else None
+    out: BinaryIO
+    if args.out is None:
+        out = sys.stdout.buffer
+        summary = replay(
+            args.files,
+            config,
+            out,
+            ts_unit=args.ts_unit,
+            speed=args.speed,
+            progress=progress,
+            logger=get_logger("replay"),
+        )
+    else:
+        try:
+            out = args.out.open("wb")
+        except OSError as exc:
+            raise ConfigError("out", f"{args.out}: {exc.strerror}") from None
+        with out:
+            summary = replay(
+                args.files,
+                config,
+                out,
+                ts_unit=args.ts_unit,
+                speed=args.speed,
+                progress=progress,
+                logger=get_logger("replay"),
+            )
+    if progress is not None:
+        sys.stderr.write("\n")
+    print(format_summary(summary), file=sys.stderr)
+    return 0
+
+
+def _progress_line(ticks: int, events: int, seconds: float) -> None:
+    rate = ticks / seconds if seconds > 0 else 0.0
+    sys.stderr.write(f"\r{ticks:,} ticks, {events:,} events, {rate:,.0f} ticks/s ")
+    sys.stderr.flush()
 
 
 if __name__ == "__main__":

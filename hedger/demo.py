@@ -11,10 +11,11 @@ from typing import TextIO
 
 import numpy as np
 
-from feeds.files import RejectCounts, read_wide_bars, wide_bar_symbols
+from feeds.files import read_wide_bars, wide_bar_symbols
 from hedger.engine import FilterParams, FilterStep, HedgeFilter, InputMode
 from hedger.engine.linalg import ols
 from hedger.errors import ConfigError, DataFileError
+from hedger.rejects import Rejects
 
 DEFAULT_FILE = Path(__file__).resolve().parents[1] / "examples" / "sp500_nasdaq_daily.csv"
 
@@ -39,7 +40,7 @@ def split_pair(pair: str) -> tuple[str, str]:
 
 def run_demo(
     path: Path, pair: str | None, mode: InputMode, params: FilterParams
-) -> tuple[str, str, list[DemoRow], RejectCounts, float]:
+) -> tuple[str, str, list[DemoRow], Rejects, float]:
     """Filter the pair over the file; returns (y symbol, x symbol, rows, rejects, seconds)."""
     symbols = wide_bar_symbols(path)
     if pair is None:
@@ -54,7 +55,7 @@ def run_demo(
                 "pair", f"{symbol!r} is not a column of {path} ({', '.join(symbols)})"
             )
     hf = HedgeFilter(params)
-    rejects = RejectCounts()
+    rejects = Rejects()
     rows: list[DemoRow] = []
     started = time.perf_counter()
     for bar in read_wide_bars(path, rejects):
@@ -74,7 +75,7 @@ def render(
     y_sym: str,
     x_sym: str,
     rows: list[DemoRow],
-    rejects: RejectCounts,
+    rejects: Rejects,
     elapsed: float,
     mode: InputMode,
     n_lines: int,
