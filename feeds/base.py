@@ -1,0 +1,181 @@
+"""The shared feed protocol and the reconnecting websocket feed that venue adapters build on.
+
+Every feed is an async context manager and an async iterator of :class:`~hedger.ticks.Tick`.
+Parsing is sans-I/O: a venue adapter is a :class:`VenueProtocol` (subscription messages out,
+raw messages in, ticks and rejects out), so it is tested on messages alone; the I/O layer
+(:class:`WebSocketFeed`) only connects, subscribes, receives and reconnects with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Protocol, Self
+
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from hedger.rejects import Logger, Rejects
+from hedger.ticks import Tick
+
+
+class Feed(Protocol):
+    """What the pipeline needs of a feed."""
+
+    rejects: Rejects
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[Tick]: ...
+
+
+class VenueProtocol(Protocol):
+    """A venue's message format, without I/O.
+
+    ``name``: the venue's name on ticks. ``subscribe_messages``: what to send after connecting
+    (auth first where the venue needs it). ``parse``: one raw message (text or bytes) received
+    at ``ts_recv`` (ns) into ticks; control messages (acks, heartbeats, status) give no ticks;
+    anything malformed is counted in ``rejects`` and gives no ticks. ``parse`` never raises.
+    """
+
+    name: str
+
+    def subscribe_messages(self) -> Sequence[str]: ...
+
+    def parse(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> list[Tick]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Reconnect delays: ``initial * factor**attempt`` capped at ``maximum`` seconds, each
+    scaled by a random factor in [1 - jitter, 1] so that many clients do not reconnect in
+    step."""
+
+    initial: float = 0.1
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.2
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        """The delay before reconnect number ``attempt`` (0-based), in seconds."""
+        base = min(self.maximum, self.initial * self.factor ** min(attempt, 64))
+        return base * (1.0 - self.jitter * rng.random())
+
+
+class WebSocketFeed:
+    """Ticks from a websocket venue: connect, send the subscription, parse every message,
+    reconnect with backoff when the connection drops, until closed.
+
+    Args:
+        url: the venue's websocket URL (tests point it at a local server).
+        venue: the message format.
+        backoff: reconnect delays.
+        logger: a structlog-style logger for connects, drops and sampled rejects.
+        queue_size: ticks buffered between the socket and the consumer; when full, the
+            receive loop waits (the socket's own flow control then slows the venue down).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        venue: VenueProtocol,
+        *,
+        backoff: Backoff | None = None,
+        logger: Logger | None = None,
+        queue_size: int = 10_000,
+        seed: int | None = None,
+    ) -> None:
+        self.url = url
+        self.venue = venue
+        self.rejects = Rejects(logger)
+        self.reconnects = 0
+        self.messages = 0
+        self._backoff = backoff or Backoff()
+        self._logger = logger
+        self._queue: asyncio.Queue[Tick] = asyncio.Queue(queue_size)
+        self._task: asyncio.Task[None] | None = None
+        self._closed = asyncio.Event()
+        self._connected = asyncio.Event()
+        self._rng = random.Random(seed)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name=f"feed-{self.venue.name}")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Stop receiving; idempotent."""
+        self._closed.set()
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def wait_connected(self) -> None:
+        """Wait until a connection is up and subscribed."""
+        await self._connected.wait()
+
+    def __aiter__(self) -> AsyncIterator[Tick]:
+        return self._ticks()
+
+    async def _ticks(self) -> AsyncIterator[Tick]:
+        while True:
+            yield await self._queue.get()
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._closed.is_set():
+            try:
+                async with connect(self.url, open_timeout=10, max_size=2**22) as ws:
+                    attempt = 0
+                    await self._subscribe(ws)
+                    self._connected.set()
+                    self._log("info", "connected", url=self.url)
+                    await self._receive(ws)
+            except asyncio.CancelledError:
+                raise
+            except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+                self._log(
+                    "warning", "disconnected", url=self.url, error=str(exc) or type(exc).__name__
+                )
+            self._connected.clear()
+            if self._closed.is_set():
+                break
+            self.reconnects += 1
+            await asyncio.sleep(self._backoff.delay(attempt, self._rng))
+            attempt += 1
+
+    async def _subscribe(self, ws: ClientConnection) -> None:
+        for message in self.venue.subscribe_messages():
+            await ws.send(message)
+
+    async def _receive(self, ws: ClientConnection) -> None:
+        parse, rejects, put = self.venue.parse, self.rejects, self._queue.put
+        async for message in ws:
+            self.messages += 1
+            for tick in parse(message, time.time_ns(), rejects):
+                await put(tick)
+
+    def _log(self, level: str, event: str, **kw: Any) -> None:
+        if self._logger is not None:
+            getattr(self._logger, level)(event, venue=self.venue.name, **kw)
