@@ -15,6 +15,7 @@ import csv
 import gzip
 import io
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -40,13 +41,25 @@ class WideBar:
     prices: dict[str, float]
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
 def parse_timestamp_ns(text: str) -> int:
-    """ISO-8601 date or date-time to integer ns since the epoch, UTC (naive means UTC)."""
-    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    """ISO-8601 date or date-time to integer ns since the epoch, UTC (naive means UTC); a
+    fraction of a second keeps all its digits, down to nanoseconds."""
+    text = text.strip()
+    extra_ns = 0
+    match = _FRACTION.search(text)
+    if match and len(match.group(1)) > 6:
+        digits = match.group(1)
+        extra_ns = int(digits[6:9].ljust(3, "0"))
+        text = text[: match.start(1)] + digits[:6] + text[match.end(1) :]
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    whole = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return whole + extra_ns
 
 
 def _open_text(path: Path) -> io.TextIOBase:

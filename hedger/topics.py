@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import quote, unquote
+from urllib.parse import unquote
 
 from hedger.errors import ConfigError
 
 SCHEMA_VERSION = 1
-_SAFE = "._-"
+_PLAIN = re.compile(r"^[A-Za-z0-9._-]+$")
 _ESCAPED = re.compile(r"^(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+$")
 
 
@@ -26,14 +26,20 @@ def escape_symbol(symbol: str) -> str:
     """A symbol made safe for pair ids and topic levels (``BRK/B`` -> ``BRK%2FB``)."""
     if not symbol:
         raise ConfigError("symbol", "must not be empty")
-    return quote(symbol, safe=_SAFE)
+    if _PLAIN.match(symbol):
+        return symbol
+    return "".join(ch if _PLAIN.match(ch) else _percent(ch) for ch in symbol)
+
+
+def _percent(ch: str) -> str:
+    return "".join(f"%{b:02X}" for b in ch.encode("utf-8", "surrogatepass"))
 
 
 def unescape_symbol(text: str) -> str:
     """The inverse of :func:`escape_symbol`."""
     if not _ESCAPED.match(text):
         raise ConfigError("symbol", f"{text!r} is not an escaped symbol")
-    return unquote(text)
+    return unquote(text, errors="surrogatepass")
 
 
 @dataclass(frozen=True, slots=True)

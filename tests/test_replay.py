@@ -1,0 +1,294 @@
+"""Recorded files through the replay path: every layout, determinism, bad input."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from feeds.files import TimestampParser, read_ticks
+from feeds.synthetic import SyntheticMarket, SyntheticSpec
+from hedger.config import PipelineConfig, load_toml, pipeline_config
+from hedger.errors import ConfigError, DataFileError
+from hedger.rejects import Rejects
+from hedger.replay import replay
+
+S = 1_000_000_000
+
+
+def synthetic_rows(seconds: float = 300.0, seed: int = 3) -> list[tuple[int, str, float]]:
+    market = SyntheticMarket(SyntheticSpec(y="YYY", xs=("XXX",), rate=4.0), seed=seed)
+    return [(t.ts_event, t.symbol, t.price) for t in market.ticks(seconds)]
+
+
+def write_tick_csv(path: Path, rows: list[tuple[int, str, float]], ts_format: str = "ns") -> None:
+    lines = ["ts,symbol,price,size"]
+    for ts, symbol, price in rows:
+        if ts_format == "iso":
+            seconds, ns = divmod(ts, S)
+            stamp = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            cell = f"{stamp}.{ns // 1000:06d}Z"
+        elif ts_format == "s":
+            cell = f"{ts // S}.{ts % S:09d}"
+        elif ts_format == "ms":
+            cell = str(ts // 1_000_000)
+        elif ts_format == "us":
+            cell = str(ts // 1_000)
+        else:
+            cell = str(ts)
+        lines.append(f"{cell},{symbol},{price!r},100")
+    data = ("\n".join(lines) + "\n").encode()
+    path.write_bytes(gzip.compress(data, mtime=0) if path.suffix == ".gz" else data)
+
+
+def config(pair: str = "YYY/XXX", bar: str = "1s", **filter_keys: object) -> PipelineConfig:
+    return pipeline_config(
+        {}, extra_pairs=(pair,), filter_overrides=filter_keys, bar_overrides={"length": bar}
+    )
+
+
+def run(
+    paths: list[Path], cfg: PipelineConfig, ts_unit: str = "auto"
+) -> tuple[bytes, dict[str, int]]:
+    out = io.BytesIO()
+    summary = replay(paths, cfg, out, ts_unit=ts_unit)
+    return out.getvalue(), summary.rejects
+
+
+@pytest.mark.parametrize("ts_format", ["ns", "us", "ms", "s", "iso"])
+def test_timestamp_formats_give_the_same_events(tmp_path: Path, ts_format: str) -> None:
+    rows = [(ts - ts % 1000, sym, p) for ts, sym, p in synthetic_rows(120)]  # us resolution
+    if ts_format == "ms":
+        rows = [(ts - ts % 1_000_000, sym, p) for ts, sym, p in rows]
+    reference = tmp_path / "ref.csv"
+    write_tick_csv(reference, rows, "ns")
+    variant = tmp_path / f"ticks_{ts_format}.csv.gz"
+    write_tick_csv(variant, rows, ts_format)
+    assert run([variant], config()) == run([reference], config())
+
+
+def test_ts_unit_override(tmp_path: Path) -> None:
+    rows = synthetic_rows(60)
+    path = tmp_path / "ticks.csv"
+    write_tick_csv(path, [(ts // 1000, s, p) for ts, s, p in rows], "ns")  # really microseconds
+    events, _ = run([path], config(), ts_unit="us")
+    reference = tmp_path / "ref.csv"
+    write_tick_csv(reference, [(ts - ts % 1000, s, p) for ts, s, p in rows], "ns")
+    assert events == run([reference], config())[0]
+
+
+def test_tick_csv_jsonl_and_per_symbol_files_agree(tmp_path: Path) -> None:
+    rows = synthetic_rows(200)
+    csv_path = tmp_path / "all.csv"
+    write_tick_csv(csv_path, rows)
+    jsonl = tmp_path / "all.jsonl.gz"
+    jsonl.write_bytes(
+        gzip.compress(
+            b"".join(
+                orjson.dumps({"ts": ts, "symbol": s, "price": p, "size": 100}) + b"\n"
+                for ts, s, p in rows
+            )
+        )
+    )
+    per_symbol = []
+    for symbol in ("XXX", "YYY"):
+        path = tmp_path / f"{symbol}.csv"
+        write_tick_csv(path, [r for r in rows if r[1] == symbol])
+        per_symbol.append(path)
+    reference = run([csv_path], config())
+    assert reference[0].count(b"\n") > 300
+    assert run([jsonl], config()) == reference
+    assert run(per_symbol, config()) == reference
+
+
+def test_wide_bar_file_replays_daily_bars() -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "sp500_nasdaq_daily.csv"
+    events, rejects = run([path], config("SP500/NASDAQ", "1d", delta=1e-7))
+    lines = events.splitlines()
+    assert len(lines) == 2 * 5031 and rejects == {}
+    last = orjson.loads(lines[-2])
+    assert last["type"] == "hedge_ratio" and last["seq"] == 5031
+    assert last["ts"] == int(datetime(2019, 1, 1, tzinfo=UTC).timestamp()) * S
+
+
+def test_replay_is_byte_identical_across_processes(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    write_tick_csv(path, synthetic_rows(600))
+    outputs = []
+    for name in ("a", "b"):
+        out = tmp_path / f"{name}.jsonl"
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "hedger.cli",
+                "replay",
+                str(path),
+                "--pair",
+                "YYY/XXX",
+                "--out",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "rejected: 0" in result.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1] and len(outputs[0]) > 10_000
+
+
+HANDWRITTEN_BAD_LINES = [
+    "garbage",
+    ",,,",
+    "not-a-time,XXX,10.0,1",
+    "2023-13-45T99:00:00Z,XXX,10.0,1",
+    "1700000100000000000,XXX,abc,1",
+    "1700000100000000000,XXX,nan,1",
+    "1700000100000000000,XXX,inf,1",
+    "1700000100000000000,XXX,-inf,1",
+    "1700000100000000000,XXX,0,1",
+    "1700000100000000000,XXX,-12.5,1",
+    "1700000100000000000,ZZZ,10.0,1",
+    "1700000100000000000,XXX",
+    "1700000100000000000,XXX,1e400,1",
+    '"1700000100000000000","XXX","1,0",1',
+    "\x00\x01\x02",
+]
+
+
+def test_bad_lines_are_counted_and_change_no_event(tmp_path: Path) -> None:
+    rows = synthetic_rows(300)
+    clean = tmp_path / "clean.csv"
+    write_tick_csv(clean, rows)
+    lines = clean.read_text().splitlines()
+    dirty_lines = lines[:1]
+    for i, line in enumerate(lines[1:]):
+        dirty_lines.append(line)
+        if i % 50 == 7:
+            dirty_lines.append(HANDWRITTEN_BAD_LINES[(i // 50) % len(HANDWRITTEN_BAD_LINES)])
+    dirty = tmp_path / "dirty.csv"
+    dirty.write_text("\n".join(dirty_lines) + "\n")
+    clean_events, clean_rejects = run([clean], config())
+    dirty_events, dirty_rejects = run([dirty], config())
+    assert clean_rejects == {}
+    assert sum(dirty_rejects.values()) == len(dirty_lines) - len(lines)
+    assert set(dirty_rejects) == {"short_row", "bad_timestamp", "bad_price", "unknown_symbol"}
+    assert dirty_events == clean_events
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    garbage=st.lists(
+        st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40), max_size=30
+    )
+)
+def test_random_garbage_never_crashes_a_replay(tmp_path: Path, garbage: list[str]) -> None:
+    rows = synthetic_rows(30, seed=9)
+    path = tmp_path / "fuzz.csv"
+    write_tick_csv(path, rows)
+    lines = path.read_text().splitlines()
+    for i, junk in enumerate(garbage):
+        lines.insert(1 + (i * 7919) % len(lines), junk.replace("\n", " ").replace("\r", " "))
+    path.write_text("\n".join(lines) + "\n")
+    events, _ = run([path], config())
+    for line in events.splitlines():
+        assert orjson.loads(line)["type"] in ("hedge_ratio", "spread")
+
+
+def test_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
+    with pytest.raises(DataFileError, match="no such file"):
+        run([tmp_path / "missing.csv"], config())
+    broken = tmp_path / "broken.csv.gz"
+    broken.write_bytes(b"this is not gzip")
+    with pytest.raises(DataFileError, match="decoded"):
+        run([broken], config())
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(DataFileError):
+        run([empty], config())
+
+
+def test_timestamp_parser() -> None:
+    assert TimestampParser()("1700000000.5") == 1_700_000_000_500_000_000
+    assert TimestampParser()("1700000000500") == 1_700_000_000_500_000_000
+    assert TimestampParser()("2023-11-14T22:13:20.123456Z") == 1_700_000_000_123_456_000
+    assert TimestampParser()("2023-11-14T22:13:20.123456789Z") == 1_700_000_000_123_456_789
+    assert TimestampParser()("2023-11-14T23:13:20.5+01:00") == 1_700_000_000_500_000_000
+    assert TimestampParser()("2023-11-14") == 1_699_920_000 * S
+    assert TimestampParser("ns")(17) == 17
+    with pytest.raises(ValueError):
+        TimestampParser("weeks")
+
+
+def test_config_file_and_errors(tmp_path: Path) -> None:
+    toml = tmp_path / "hedger.toml"
+    toml.write_text(
+        '[bars]\nlength = "1s"\nmax_age = "3s"\n\n[filter]\ndelta = 1e-5\nadaptive_r = false\n\n'
+        '[pairs."YYY/XXX"]\nmode = "log"\n'
+    )
+    cfg = pipeline_config(load_toml(toml))
+    assert cfg.bars.max_age_ns == 3 * S
+    (spec,) = cfg.pairs
+    assert (
+        spec.params.mode == "log" and spec.params.delta == 1e-5 and spec.params.adaptive_r is None
+    )
+    for text, key in [
+        ("[bars]\nlenght = '1s'\n", "bars.lenght"),
+        ("[filter]\ndelta = 'big'\n[pairs.'A/B']\n", "pairs.A/B.delta"),
+        ("[pairs.'A/B']\nmode = 'prices'\n", "pairs.A/B.mode"),
+        ("[pairs.'A/B']\ncolour = 'red'\n", "pairs.A/B.colour"),
+        ("[surprise]\n", "config.surprise"),
+        ("[bars]\nlength = 'soon'\n", "bars.length"),
+    ]:
+        toml.write_text(text)
+        with pytest.raises(ConfigError) as err:
+            pipeline_config(load_toml(toml))
+        assert err.value.key == key, text
+    toml.write_text("this is = not toml = at all")
+    with pytest.raises(ConfigError, match=r"hedger\.toml"):
+        load_toml(toml)
+
+
+def test_read_ticks_streams_in_constant_memory(tmp_path: Path) -> None:
+    """A generator, not a list: the first tick arrives before the file is consumed."""
+    path = tmp_path / "ticks.csv"
+    write_tick_csv(path, synthetic_rows(60))
+    stream = read_ticks(path, Rejects())
+    first = next(iter(stream))
+    assert first.symbol in ("XXX", "YYY")
+
+
+def test_replay_command_line_errors(tmp_path: Path) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "hedger.cli", "replay", *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    path = tmp_path / "t.csv"
+    write_tick_csv(path, synthetic_rows(10))
+    for args, message in [
+        ((str(path),), "no pair given"),
+        ((str(path), "--pair", "YYY"), "must look like Y/X"),
+        ((str(path), "--pair", "YYY/XXX", "--bar", "fast"), "bars.length"),
+        ((str(path), "--pair", "YYY/XXX", "--speed", "0"), "speed"),
+        ((str(tmp_path / "nope.csv"), "--pair", "YYY/XXX"), "no such file"),
+        ((str(path), "--pair", "YYY/XXX", "--config", str(tmp_path / "none.toml")), "no such file"),
+    ]:
+        result = cli(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert message in result.stderr and "Traceback" not in result.stderr

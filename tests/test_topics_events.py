@@ -1,0 +1,90 @@
+"""Pair ids, topic escaping and the event encoding."""
+
+from __future__ import annotations
+
+import math
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hedger.errors import ConfigError
+from hedger.events import HedgeRatioEvent, SpreadEvent, decode, encode
+from hedger.topics import (
+    PairId,
+    escape_symbol,
+    pair_topic,
+    parse_pair_topic,
+    status_topic,
+    unescape_symbol,
+)
+
+
+def test_pair_ids() -> None:
+    assert str(PairId.parse("AAPL/SPY")) == "AAPL/SPY"
+    basket = PairId.parse("XLE/USO+UNG")
+    assert basket.xs == ("USO", "UNG") and basket.is_basket
+    assert str(basket) == "XLE/USO+UNG"
+    assert PairId("BRK/B", ("SPY",)).__str__() == "BRK%2FB/SPY"
+    assert PairId.parse("BRK%2FB/SPY").y == "BRK/B"
+
+
+@pytest.mark.parametrize("text", ["AAPL", "AAPL/", "/SPY", "A/B/C", "A/A", "A/B+B"])
+def test_bad_pair_ids(text: str) -> None:
+    with pytest.raises(ConfigError):
+        PairId.parse(text)
+
+
+def test_topics() -> None:
+    pair = PairId("BTC/USD", ("ETH+USD",))
+    topic = pair_topic("hedger", "ratio", pair)
+    assert topic == "hedger/v1/ratio/BTC%2FUSD/ETH%2BUSD"
+    assert parse_pair_topic("hedger", topic) == ("ratio", pair)
+    assert status_topic("desk") == "desk/v1/status"
+    with pytest.raises(ConfigError):
+        pair_topic("hedger", "bogus", pair)
+
+
+@given(st.text(min_size=1))
+def test_symbol_escaping_round_trips_and_is_topic_safe(symbol: str) -> None:
+    escaped = escape_symbol(symbol)
+    assert unescape_symbol(escaped) == symbol
+    assert not set(escaped) & set("/+#\0 ")
+
+
+def test_event_encoding_is_the_documented_schema() -> None:
+    ratio = HedgeRatioEvent(
+        pair="AAPL/SPY",
+        seq=7,
+        ts=1_700_000_001_000_000_000,
+        beta=(0.58,),
+        alpha=0.0034,
+        cov=((0.005, -1.2), (-1.2, 295.0)),
+        beta_std=(math.sqrt(0.005),),
+        warm=True,
+        stale=False,
+    )
+    assert list(decode(encode(ratio))) == [
+        "type", "version", "pair", "seq", "ts", "beta", "alpha", "cov", "beta_std", "warm", "stale"
+    ]  # fmt: skip
+    assert decode(encode(ratio))["beta"] == 0.58
+    spread = SpreadEvent("AAPL/SPY", 7, 1, 0.1, math.nan, math.nan, math.nan)
+    obj = orjson.loads(encode(spread))
+    assert obj == {
+        "type": "spread",
+        "version": 1,
+        "pair": "AAPL/SPY",
+        "seq": 7,
+        "ts": 1,
+        "spread": 0.1,
+        "innovation": None,
+        "innovation_std": None,
+        "zscore": None,
+    }
+    basket = HedgeRatioEvent(
+        "Y/A+B", 1, 1, (0.5, 0.25), 1.0, ((1.0,) * 3,) * 3, (1.0, 1.0), False, True
+    )
+    assert decode(encode(basket))["beta"] == [0.5, 0.25]
+    with pytest.raises(ValueError):
+        decode(b'{"type": "other"}')
