@@ -155,22 +155,38 @@ class TimestampParser:
         self.unit = unit
 
     def __call__(self, cell: str | float | int) -> int:
-        if isinstance(cell, str):
-            text = cell.strip()
-            if self.unit == "auto":
-                self.unit = "iso" if _looks_iso(text) else detect_ts_unit(float(text))
-            if self.unit == "iso":
-                return parse_timestamp_ns(text)
-            return _scaled(text, self.unit)
+        unit = self.unit
         if isinstance(cell, bool):
             raise ValueError("a boolean is not a timestamp")
-        if self.unit == "auto":
-            self.unit = detect_ts_unit(float(cell))
-        if self.unit == "iso":
-            raise ValueError(f"expected an ISO-8601 string, got {cell!r}")
-        if isinstance(cell, int):
-            return cell * TS_UNITS_NS[self.unit]
-        return _scaled(repr(float(cell)), self.unit)
+        if isinstance(cell, str):
+            text = cell.strip()
+            if unit == "auto":
+                unit = "iso" if _looks_iso(text) else _detect_numeric(text)
+            value = parse_timestamp_ns(text) if unit == "iso" else _scaled(text, unit)
+        else:
+            if unit == "auto":
+                unit = detect_ts_unit(float(cell))
+            if unit == "iso":
+                raise ValueError(f"expected an ISO-8601 string, got {cell!r}")
+            if isinstance(cell, int):
+                value = cell * TS_UNITS_NS[unit]
+            elif math.isfinite(cell):
+                value = _scaled(repr(float(cell)), unit)
+            else:
+                raise ValueError(f"not a timestamp: {cell!r}")
+        # Only a cell that parsed fixes the unit of an "auto" parser.
+        self.unit = unit
+        return value
+
+
+def _detect_numeric(text: str) -> str:
+    try:
+        number = float(text)
+    except ValueError:
+        raise ValueError(f"not a timestamp: {text!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"not a timestamp: {text!r}")
+    return detect_ts_unit(number)
 
 
 def _looks_iso(text: str) -> bool:
