@@ -104,15 +104,24 @@ class WebSocketFeed:
         self.messages = 0
         self._backoff = backoff or Backoff()
         self._logger = logger
-        self._queue: asyncio.Queue[Tick] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[Tick | None] = asyncio.Queue(queue_size)
         self._task: asyncio.Task[None] | None = None
         self._closed = asyncio.Event()
         self._connected = asyncio.Event()
         self._rng = random.Random(seed)
+        self._failure: BaseException | None = None
 
     async def __aenter__(self) -> Self:
         self._task = asyncio.create_task(self._run(), name=f"feed-{self.venue.name}")
+        self._task.add_done_callback(self._on_run_done)
         return self
+
+    def _on_run_done(self, task: asyncio.Task[None]) -> None:
+        # Wake the consumer however the receive loop ended (closed, or failed): a None in the
+        # queue ends iteration, and the loop's exception, if any, is raised to the consumer.
+        self._failure = None if task.cancelled() else task.exception()
+        with contextlib.suppress(asyncio.QueueFull):
+            self._queue.put_nowait(None)
 
     async def __aexit__(
         self,
@@ -140,18 +149,26 @@ class WebSocketFeed:
 
     async def _ticks(self) -> AsyncIterator[Tick]:
         while True:
-            yield await self._queue.get()
+            tick = await self._queue.get()
+            if tick is None:
+                if self._failure is not None:
+                    raise self._failure
+                return
+            yield tick
 
     async def _run(self) -> None:
         attempt = 0
         while not self._closed.is_set():
             try:
                 async with connect(self.url, open_timeout=10, max_size=2**22) as ws:
-                    attempt = 0
                     await self._subscribe(ws)
                     self._connected.set()
                     self._log("info", "connected", url=self.url)
-                    await self._receive(ws)
+                    if await self._receive(ws):
+                        # Only a connection that delivered ticks resets the backoff: a venue
+                        # that accepts and hangs up (bad auth) is retried ever more slowly.
+                        attempt = 0
+                self._log("warning", "disconnected", url=self.url, error="closed by the server")
             except asyncio.CancelledError:
                 raise
             except (OSError, TimeoutError, websockets.WebSocketException) as exc:
@@ -169,12 +186,16 @@ class WebSocketFeed:
         for message in self.venue.subscribe_messages():
             await ws.send(message)
 
-    async def _receive(self, ws: ClientConnection) -> None:
+    async def _receive(self, ws: ClientConnection) -> bool:
+        """Receive until the connection ends; returns whether any tick arrived."""
         parse, rejects, put = self.venue.parse, self.rejects, self._queue.put
+        delivered = False
         async for message in ws:
             self.messages += 1
             for tick in parse(message, time.time_ns(), rejects):
+                delivered = True
                 await put(tick)
+        return delivered
 
     def _log(self, level: str, event: str, **kw: Any) -> None:
         if self._logger is not None:

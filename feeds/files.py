@@ -213,6 +213,41 @@ def _cell_float(cell: str) -> float | None:
         return None
 
 
+TickFields = tuple[int, str, float, float | None]
+"""ts (ns), symbol, price, size: a parsed tick row before it becomes a :class:`Tick`."""
+
+
+def parse_tick_row(
+    row: list[str], parse_ts: TimestampParser, has_size: bool
+) -> TickFields | tuple[str, str]:
+    """One CSV row of a long tick file to its fields, or ``(reason, detail)`` when it cannot
+    be read: ``short_row``, ``bad_timestamp``, ``bad_price``. Shared by the streaming reader
+    and the compiled fast path (for the rows it hands back), so both read rows alike."""
+    if len(row) < 3:
+        return ("short_row", "")
+    try:
+        ts = parse_ts(row[0])
+    except ValueError:
+        return ("bad_timestamp", row[0][:40])
+    price = _cell_float(row[2])
+    if price is None:
+        return ("bad_price", row[2][:40])
+    size = _cell_float(row[3]) if has_size and len(row) > 3 and row[3] else None
+    return ts, row[1].strip(), price, size
+
+
+def tick_csv_header(path: str | Path) -> bool:
+    """Check a long tick CSV's header; returns whether it has a ``size`` column."""
+    with _open_text(Path(path)) as fh:
+        try:
+            header = [h.strip().lower() for h in next(csv.reader(fh), [])]
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+    if header[:3] != ["ts", "symbol", "price"]:
+        raise DataFileError(str(path), f"expected header ts,symbol,price[,size], got {header}")
+    return len(header) > 3 and header[3] == "size"
+
+
 def read_tick_csv(
     path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
 ) -> Iterator[Tick]:
@@ -222,32 +257,23 @@ def read_tick_csv(
     ``rejects`` by reason and skipped; price validity (NaN, <= 0) is judged downstream, where
     every source is treated alike.
     """
-    file_path = Path(path)
     source = str(path)
+    has_size = tick_csv_header(path)
     parse_ts = TimestampParser(ts_unit)
-    with _open_text(file_path) as fh:
-        reader = csv.reader(fh)
-        header = [h.strip().lower() for h in next(reader, [])]
-        if header[:3] != ["ts", "symbol", "price"]:
-            raise DataFileError(str(path), f"expected header ts,symbol,price[,size], got {header}")
-        has_size = len(header) > 3 and header[3] == "size"
+    with _open_text(Path(path)) as fh:
         try:
-            for line, row in enumerate(reader, start=2):
-                if len(row) < 3:
-                    if row:
-                        rejects.add("short_row", source, line=line)
+            next(fh)
+            # Each physical line is one row: a stray quote cannot swallow the lines after it.
+            for line, text in enumerate(fh, start=2):
+                row = next(csv.reader((text,)), [])
+                if not row:
                     continue
-                try:
-                    ts = parse_ts(row[0])
-                except ValueError:
-                    rejects.add("bad_timestamp", source, line=line, ts=row[0][:40])
+                fields = parse_tick_row(row, parse_ts, has_size)
+                if len(fields) == 2:
+                    rejects.add(fields[0], source, line=line, cell=fields[1])
                     continue
-                price = _cell_float(row[2])
-                if price is None:
-                    rejects.add("bad_price", source, line=line, price=row[2][:40])
-                    continue
-                size = _cell_float(row[3]) if has_size and len(row) > 3 and row[3] else None
-                yield Tick(row[1].strip(), price, ts, ts, size, venue)
+                ts, symbol, price, size = fields
+                yield Tick(symbol, price, ts, ts, size, venue)
         except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
             raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
 

@@ -10,8 +10,7 @@ the epoch, UTC). Numbers that do not exist on a bar (the innovation of a predict
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -28,8 +27,7 @@ def _one_or_list(values: tuple[float, ...]) -> float | list[float | None] | None
     return [_number(v) for v in values]
 
 
-@dataclass(frozen=True, slots=True)
-class HedgeRatioEvent:
+class HedgeRatioEvent(NamedTuple):
     """The pair's hedge ratio after a bar.
 
     beta: the hedge ratio(s) (k,); ``beta`` in JSON is a number for a pair, a list for a basket.
@@ -48,7 +46,10 @@ class HedgeRatioEvent:
     warm: bool
     stale: bool
 
-    type = "hedge_ratio"
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "hedge_ratio"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in schema order."""
@@ -67,8 +68,7 @@ class HedgeRatioEvent:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class SpreadEvent:
+class SpreadEvent(NamedTuple):
     """The pair's spread on a bar.
 
     spread: y - beta.x - alpha after the update (units of the transformed y).
@@ -83,7 +83,10 @@ class SpreadEvent:
     innovation_std: float
     zscore: float
 
-    type = "spread"
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "spread"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in schema order."""

@@ -65,7 +65,10 @@ class Pipeline:
         self._emit = emit
         self.actors = [PairActor(spec, max_age_ns, self._count_and_emit, rejects) for spec in pairs]
         symbols = {symbol for spec in pairs for symbol in spec.pair.legs}
-        self.bars = BarBuilder(bar_ns, symbols, self._on_bar, rejects, price_source=price_source)
+        self.symbols = tuple(sorted(symbols))
+        self.bars = BarBuilder(
+            bar_ns, self.symbols, self.on_bar_close, rejects, price_source=price_source
+        )
 
     def on_tick(self, tick: Tick) -> None:
         """The one entry point of ticks into the core."""
@@ -77,7 +80,9 @@ class Pipeline:
         self.bars.flush()
         self.stats.stale_bars = {a.pair_id: a.stale_bars for a in self.actors if a.stale_bars}
 
-    def _on_bar(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
+    def on_bar_close(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
+        """A bar closed at ``ts`` (from the bar builder, or from a compiled replay that built
+        the bars itself): every actor takes it."""
         for actor in self.actors:
             actor.handle_bar(ts, prices, ticked)
 

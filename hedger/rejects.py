@@ -34,6 +34,14 @@ class Rejects:
         if self._logger is not None and (n <= self._first or _is_power_of_ten(n)):
             self._logger.warning("rejected", reason=reason, source=source, count=n, **detail)
 
+    def add_many(self, reason: str, count: int, source: str = "") -> None:
+        """Count ``count`` rejects of one reason found together (a compiled pass); logs once."""
+        if count <= 0:
+            return
+        self.counts[reason] += count
+        if self._logger is not None:
+            self._logger.warning("rejected", reason=reason, source=source, count=count)
+
     @property
     def total(self) -> int:
         """All rejects so far."""

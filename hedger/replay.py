@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from feeds.files import read_ticks
+import numpy as np
+
+from feeds.fastcsv import OK, STATUS_REASONS, fast_path_unit, read_tick_blocks
+from feeds.files import file_layout, read_ticks
 from hedger.config import PipelineConfig
 from hedger.events import Event, encode
+from hedger.fastbars import CompiledBars
 from hedger.pipeline import Pipeline
 from hedger.rejects import Logger, Rejects
-from hedger.ticks import Tick
+from hedger.ticks import Tick, TickKind
 
 _WRITE_BATCH = 4096
 
@@ -60,11 +64,18 @@ def replay(
     speed: float | None = None,
     progress: Progress | None = None,
     logger: Logger | None = None,
+    compiled: bool | None = None,
 ) -> ReplaySummary:
     """Run the pipeline over ``paths`` and write every event to ``out`` as a JSON line.
 
     ``speed``: None for as fast as possible, else N times real time (event time paces the
     run). The output depends only on the input and the configuration.
+
+    ``compiled``: a single long tick CSV with numeric times, replayed flat out with bars from
+    trades, goes through the compiled reader and bar rules (:mod:`feeds.fastcsv`,
+    :mod:`hedger.fastbars`); anything else through the streaming path. Both give the same
+    events and counts; ``True``/``False`` forces the choice (``True`` raises if the input does
+    not allow it).
     """
     rejects = Rejects(logger)
     pending: list[bytes] = []
@@ -82,6 +93,11 @@ def replay(
         rejects,
         price_source=config.bars.source,
     )
+    unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
+    if compiled and unit is None:
+        raise ValueError("the compiled path needs one long tick CSV with numeric times")
+    if unit is not None:
+        return _replay_compiled(paths[0], unit, pipeline, rejects, out, pending, progress)
     started = time.perf_counter()
     next_report = started + 0.25
     ticks = 0
@@ -111,6 +127,58 @@ def replay(
         bars=pipeline.bars.bars_closed,
         events=pipeline.stats.events,
         duplicates=pipeline.bars.duplicates,
+        rejects=rejects.summary(),
+        stale_bars=pipeline.stats.stale_bars,
+        seconds=elapsed,
+    )
+
+
+def _compiled_unit(
+    paths: Sequence[Path], config: PipelineConfig, ts_unit: str, speed: float | None
+) -> str | None:
+    if len(paths) != 1 or speed is not None or config.bars.source is not TickKind.TRADE:
+        return None
+    if file_layout(paths[0]) != "ticks":
+        return None
+    return fast_path_unit(paths[0], ts_unit)
+
+
+def _replay_compiled(
+    path: Path,
+    unit: str,
+    pipeline: Pipeline,
+    rejects: Rejects,
+    out: BinaryIO,
+    pending: list[bytes],
+    progress: Progress | None,
+) -> ReplaySummary:
+    started = time.perf_counter()
+    bars = CompiledBars(pipeline.symbols, pipeline.bars.bar_ns, pipeline.on_bar_close)
+    ticks = 0
+    source = str(path)
+    for block in read_tick_blocks(path, pipeline.symbols, unit):
+        status = block.status
+        for code, reason in STATUS_REASONS.items():
+            rejects.add_many(reason, int(np.count_nonzero(status == code)), source)
+        ok = status == OK
+        ticks += int(np.count_nonzero(ok))
+        bars.feed(block.ts, block.sym, block.price, block.size, block.has_size, ok)
+        if progress is not None:
+            progress(ticks, pipeline.stats.events, time.perf_counter() - started)
+    bars.flush()
+    for reason, count in bars.rejects().items():
+        rejects.add_many(reason, count, source)
+    pipeline.stats.ticks_in = ticks
+    pipeline.flush()
+    _flush(out, pending)
+    out.flush()
+    elapsed = time.perf_counter() - started
+    return ReplaySummary(
+        files=1,
+        ticks=ticks,
+        bars=bars.bars_closed,
+        events=pipeline.stats.events,
+        duplicates=bars.duplicates,
         rejects=rejects.summary(),
         stale_bars=pipeline.stats.stale_bars,
         seconds=elapsed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 from typing import cast
 
 import numpy as np
@@ -19,8 +19,7 @@ from hedger.engine.transforms import InputTransform
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@dataclass(frozen=True, slots=True)
-class FilterStep:
+class FilterStep(NamedTuple):
     """What one step of a hedge filter yields (units are those of the transformed inputs).
 
     betas: the hedge ratios (k,) after the step. alpha: the intercept (0 without one).

@@ -24,12 +24,12 @@ STATE_WIDTH = 7
 PARAM_WIDTH = 6
 
 
-def _jit(fn: F) -> F:
+def compiled(fn: F) -> F:
     """Compile ``fn`` in nopython mode, cached on disk, keeping its Python signature for mypy."""
     return cast(F, numba.njit(cache=True, nogil=True, error_model="numpy")(fn))
 
 
-@_jit
+@compiled
 def pair_predict(
     p00: float, p01: float, p11: float, d: float, q00: float, q01: float, q11: float, qdet: float
 ) -> tuple[float, float, float, float]:
@@ -43,7 +43,7 @@ def pair_predict(
     return p00 + q00, p01 + q01, p11 + q11, grown if grown > floor else floor
 
 
-@_jit
+@compiled
 def pair_correct(
     b: float,
     a: float,
@@ -73,7 +73,7 @@ def pair_correct(
     return b + g0 * ks, a + g1 * ks, n00, n01, n11, d * rs, e, s
 
 
-@_jit
+@compiled
 def adapt_r(r: float, lam: float, e: float, s: float) -> float:
     """Residual-based R: ``lam r + (1 - lam) (post-fit residual^2 + H P+ H')``, where the
     post-fit residual is ``e R / S`` and ``H P+ H' = (S - R) R / S``."""
@@ -82,7 +82,7 @@ def adapt_r(r: float, lam: float, e: float, s: float) -> float:
     return lam * r + (1.0 - lam) * (u * u + (s - r) * rs)
 
 
-@_jit
+@compiled
 def bank_step(
     state: np.ndarray,
     params: np.ndarray,
@@ -142,7 +142,7 @@ def bank_step(
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-@_jit
+@compiled
 def pair_series(
     state: np.ndarray,
     params: np.ndarray,
@@ -193,7 +193,7 @@ def pair_series(
     return primed
 
 
-@_jit
+@compiled
 def sqrt_predict(sqrt_p: np.ndarray, sqrt_q: np.ndarray, work: np.ndarray) -> None:
     """Square-root time update: replace L (n, n) by a lower-triangular L' with
     ``L' L'^T = L L^T + S S^T`` where S = ``sqrt_q`` (n, n).
@@ -224,7 +224,7 @@ def sqrt_predict(sqrt_p: np.ndarray, sqrt_q: np.ndarray, work: np.ndarray) -> No
             sqrt_p[row, i] = sign * work[row, i]
 
 
-@_jit
+@compiled
 def sqrt_correct(
     mean: np.ndarray, sqrt_p: np.ndarray, h: np.ndarray, y: float, r: float, f: np.ndarray
 ) -> tuple[float, float]:
