@@ -259,7 +259,7 @@ def fast_path_unit(path: str | Path, ts_unit: str) -> str | None:
         next(text, None)
         for _, line in zip(range(1000), text, strict=False):
             row = next(csv.reader((line,)), [])
-            if row:
+            if len(row) >= 3:  # as parse_tick_row: a short row never reaches the time parser
                 try:
                     parser(row[0])
                 except ValueError:

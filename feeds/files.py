@@ -127,6 +127,7 @@ def read_wide_bars(path: str | Path, rejects: Rejects | None = None) -> Iterator
 # --- long tick files (CSV and JSON Lines) -------------------------------------------------
 
 TS_UNITS_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
+_NS_LIMIT = 2**63
 
 
 def detect_ts_unit(value: float) -> str:
@@ -174,6 +175,8 @@ class TimestampParser:
                 value = _scaled(repr(float(cell)), unit)
             else:
                 raise ValueError(f"not a timestamp: {cell!r}")
+        if not -_NS_LIMIT < value < _NS_LIMIT:
+            raise ValueError(f"timestamp out of range: {cell!r}")
         # Only a cell that parsed fixes the unit of an "auto" parser.
         self.unit = unit
         return value

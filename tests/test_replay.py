@@ -292,3 +292,83 @@ def test_replay_command_line_errors(tmp_path: Path) -> None:
         result = cli(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def both_paths(path: Path, cfg: PipelineConfig, ts_unit: str = "auto") -> None:
+    """The compiled and the streaming replay agree on every byte and every count."""
+    results = []
+    for compiled in (True, False):
+        out = io.BytesIO()
+        summary = replay([path], cfg, out, ts_unit=ts_unit, compiled=compiled)
+        results.append(
+            (out.getvalue(), summary.rejects, summary.ticks, summary.bars, summary.duplicates)
+        )
+    assert results[0] == results[1]
+
+
+EDGE_LINES = [
+    "1700000050000000000,XXX,1e2,1",
+    "1700000050100000000,XXX,+101.5,1",
+    "1700000050200000000,XXX,1_000,1",
+    "1700000050300000000,XXX,101.25,",
+    "1700000050400000000,XXX,101.25,abc",
+    "1700000050500000000,XXX,101.30,1\r",
+    "1700000050600000000, XXX ,101.35,1",
+    '"1700000050700000000","XXX","101.4","1"',
+    "1700000050800000000,XXX,101.40000000000000000001,1",
+    "1700000050900000000,XXX,1.0140e2,2",
+    "1700000051000000000,XXX,0.00000000000000000000000101,1",
+    "1700000051100000000,XÄX,101.5,1",
+    "-1700000051200000000,XXX,101.5,1",
+    "1700000051300000000.5,XXX,101.5,1",
+    "17000000513000000000000,XXX,101.5,1",
+    "1700000051400000000,XXX,NaN,1",
+    "1700000051500000000,XXX,-inf,1",
+    "",
+    "1700000051600000000,YYY,151.0,5",
+    "1700000051600000000,YYY,151.0,5",
+    "1700000051600000000,YYY,151.0,6",
+    "1700000051500000000,YYY,151.0,5",
+    "1700000030000000000,XXX,99.0,1",
+]
+
+
+def test_compiled_and_streaming_paths_agree_on_clean_and_dirty_files(tmp_path: Path) -> None:
+    rows = synthetic_rows(200)
+    clean = tmp_path / "clean.csv.gz"
+    write_tick_csv(clean, rows)
+    both_paths(clean, config())
+    lines = gzip.decompress(clean.read_bytes()).decode().splitlines()
+    cut = next(i for i, line in enumerate(lines) if line.startswith("17000000505"))
+    dirty = tmp_path / "dirty.csv"
+    body = lines[:cut] + EDGE_LINES + HANDWRITTEN_BAD_LINES + lines[cut:]
+    dirty.write_text("\n".join(body) + "\n")
+    both_paths(dirty, config())
+    seconds = tmp_path / "seconds.csv"
+    write_tick_csv(seconds, rows, "s")
+    both_paths(seconds, config())
+    both_paths(seconds, config(), ts_unit="s")
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    junk=st.lists(
+        st.text(alphabet=st.sampled_from(list('0123456789.,-+eE_XY "\tnaif\r')), max_size=30),
+        max_size=25,
+    )
+)
+def test_compiled_path_reads_junk_exactly_like_the_streaming_path(
+    tmp_path: Path, junk: list[str]
+) -> None:
+    rows = synthetic_rows(20, seed=11)
+    path = tmp_path / "junk.csv"
+    write_tick_csv(path, rows)
+    lines = path.read_text().splitlines()
+    for i, text in enumerate(junk):
+        lines.insert(1 + (i * 31) % len(lines), text.replace("\r", ""))
+    path.write_text("\n".join(lines) + "\n")
+    both_paths(
+        path, pipeline_config({}, extra_pairs=("YYY/XXX", "XX/YY"), bar_overrides={"length": "1s"})
+    )
