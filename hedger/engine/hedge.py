@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import NamedTuple
-from typing import cast
+from typing import NamedTuple, cast
 
 import numpy as np
 
