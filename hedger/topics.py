@@ -90,6 +90,11 @@ def pair_topic(root: str, kind: str, pair: PairId) -> str:
     return f"{root}/v{SCHEMA_VERSION}/{kind}/{pair}"
 
 
+def pair_id_topic(root: str, kind: str, pair_id: str) -> str:
+    """:func:`pair_topic` from a pair id already in its escaped form (as events carry it)."""
+    return pair_topic(root, kind, PairId.parse(pair_id))
+
+
 def parse_pair_topic(root: str, topic: str) -> tuple[str, PairId]:
     """The inverse of :func:`pair_topic`: ``(kind, pair)``."""
     prefix = f"{root}/v{SCHEMA_VERSION}/"
