@@ -169,10 +169,14 @@ def pipeline_config(
     extra_pairs: tuple[str, ...] = (),
     filter_overrides: Mapping[str, Any] | None = None,
     bar_overrides: Mapping[str, Any] | None = None,
-    allowed_sections: frozenset[str] = frozenset({"bars", "filter", "pairs"}),
+    allowed_sections: frozenset[str] = frozenset(
+        {"bars", "filter", "pairs", "feeds", "bus", "daemon", "logging"}
+    ),
 ) -> PipelineConfig:
     """Build the pipeline's configuration from a TOML document plus command-line additions
-    (pairs named on the command line, and overrides of [filter] and [bars] keys)."""
+    (pairs named on the command line, and overrides of [filter] and [bars] keys). The
+    daemon's own sections ([feeds], [bus], [daemon], [logging]) are allowed and left to
+    :mod:`hedger.daemon_config`, so one file serves replay and daemon."""
     _unknown("config", {k: v for k, v in document.items()}, allowed_sections)
     bars = bar_settings({**document.get("bars", {}), **(bar_overrides or {})})
     defaults = {**document.get("filter", {}), **(filter_overrides or {})}

@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytest_plugins = ["tests.mosquitto"]  # the `mosquitto` fixture: a real broker on a free port
+
 ROOT = Path(__file__).resolve().parents[1]
 SP500_NASDAQ = ROOT / "examples" / "sp500_nasdaq_daily.csv"
 

@@ -28,7 +28,6 @@ if TYPE_CHECKING:
 
 # the `mosquitto` fixture (imported here only for types, so that pytest can load it as a
 # plugin with its assertions rewritten)
-pytest_plugins = ["tests.mosquitto"]
 
 TS_S = 1_700_000_000
 TS_NS = TS_S * 1_000_000_000

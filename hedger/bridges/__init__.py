@@ -1,0 +1,1 @@
+"""Bridges: transports that carry bus messages out of the process (MQTT, WebSocket)."""

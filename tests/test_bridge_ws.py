@@ -1,0 +1,522 @@
+"""The WebSocket bridge against real clients: a server on 127.0.0.1, port 0, and
+``websockets.asyncio.client`` connections; the sans-I/O core and the Prometheus text alone."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import orjson
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
+
+from hedger.bridges.ws import (
+    FanOut,
+    WebSocketBridge,
+    format_value,
+    metric_name,
+    render_prometheus,
+)
+from hedger.bus import Bus, Message
+from hedger.events import HedgeRatioEvent, SpreadEvent, encode
+
+WAIT = 3.0
+
+
+def ratio(pair: str, seq: int, beta: float = 0.5) -> HedgeRatioEvent:
+    return HedgeRatioEvent(
+        pair,
+        seq,
+        seq * 60_000_000_000,
+        (beta,),
+        0.1,
+        ((1e-4, 0.0), (0.0, 1e-4)),
+        (0.01,),
+        True,
+        False,
+    )
+
+
+def spread(pair: str, seq: int) -> SpreadEvent:
+    return SpreadEvent(pair, seq, seq * 60_000_000_000, 0.25 * seq, 0.1, 0.5, 0.2)
+
+
+def basket_ratio(seq: int, legs: int = 30) -> HedgeRatioEvent:
+    """A wide basket: about 20 KB of JSON per event, to fill socket buffers quickly."""
+    pair = "XLE/" + "+".join(f"H{i}" for i in range(legs))
+    n = legs + 1
+    cov = tuple(tuple(1e-4 + (i * n + j) * 1.23456789e-9 for j in range(n)) for i in range(n))
+    return HedgeRatioEvent(
+        pair,
+        seq,
+        seq,
+        tuple(0.1 + i * 1e-3 for i in range(legs)),
+        0.1,
+        cov,
+        (0.01,) * legs,
+        True,
+        False,
+    )
+
+
+Started = Callable[..., Awaitable[tuple[WebSocketBridge, Bus]]]
+
+
+@pytest.fixture
+async def started() -> AsyncIterator[Started]:
+    """Start bridges on a free port with their run() task; close them all afterwards."""
+    running: list[tuple[WebSocketBridge, asyncio.Task[None]]] = []
+
+    async def start(**kw: Any) -> tuple[WebSocketBridge, Bus]:
+        kw.setdefault("close_timeout", 0.5)
+        bridge = WebSocketBridge(port=0, **kw)
+        bus = Bus()
+        bus.attach(bridge)
+        await bridge.start()
+        running.append((bridge, asyncio.create_task(bridge.run())))
+        return bridge, bus
+
+    yield start
+    for bridge, task in running:
+        task.cancel()
+        await asyncio.wait([task])
+        async with asyncio.timeout(WAIT):
+            await bridge.close()
+
+
+async def recv_json(ws: ClientConnection, timeout: float = WAIT) -> dict[str, Any]:
+    async with asyncio.timeout(timeout):
+        data = await ws.recv()
+    obj = orjson.loads(data)
+    assert isinstance(obj, dict)
+    return obj
+
+
+async def subscribe(ws: ClientConnection, *pairs: str) -> dict[str, Any]:
+    await ws.send(orjson.dumps({"action": "subscribe", "pairs": list(pairs)}).decode())
+    reply = await recv_json(ws)
+    assert reply["type"] == "subscribed"
+    return reply
+
+
+async def nothing_more(ws: ClientConnection, wait: float = 0.1) -> None:
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(wait):
+            await ws.recv()
+
+
+async def http_get(
+    port: int, path: str, headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], str]:
+    """A plain HTTP/1.1 GET (no upgrade): status, headers (lower-case names), body."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    lines = [f"GET {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Connection: close"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+    async with asyncio.timeout(WAIT):
+        raw = await reader.read()
+    writer.close()
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode().split("\r\n")
+    parsed = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        parsed[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), parsed, body.decode()
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. a subscription gets exactly its pair's events, in order
+
+
+async def test_subscriber_gets_exactly_its_pairs_events_in_order(started: Started) -> None:
+    bridge, bus = await started()
+    async with connect(bridge.url) as one, connect(bridge.url) as every:
+        assert (await subscribe(one, "AAPL/SPY"))["pairs"] == ["AAPL/SPY"]
+        assert (await subscribe(every, "*"))["pairs"] == ["*"]
+        events: list[HedgeRatioEvent | SpreadEvent] = []
+        for seq in range(1, 51):
+            for pair in ("AAPL/SPY", "XLE/USO+UNG", "BRK%2FB/SPY"):
+                events += [ratio(pair, seq, beta=seq / 100), spread(pair, seq)]
+        for event in events:
+            bus.publish(event)
+        assert await bridge.drain(WAIT)
+
+        mine = [encode(e).decode() for e in events if e.pair == "AAPL/SPY"]
+        async with asyncio.timeout(WAIT):
+            got = [await one.recv() for _ in mine]
+            got_all = [await every.recv() for _ in events]
+        assert got == mine
+        assert got_all == [encode(e).decode() for e in events]
+        await nothing_more(one)
+
+        # unsubscribing stops the flow; the reply is the whole remaining subscription
+        await one.send('{"action":"unsubscribe","pairs":["AAPL/SPY"]}')
+        assert await recv_json(one) == {"type": "subscribed", "pairs": []}
+        bus.publish(ratio("AAPL/SPY", 51))
+        assert (await recv_json(every))["seq"] == 51
+        await nothing_more(one)
+
+    stats = bridge.metrics()
+    assert stats["dropped"] == 0
+    assert stats["sent"] == 2 + len(mine) + len(events) + 1 + 1
+
+
+async def test_pair_ids_are_normalised_and_status_goes_to_everyone(started: Started) -> None:
+    bridge, bus = await started()
+    bus.publish_status("online")
+    await bridge.drain(WAIT)
+    async with connect(bridge.url) as ws:
+        # the latest status comes first, without asking
+        assert await recv_json(ws) == {"type": "status", "status": "online"}
+        reply = await subscribe(ws, " BRK%2FB/SPY ", "AAPL/SPY")
+        assert reply["pairs"] == ["AAPL/SPY", "BRK%2FB/SPY"]
+        bus.publish(ratio("BRK%2FB/SPY", 1))
+        assert (await recv_json(ws))["pair"] == "BRK%2FB/SPY"
+        bus.publish_status("degraded")
+        bus.publish_metrics({"ticks_in": 5})  # not forwarded
+        assert await recv_json(ws) == {"type": "status", "status": "degraded"}
+        await nothing_more(ws)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. a late subscriber gets the latest ratio at once
+
+
+async def test_late_subscriber_gets_the_latest_ratio_at_once(started: Started) -> None:
+    bridge, bus = await started()
+    for seq in range(1, 6):
+        for pair in ("AAPL/SPY", "XLE/USO+UNG"):
+            bus.publish(ratio(pair, seq, beta=seq / 10))
+            bus.publish(spread(pair, seq))
+    assert await bridge.drain(WAIT)  # no clients yet: the bridge only remembers
+
+    async with connect(bridge.url) as late, connect(bridge.url) as everything:
+        await subscribe(late, "AAPL/SPY", "MSFT/QQQ")  # MSFT/QQQ: nothing seen yet
+        latest = await recv_json(late, timeout=1.0)
+        assert latest == orjson.loads(encode(ratio("AAPL/SPY", 5, beta=0.5)))
+        await nothing_more(late)  # no spread, nothing for MSFT/QQQ
+
+        await subscribe(everything, "*")
+        got = [await recv_json(everything, timeout=1.0) for _ in range(2)]
+        assert [(e["pair"], e["type"], e["seq"]) for e in got] == [
+            ("AAPL/SPY", "hedge_ratio", 5),
+            ("XLE/USO+UNG", "hedge_ratio", 5),
+        ]
+
+        # then the stream continues from there, with no gap and no repeat
+        bus.publish(spread("AAPL/SPY", 6))
+        assert (await recv_json(late))["seq"] == 6
+        # subscribing again sends the retained ratio again (like MQTT)
+        await subscribe(late, "AAPL/SPY")
+        assert (await recv_json(late))["seq"] == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. a slow client does not hold back the others
+
+
+async def test_slow_client_does_not_slow_the_fast_one(started: Started) -> None:
+    bridge, bus = await started(client_queue=256)
+    # The slow client never reads; a small receive buffer so the kernel takes less of the
+    # backlog (the server's send buffer can still hold megabytes, hence the wide events).
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", bridge.port))
+    sock.setblocking(False)
+    slow = await connect(bridge.url, sock=sock, max_queue=1, close_timeout=0.1)
+    fast = await connect(bridge.url)
+    try:
+        await subscribe(slow, "*")
+        await subscribe(fast, "*")
+        slow_id, fast_id = (s.id for s in bridge.client_stats())
+
+        received: list[str | bytes] = []
+
+        async def read_all() -> None:
+            while True:
+                received.append(await fast.recv())
+
+        reader = asyncio.create_task(read_all())
+        loop = asyncio.get_running_loop()
+        started_at = loop.time()
+        published = 0
+        extra_rounds = 5
+        # publish in small bursts, like bars, until the slow client is dropping (then a few
+        # bursts more), capped at ~60 MB in case a kernel buffers far more than usual
+        while extra_rounds and published < 3000:
+            for _ in range(10):
+                published += 1
+                bus.publish(basket_ratio(published))
+            await asyncio.sleep(0.01)
+            if bridge.client_stats()[0].dropped:
+                extra_rounds -= 1
+
+        async with asyncio.timeout(5.0):
+            while len(received) < published:
+                await asyncio.sleep(0.01)
+        elapsed = loop.time() - started_at
+        reader.cancel()
+
+        seqs = [orjson.loads(data)["seq"] for data in received]
+        assert seqs == list(range(1, published + 1))
+        stats = {s.id: s for s in bridge.client_stats()}
+        assert stats[fast_id].dropped == 0
+        assert stats[slow_id].dropped > 0
+        assert stats[slow_id].sent < published
+        assert bridge.metrics()["dropped"] == stats[slow_id].dropped
+        assert elapsed < 10.0
+    finally:
+        slow.transport.abort()
+        await fast.close()
+
+
+async def test_a_client_past_max_drops_is_disconnected(started: Started) -> None:
+    bridge, bus = await started(client_queue=4, max_drops=20)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", bridge.port))
+    sock.setblocking(False)
+    slow = await connect(bridge.url, sock=sock, max_queue=1, close_timeout=0.1)
+    try:
+        await subscribe(slow, "*")
+        published = 0
+        async with asyncio.timeout(10.0):
+            while bridge.metrics()["kicked"] == 0:
+                for _ in range(10):
+                    published += 1
+                    bus.publish(basket_ratio(published))
+                await asyncio.sleep(0.01)
+            while bridge.metrics()["clients"]:  # closed within close_timeout
+                await asyncio.sleep(0.01)
+        assert bridge.metrics()["dropped"] > 20
+    finally:
+        slow.transport.abort()
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. bearer token; /metrics
+
+
+async def test_bearer_token_is_required(started: Started) -> None:
+    bridge, bus = await started(token="s3cret")
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic s3cret"}):
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(bridge.url, additional_headers=headers)
+        assert refused.value.response.status_code == 401
+
+    auth = {"Authorization": "Bearer s3cret"}
+    async with connect(bridge.url, additional_headers=auth) as ws:
+        await subscribe(ws, "AAPL/SPY")
+        bus.publish(ratio("AAPL/SPY", 1))
+        assert (await recv_json(ws))["seq"] == 1
+
+    status, headers, _ = await http_get(bridge.port, "/metrics")
+    assert status == 401
+    assert headers["www-authenticate"].startswith("Bearer")
+    status, _, body = await http_get(bridge.port, "/metrics", auth)
+    assert status == 200
+    assert "hedger_ws_unauthorized 4" in body.splitlines()
+
+
+async def test_metrics_page_is_prometheus_text(started: Started) -> None:
+    counters = {"ticks_in": 42.0, "rejected_bad price": 3.0, "uptime_seconds": 1.5}
+    bridge, bus = await started(metrics_provider=lambda: counters)
+    async with connect(bridge.url) as ws:
+        await subscribe(ws, "*")
+        bus.publish(ratio("AAPL/SPY", 1))
+        await recv_json(ws)
+        status, headers, body = await http_get(bridge.port, "/metrics?x=1")
+
+    assert status == 200
+    assert headers["content-type"].startswith("text/plain; version=0.0.4")
+    lines = body.splitlines()
+    for name, kind in [
+        ("hedger_ws_clients", "gauge"),
+        ("hedger_ws_sent", "counter"),
+        ("hedger_ws_dropped", "counter"),
+        ("hedger_ws_queued", "gauge"),
+        ("hedger_ticks_in", "untyped"),
+        ("hedger_rejected_bad_price", "untyped"),
+    ]:
+        assert f"# TYPE {name} {kind}" in lines
+    assert "hedger_ws_clients 1" in lines
+    assert "hedger_ws_sent 2" in lines  # the reply and one event
+    assert "hedger_ticks_in 42" in lines
+    assert "hedger_uptime_seconds 1.5" in lines
+    for line in lines:  # every sample is "name value" under its TYPE line
+        if not line.startswith("#"):
+            name, value = line.split(" ")
+            assert f"# TYPE {name} " in body
+            float(value)
+
+    # a plain GET elsewhere is not a websocket upgrade: refused, server unharmed
+    status, _, _ = await http_get(bridge.port, "/")
+    assert status == 426
+
+
+def test_prometheus_rendering() -> None:
+    text = render_prometheus(
+        [("hedger_ws_clients", "gauge", "Clients.", 2.0)],
+        {"ws_clients": 9.0, "events_total": 7.0, "9lives": float("inf"), "x": float("nan")},
+    )
+    assert text.splitlines() == [
+        "# HELP hedger_ws_clients Clients.",
+        "# TYPE hedger_ws_clients gauge",
+        "hedger_ws_clients 2",  # the provider's repeat of the same name is left out
+        "# TYPE hedger_9lives untyped",
+        "hedger_9lives +Inf",
+        "# TYPE hedger_events_total counter",
+        "hedger_events_total 7",
+        "# TYPE hedger_x untyped",
+        "hedger_x NaN",
+    ]
+    assert metric_name("rejected_bad.price") == "hedger_rejected_bad_price"
+    assert metric_name("hedger_up") == "hedger_up"
+    assert [format_value(v) for v in (3.0, 0.25, -float("inf"), 1e300)] == [
+        "3",
+        "0.25",
+        "-Inf",
+        "1e+300",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. malformed client messages
+
+
+async def test_malformed_messages_get_an_error_and_are_counted(started: Started) -> None:
+    bridge, bus = await started()
+    bad: list[str | bytes] = [
+        "not json",
+        "[1, 2]",
+        '{"action": "dance"}',
+        '{"pairs": ["AAPL/SPY"]}',
+        '{"action": "subscribe", "pairs": "AAPL/SPY"}',
+        '{"action": "subscribe", "pairs": []}',
+        '{"action": "subscribe", "pairs": ["AAPL/SPY", 7]}',
+        '{"action": "subscribe", "pairs": ["AAPL/SPY", "NOSLASH"]}',
+        '{"action": "subscribe", "pairs": ["AAPL/AAPL"]}',
+        b"\xff\xfe",
+    ]
+    async with connect(bridge.url) as ws:
+        for message in bad:
+            await ws.send(message)
+            reply = await recv_json(ws)
+            assert reply["type"] == "error"
+            assert isinstance(reply["error"], str) and reply["error"]
+        # nothing was subscribed by the half-valid ones, and the connection still works
+        assert (await subscribe(ws, "XLE/USO+UNG"))["pairs"] == ["XLE/USO+UNG"]
+        bus.publish(ratio("AAPL/SPY", 1))
+        bus.publish(ratio("XLE/USO+UNG", 1))
+        assert (await recv_json(ws))["pair"] == "XLE/USO+UNG"
+
+    assert bridge.metrics()["client_errors"] == len(bad)
+    assert bridge.client_errors.summary() == {
+        "bad_json": 2,
+        "bad_pair": 2,
+        "bad_pairs": 3,
+        "not_an_object": 1,
+        "unknown_action": 2,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. close
+
+
+async def test_close_is_idempotent_and_clients_see_the_close() -> None:
+    bridge = WebSocketBridge(port=0, close_timeout=0.5)
+    bus = Bus()
+    bus.attach(bridge)
+    run = asyncio.create_task(bridge.run())
+    async with asyncio.timeout(WAIT):
+        while bridge.port == 0:
+            await asyncio.sleep(0.005)
+    clients = [await connect(bridge.url) for _ in range(2)]
+    await subscribe(clients[0], "*")
+
+    first = bridge.close()
+    second = bridge.close()
+    async with asyncio.timeout(WAIT):
+        await first
+        await second
+        await bridge.close()
+        await bridge.wait_closed()
+    for ws in clients:
+        with pytest.raises(ConnectionClosedOK):
+            async with asyncio.timeout(WAIT):
+                await ws.recv()
+        assert ws.close_code == 1001
+    assert bridge.metrics()["clients"] == 0
+    with pytest.raises(OSError):
+        await connect(bridge.url, open_timeout=1.0)
+    # run() keeps draining the outbox (into no one) until cancelled
+    bus.publish(ratio("AAPL/SPY", 1))
+    assert await bridge.drain(WAIT)
+    run.cancel()
+    await asyncio.wait([run])
+    with pytest.raises(RuntimeError):
+        await bridge.start()
+
+
+async def test_close_before_start_and_context_manager() -> None:
+    never = WebSocketBridge(port=0)
+    await never.close()
+    await never.wait_closed()
+    async with WebSocketBridge(port=0) as bridge:
+        assert bridge.port != 0
+        ws = await connect(bridge.url)
+    with pytest.raises(ConnectionClosed):
+        async with asyncio.timeout(WAIT):
+            await ws.recv()
+
+
+# ---------------------------------------------------------------------------------------------
+# the core without sockets
+
+
+def message(event: HedgeRatioEvent | SpreadEvent) -> Message:
+    return Message("t", encode(event), event.type == "hedge_ratio", event, event.pair, event.seq)
+
+
+def test_fanout_drops_each_clients_oldest() -> None:
+    core = FanOut(client_queue=3, max_drops=4)
+    slow, fast = core.add_client("slow"), core.add_client("fast")
+    for client in (slow, fast):
+        assert core.receive(client, '{"action":"subscribe","pairs":["A/B"]}')
+    fast.queue.clear()
+    slow.queue.clear()
+    for seq in range(1, 9):
+        core.publish(message(ratio("A/B", seq)))
+        core.publish(message(spread("C/D", seq)))  # wanted by no one
+        fast.queue.clear()  # the fast client keeps up
+    assert [orjson.loads(f)["seq"] for f in slow.queue] == [6, 7, 8]
+    assert (slow.dropped, fast.dropped, core.dropped) == (5, 0, 5)
+    assert core.take_kicked() == [slow]
+    assert core.take_kicked() == []  # reported once
+    assert core.latest_ratio.keys() == {"A/B"}
+
+
+def test_fanout_subscriptions() -> None:
+    core = FanOut(client_queue=100)
+    core.publish(message(ratio("A/B", 1)))
+    client = core.add_client()
+    core.receive(client, '{"action":"subscribe","pairs":["*","A/B"]}')
+    core.receive(client, '{"action":"unsubscribe","pairs":["A/B"]}')
+    assert client.subscription() == ["*"]
+    assert client.wants("A/B")  # still under "*"
+    core.receive(client, '{"action":"unsubscribe","pairs":["*"]}')
+    assert not client.wants("A/B")
+    frames = [orjson.loads(f) for f in client.queue]
+    assert frames == [
+        {"type": "subscribed", "pairs": ["*", "A/B"]},
+        orjson.loads(encode(ratio("A/B", 1))),
+        {"type": "subscribed", "pairs": ["*"]},
+        {"type": "subscribed", "pairs": []},
+    ]
+    core.remove_client(client)
+    assert core.idle and core.queued == 0
