@@ -368,3 +368,49 @@ class MqttTickFeed:
     def _safe_url(self) -> str:
         scheme = "mqtts" if self._tls_context is not None else "mqtt"
         return f"{scheme}://{self.host}:{self.port}"
+
+
+async def mqtt_messages(
+    url: str,
+    topics: Sequence[str],
+    *,
+    qos: int = 1,
+    backoff: Backoff | None = None,
+    on_state: Callable[[str], None] | None = None,
+) -> AsyncIterator[tuple[str, bytes]]:
+    """Raw messages ``(topic, payload)`` from topic filters on a broker, reconnecting with
+    backoff (a fresh client per connection) until the consumer stops iterating. ``on_state``
+    hears ``"connected"`` and ``"disconnected: <why>"``. Used by ``hedger subscribe``."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
+        raise ValueError(f"broker URL must look like mqtt://host:port, got {url!r}")
+    tls = parts.scheme == "mqtts"
+    port = parts.port or (8883 if tls else 1883)
+    delays = backoff or Backoff(initial=0.2, maximum=5.0)
+    rng = random.Random()
+    attempt = 0
+    while True:
+        try:
+            async with aiomqtt.Client(
+                parts.hostname,
+                port,
+                username=parts.username,
+                password=parts.password,
+                tls_context=ssl.create_default_context() if tls else None,
+            ) as client:
+                for topic in topics:
+                    await client.subscribe(topic, qos=qos)
+                attempt = 0
+                if on_state is not None:
+                    on_state("connected")
+                async for message in client.messages:
+                    payload = _payload_bytes(message.payload)
+                    yield (
+                        str(message.topic),
+                        (payload.encode() if isinstance(payload, str) else bytes(payload)),
+                    )
+        except aiomqtt.MqttError as exc:
+            if on_state is not None:
+                on_state(f"disconnected: {exc}")
+        await asyncio.sleep(delays.delay(attempt, rng))
+        attempt += 1

@@ -90,6 +90,11 @@ class SyntheticMarket:
         """Y first, then the hedges."""
         return (self.spec.y, *self.spec.xs)
 
+    @property
+    def generated(self) -> bool:
+        """Whether ticks were generated, so that the true path exists."""
+        return bool(self._beta_grid)
+
     def true_betas(self, ts: int) -> tuple[float, ...]:
         """The true ratio(s) at time ``ts`` (ns), from the last generated run."""
         if not self._beta_grid:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,11 +13,15 @@ from typing import Any, BinaryIO
 
 from hedger import __version__
 from hedger.config import load_toml, pipeline_config
+from hedger.daemon_config import DaemonConfig, daemon_config
 from hedger.demo import DEFAULT_FILE, render, run_demo
+from hedger.demo_live import run_live_demo
 from hedger.engine import FilterParams, InputMode
 from hedger.errors import ConfigError, HedgerError
 from hedger.logs import configure_logging, get_logger
+from hedger.node import Node
 from hedger.replay import format_summary, replay
+from hedger.subscribe import run_subscribe
 
 
 def _positive_int(text: str) -> int:
@@ -67,7 +73,43 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     demo.add_argument("--rows", type=_positive_int, default=24, help="table rows to show (24)")
+    demo.add_argument(
+        "--live",
+        action="store_true",
+        help="instead, run the daemon on a synthetic pair with a WebSocket server, live",
+    )
+    demo.add_argument(
+        "--seconds", type=float, default=10.0, help="how long the live demo runs (10)"
+    )
+    demo.add_argument("--seed", type=int, default=1, help="the live demo's market seed (1)")
     _add_replay(commands)
+    run = commands.add_parser(
+        "run",
+        help="run the daemon: live feeds, one filter per pair, events on the bus",
+        description=(
+            "Run the hedger daemon from a TOML config ([[feeds]], [pairs], [bars], [bus], "
+            "[daemon], [logging]; see deploy/hedger.toml). SIGTERM or Ctrl-C drains and exits 0."
+        ),
+    )
+    run.add_argument("--config", type=Path, required=True, help="the daemon's TOML file")
+    run.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="overrides [logging]"
+    )
+    sub = commands.add_parser(
+        "subscribe",
+        help="show the latest hedge ratios of a running daemon (MQTT), live",
+        description=(
+            "Subscribe to a daemon's retained hedge-ratio topics and show them as a live table "
+            "(or JSON lines with --json). Gaps in a pair's seq are reported. Ctrl-C exits."
+        ),
+    )
+    sub.add_argument("pairs", nargs="*", metavar="PAIR", help="pairs (Y/X); default: all")
+    sub.add_argument(
+        "--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL (mqtt://host:port)"
+    )
+    sub.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
+    sub.add_argument("--json", action="store_true", help="print events as JSON lines")
+    sub.add_argument("--count", type=int, help="exit after this many ratio messages")
     return parser
 
 
@@ -128,6 +170,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "run":
+            return _run(args)
+        if args.command == "subscribe":
+            if not args.broker.startswith(("mqtt://", "mqtts://")):
+                raise ConfigError("broker", f"must look like mqtt://host:port, got {args.broker}")
+            try:
+                return asyncio.run(
+                    run_subscribe(
+                        args.broker,
+                        args.root,
+                        args.pairs,
+                        as_json=args.json,
+                        max_messages=args.count,
+                    )
+                )
+            except KeyboardInterrupt:
+                return 0  # Ctrl-C is how a subscriber ends
     except HedgerError as exc:
         print(f"hedger {args.command}: {exc}", file=sys.stderr)
         return 2
@@ -141,6 +200,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    if args.live:
+        configure_logging("warning")
+        return asyncio.run(run_live_demo(args.seconds, args.seed))
     mode = InputMode(args.mode)
     params = FilterParams(mode=mode, delta=args.delta)
     y_sym, x_sym, rows, rejects, elapsed = run_demo(args.file, args.pair, mode, params)
@@ -207,6 +269,23 @@ def _replay(args: argparse.Namespace) -> int:
     if progress is not None:
         sys.stderr.write("\n")
     print(format_summary(summary), file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = daemon_config(load_toml(args.config))
+    configure_logging(args.log_level or config.log_level, json=config.log_json)
+    log = get_logger("daemon")
+    return asyncio.run(_run_daemon(config, log))
+
+
+async def _run_daemon(config: DaemonConfig, log: Any) -> int:
+    node = Node(config, log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await node.run(stop)
     return 0
 
 

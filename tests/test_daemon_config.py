@@ -1,0 +1,105 @@
+"""The daemon's configuration, and the daemon core fed by recorded files (no bridges)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hedger.bus import Message
+from hedger.config import load_toml
+from hedger.daemon_config import daemon_config
+from hedger.errors import ConfigError
+from hedger.logs import get_logger
+from hedger.node import Node
+from hedger.replay import replay
+
+ROOT = Path(__file__).resolve().parents[1]
+
+MINIMAL = """
+[pairs."YYY/XXX"]
+[[feeds]]
+kind = "synthetic"
+"""
+
+
+def test_the_shipped_sample_configs_are_valid() -> None:
+    config = daemon_config(load_toml(ROOT / "deploy" / "hedger.toml"))
+    assert config.mqtt is not None and config.mqtt.qos == 1
+    assert config.websocket is not None and config.websocket.host == "127.0.0.1"
+    assert [f.kind for f in config.feeds] == ["synthetic"]
+    compose = daemon_config(load_toml(ROOT / "deploy" / "compose-hedger.toml"))
+    assert compose.mqtt is not None and compose.mqtt.url == "mqtt://mosquitto:1883"
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ("[bus]\ncolour = 1\n", "bus.colour"),
+        ("[bus.mqtt]\nqos = 3\n", "bus.mqtt.qos"),
+        ("[bus.mqtt]\nurl = 'http://x'\n", "bus.mqtt.url"),
+        ("[bus.websocket]\nport = 70000\n", "bus.websocket.port"),
+        ("[bus.websocket]\ntoken_env = 'HEDGER_TEST_UNSET_VARIABLE'\n", "bus.websocket.token_env"),
+        ("[daemon]\nshutdown_timeout = 'soon'\n", "daemon.shutdown_timeout"),
+        ("[daemon]\nworkers = 4\n", "daemon.workers"),
+        ("[logging]\nlevel = 'loud'\n", "logging.level"),
+        ("[[feeds]]\nkind = 'carrier-pigeon'\n", "feeds[1].kind"),
+        ("[[feeds]]\nkind = 'binance'\n", "feeds[1].symbols"),
+        ("[[feeds]]\nkind = 'polygon'\nsymbols = ['SPY']\n", "feeds[1]"),
+        ("[[feeds]]\nkind = 'synthetic'\nspeeed = 2\n", "feeds[1].speeed"),
+    ],
+)
+def test_bad_daemon_configs_name_the_key(extra: str, key: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        daemon_config(_toml(MINIMAL + extra))
+    assert err.value.key == key
+
+
+def test_a_daemon_needs_feeds() -> None:
+    with pytest.raises(ConfigError, match="feeds"):
+        daemon_config(_toml('[pairs."A/B"]\n'))
+
+
+def _toml(text: str) -> dict[str, Any]:
+    return tomllib.loads(text)
+
+
+async def test_daemon_core_on_recorded_files_equals_replay(tmp_path: Path) -> None:
+    """The daemon's path (feeds -> tick queue -> pipeline -> bus) with a file feed and its
+    data clock publishes exactly the events a replay writes."""
+    data = ROOT / "examples" / "sp500_nasdaq_daily.csv"
+    text = f"""
+[bars]
+length = "1d"
+[filter]
+delta = 1e-7
+[pairs."SP500/NASDAQ"]
+[[feeds]]
+kind = "file"
+paths = ["{data}"]
+[daemon]
+metrics_interval = "1h"
+"""
+    config = daemon_config(_toml(text))
+    node = Node(config, get_logger("test"))
+    received: list[Message] = []
+    node.bus.subscribe(received.append)
+    stop = asyncio.Event()
+    runner = asyncio.create_task(node.run(stop))
+    async with asyncio.timeout(60):
+        while node.pipeline.stats.events < 2 * 5031:
+            await asyncio.sleep(0.05)
+    stop.set()
+    await runner
+    events = [m.payload for m in received if m.event is not None]
+    out = io.BytesIO()
+    replay([data], config.pipeline, out)
+    assert b"\n".join(events) + b"\n" == out.getvalue()
+    ratio_topics = {m.topic for m in received if m.retain and m.event is not None}
+    assert ratio_topics == {"hedger/v1/ratio/SP500/NASDAQ"}
+    metrics = [m for m in received if m.topic == "hedger/v1/metrics"]
+    assert metrics, "a final metrics snapshot is published at shutdown"
