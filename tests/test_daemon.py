@@ -116,7 +116,11 @@ async def collect(
     async with asyncio.timeout(timeout), aiomqtt.Client(host, int(port)) as client:
         await client.subscribe(topic, qos=1)
         async for message in client.messages:
-            got.append((str(message.topic), bytes(message.payload)))  # type: ignore[arg-type]
+            payload = message.payload
+            data = (
+                bytes(payload) if isinstance(payload, bytes | bytearray) else str(payload).encode()
+            )
+            got.append((str(message.topic), data))
             if len(got) >= want:
                 break
     return got
@@ -151,7 +155,7 @@ async def test_daemon_end_to_end(
         connect(f"ws://127.0.0.1:{ws_port}", additional_headers=headers) as ws,
     ):
         await ws.send(orjson.dumps({"action": "subscribe", "pairs": ["YYY/XXX"]}).decode())
-        seen = []
+        seen: list[dict[str, object]] = []
         while len(seen) < 6:
             obj = orjson.loads(await ws.recv())
             if obj.get("type") in ("hedge_ratio", "spread"):
