@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,24 @@ def test_bad_command_lines_are_one_clear_line(args: tuple[str, ...], message: st
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_live_demo_runs_the_daemon_path_and_stops_cleanly() -> None:
+    result = hedger("demo", "--live", "--seconds", "3")
+    assert result.returncode == 0, result.stderr
+    assert "ws://127.0.0.1:" in result.stdout
+    rows = [
+        line.split()
+        for line in result.stdout.splitlines()
+        if re.match(r"^\s+\d+s\s+\d+\s+\d+\.\d{4}", line)
+    ]
+    assert len(rows) >= 2, result.stdout
+    # time, seq, beta, 2 sd, true beta, error: the filter tracks the truth closely
+    assert all(abs(float(row[5])) < 0.05 for row in rows), result.stdout
+    assert "stopped cleanly" in result.stdout
+
+
+def test_subscribe_rejects_a_bad_broker_url() -> None:
+    result = hedger("subscribe", "--broker", "http://localhost:1883")
+    assert result.returncode == 2
+    assert "broker: must look like mqtt://host:port" in result.stderr
