@@ -192,6 +192,8 @@ def _parse_block(
             whole = whole * 10 + (buf[i] - 48)
             i += 1
         frac = 0
+        if i == start:
+            ok = False  # no digit before the point: int("") fails, so let Python say so
         if ok and i < c0 and buf[i] == 46:
             i += 1
             taken = 0
@@ -203,7 +205,7 @@ def _parse_block(
             while taken < ts_digits:
                 frac *= 10
                 taken += 1
-        if not ok or i != c0 or (i == start):
+        if not ok or i != c0:
             out_status[n] = SLOW
             n += 1
             continue

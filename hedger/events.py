@@ -60,8 +60,8 @@ class HedgeRatioEvent(NamedTuple):
             "seq": self.seq,
             "ts": self.ts,
             "beta": _one_or_list(self.beta),
-            "alpha": _number(self.alpha),
-            "cov": [[_number(v) for v in row] for row in self.cov],
+            "alpha": self.alpha,
+            "cov": self.cov,
             "beta_std": _one_or_list(self.beta_std),
             "warm": self.warm,
             "stale": self.stale,
@@ -96,10 +96,10 @@ class SpreadEvent(NamedTuple):
             "pair": self.pair,
             "seq": self.seq,
             "ts": self.ts,
-            "spread": _number(self.spread),
-            "innovation": _number(self.innovation),
-            "innovation_std": _number(self.innovation_std),
-            "zscore": _number(self.zscore),
+            "spread": self.spread,
+            "innovation": self.innovation,
+            "innovation_std": self.innovation_std,
+            "zscore": self.zscore,
         }
 
 
