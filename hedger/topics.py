@@ -5,7 +5,8 @@ basket (``XLE/USO+UNG``). Symbols are escaped in ids and topics by one rule: eve
 outside ``[A-Za-z0-9._-]`` (``/``, ``+``, ``#``, ``%``, spaces, ...) becomes ``%XX``, its UTF-8
 bytes in upper-case hex, so ids split unambiguously and topics never contain MQTT wildcards.
 
-Topics: ``<root>/v1/<kind>/<escaped Y>/<escaped X...>`` with kinds ``ratio`` (retained),
+Topics: ``<root>/v1/<kind>/<escaped Y>/<escaped X>`` (a basket's hedges joined by ``,``, since
+MQTT forbids ``+`` in a published topic) with kinds ``ratio`` (retained),
 ``spread``, ``state`` (retained), ``matrix``; and ``<root>/v1/status``, ``<root>/v1/metrics``.
 """
 
@@ -83,11 +84,13 @@ class PairId:
 
 
 def pair_topic(root: str, kind: str, pair: PairId) -> str:
-    """``<root>/v1/<kind>/<Y>/<X1+X2>`` for the per-pair kinds ``ratio``, ``spread``,
-    ``state``."""
+    """``<root>/v1/<kind>/<Y>/<X>`` (a basket: ``<Y>/<X1>,<X2>``) for the per-pair kinds
+    ``ratio``, ``spread``, ``state``. A basket's hedges are joined by ``,`` in topics, not by
+    ``+``, which MQTT reserves as a wildcard; a ``,`` inside a symbol is escaped (``%2C``)."""
     if kind not in ("ratio", "spread", "state"):
         raise ConfigError("topic kind", f"unknown per-pair kind {kind!r}")
-    return f"{root}/v{SCHEMA_VERSION}/{kind}/{pair}"
+    hedges = ",".join(escape_symbol(x) for x in pair.xs)
+    return f"{root}/v{SCHEMA_VERSION}/{kind}/{escape_symbol(pair.y)}/{hedges}"
 
 
 def pair_id_topic(root: str, kind: str, pair_id: str) -> str:
@@ -103,7 +106,13 @@ def parse_pair_topic(root: str, topic: str) -> tuple[str, PairId]:
     parts = topic[len(prefix) :].split("/")
     if len(parts) != 3 or parts[0] not in ("ratio", "spread", "state"):
         raise ConfigError("topic", f"{topic!r} is not a per-pair topic")
-    return parts[0], PairId.parse(f"{parts[1]}/{parts[2]}")
+    try:
+        pair = PairId(
+            unescape_symbol(parts[1]), tuple(unescape_symbol(x) for x in parts[2].split(","))
+        )
+    except ConfigError as exc:
+        raise ConfigError("topic", f"{topic!r}: {exc.problem}") from None
+    return parts[0], pair
 
 
 def status_topic(root: str) -> str:

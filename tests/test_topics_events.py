@@ -42,6 +42,11 @@ def test_topics() -> None:
     assert topic == "hedger/v1/ratio/BTC%2FUSD/ETH%2BUSD"
     assert parse_pair_topic("hedger", topic) == ("ratio", pair)
     assert status_topic("desk") == "desk/v1/status"
+    basket = PairId("XLE", ("USO", "UNG,X"))
+    basket_topic = pair_topic("hedger", "spread", basket)
+    assert basket_topic == "hedger/v1/spread/XLE/USO,UNG%2CX"
+    assert "+" not in basket_topic and "#" not in basket_topic
+    assert parse_pair_topic("hedger", basket_topic) == ("spread", basket)
     with pytest.raises(ConfigError):
         pair_topic("hedger", "bogus", pair)
 

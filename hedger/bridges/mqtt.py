@@ -267,10 +267,8 @@ class MqttBridge:
 
     async def drain(self, timeout: float) -> bool:
         """Wait, up to ``timeout`` seconds, until every waiting message has been delivered
-        (acknowledged); True if the outbox is empty. Starts the bridge if it is not running
-        (and not closed)."""
-        if not self._running and not self._closed and self.outbox:
-            self.start()
+        (acknowledged); True if the outbox is empty. Delivering is :meth:`run`'s work: a
+        bridge that is not running gives its answer at once."""
         deadline = _now() + timeout
         while self.outbox and self._active():
             remaining = deadline - _now()
@@ -483,7 +481,7 @@ class MqttBridge:
     def _cancel_inflight(self) -> None:
         inflight = self._inflight
         if inflight and inflight[0][1].done():
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):
                 self._collect(inflight)
         for _, task in inflight:
             task.cancel()
