@@ -653,7 +653,7 @@ def case_batch(sz: Sizes, rows: list[Row], checks: list[Check], targets: list[Ta
             f"{t_k / n * 1e9:.1f} ns/step",
             fmt_rate(rate_k, "steps"),
             f"({t_k / t_fp:.2f}x ref)",
-            "preallocated (T, 9) output",
+            "preallocated (11, T) output",
         )
     )
     rows.append(
