@@ -138,13 +138,14 @@ def _parse_block(
     n_symbols = symbols.shape[0]
     whole_limit = _WHOLE_LIMIT // ts_scale
     while pos < n_bytes:
+        # a line ends at \n, \r or \r\n, as in Python's universal newlines
         start = pos
-        while pos < n_bytes and buf[pos] != 10:
+        while pos < n_bytes and buf[pos] != 10 and buf[pos] != 13:
             pos += 1
         stop = pos
+        if pos + 1 < n_bytes and buf[pos] == 13 and buf[pos + 1] == 10:
+            pos += 1
         pos += 1
-        if stop > start and buf[stop - 1] == 13:
-            stop -= 1
         out_start[n] = start
         out_stop[n] = pos
         out_size[n] = np.nan
@@ -249,6 +250,18 @@ def _open_binary(path: Path) -> BinaryIO:
     return path.open("rb")
 
 
+def _header_length(path: Path) -> int:
+    """Bytes up to and including the header's line end (\n, \r or \r\n)."""
+    with _open_binary(path) as fh:
+        head = fh.read(1 << 16)
+    for i, byte in enumerate(head):
+        if byte == 10:
+            return i + 1
+        if byte == 13:
+            return i + 2 if head[i + 1 : i + 2] == b"\n" else i + 1
+    return len(head)
+
+
 def fast_path_unit(path: str | Path, ts_unit: str) -> str | None:
     """The numeric unit the fast reader will use for this file, or None when the file needs
     the streaming reader (ISO timestamps, or no data line with a readable time)."""
@@ -285,21 +298,25 @@ def read_tick_blocks(path: str | Path, symbols: Sequence[str], unit: str) -> Ite
     scale = TS_UNITS_NS[unit]
     digits = len(str(scale)) - 1
     parser = TimestampParser(unit)
+    header_bytes = _header_length(file_path)
     carry = b""
     try:
         with _open_binary(file_path) as fh:
-            fh.readline()
+            fh.read(header_bytes)
             while True:
                 data = fh.read(_BLOCK)
                 if not data and not carry:
                     break
                 block = carry + data
-                cut = block.rfind(b"\n") + 1 if data else len(block)
+                # cut after the last line end (\r too: a file of \r-only lines still streams);
+                # a \r\n split by the cut leaves an empty line, which both readers skip
+                cut = max(block.rfind(b"\n"), block.rfind(b"\r")) + 1 if data else len(block)
                 if cut == 0:
                     carry = block
                     continue
                 carry = block[cut:]
-                chunk = block[:cut] if block[cut - 1 : cut] == b"\n" else block[:cut] + b"\n"
+                ends = block[cut - 1 : cut] in (b"\n", b"\r")
+                chunk = block[:cut] if ends else block[:cut] + b"\n"
                 yield _parse(chunk, table, lengths, scale, digits, has_size_column, parser, index)
     except (gzip.BadGzipFile, EOFError) as exc:
         raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
@@ -316,7 +333,7 @@ def _parse(
     index: dict[str, int],
 ) -> TickArrays:
     buf = np.frombuffer(chunk, dtype=np.uint8)
-    cap = chunk.count(b"\n") + 1
+    cap = chunk.count(b"\n") + chunk.count(b"\r") + 1  # every possible line end
     ts = np.empty(cap, dtype=np.int64)
     sym = np.empty(cap, dtype=np.int64)
     price = np.empty(cap)
@@ -367,7 +384,10 @@ def _parse_slowly(
         line = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataFileError("tick file", f"cannot be decoded: {exc}") from None
-    row = next(csv.reader((line,)), [])
+    try:
+        row = next(csv.reader((line,)), [])
+    except csv.Error as exc:
+        raise DataFileError("tick file", f"cannot be decoded: {exc}") from None
     if not row:
         status[i] = EMPTY
         return

@@ -24,6 +24,16 @@ from hedger.replay import format_summary, replay
 from hedger.subscribe import run_subscribe
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     value = int(text)
     if value < 2:
@@ -109,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
     sub.add_argument("--json", action="store_true", help="print events as JSON lines")
-    sub.add_argument("--count", type=int, help="exit after this many ratio messages")
+    sub.add_argument("--count", type=_at_least_one, help="exit after this many new hedge ratios")
     return parser
 
 
@@ -276,7 +286,21 @@ def _run(args: argparse.Namespace) -> int:
     config = daemon_config(load_toml(args.config))
     configure_logging(args.log_level or config.log_level, json=config.log_json)
     log = get_logger("daemon")
-    return asyncio.run(_run_daemon(config, log))
+    try:
+        return asyncio.run(_run_daemon(config, log))
+    except (BaseExceptionGroup, OSError, ValueError) as error:
+        # a transport that cannot start (port in use, an address the client refuses)
+        leaf = _first_leaf(error)
+        if not isinstance(leaf, OSError | ValueError):
+            raise
+        print(f"hedger run: {leaf}", file=sys.stderr)
+        return 2 if isinstance(leaf, HedgerError) else 1
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 async def _run_daemon(config: DaemonConfig, log: Any) -> int:

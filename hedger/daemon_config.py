@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from hedger.bars import parse_duration_ns
 from hedger.config import PipelineConfig, pipeline_config
@@ -124,6 +125,25 @@ def _secret(table: Mapping[str, Any], key: str, env_key: str, section: str) -> s
     return None
 
 
+def _mqtt_url(key: str, value: Any) -> str:
+    url = _str(key, value)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(key, f"has a bad port: {url!r}") from None
+    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port == 0:
+        raise ConfigError(key, f"must look like mqtt://host:port or mqtts://host:port, got {url!r}")
+    return url
+
+
+def _speed(key: str, value: Any) -> None:
+    if value is False or value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(key, f"must be a number > 0 (times real time) or false, got {value!r}")
+
+
 def _feeds(document: Mapping[str, Any]) -> tuple[FeedSettings, ...]:
     raw = document.get("feeds", [])
     if not isinstance(raw, list):
@@ -159,8 +179,16 @@ def _feeds(document: Mapping[str, Any]) -> tuple[FeedSettings, ...]:
             paths = table.get("paths")
             if not isinstance(paths, list) or not paths:
                 raise ConfigError(f"{section}.paths", "must be a non-empty list of files")
-        if kind == "mqtt" and not isinstance(table.get("topics"), list):
-            raise ConfigError(f"{section}.topics", "must be a list of topic filters")
+        if kind == "mqtt":
+            if not isinstance(table.get("topics"), list):
+                raise ConfigError(f"{section}.topics", "must be a list of topic filters")
+            _mqtt_url(f"{section}.url", table.get("url", "mqtt://127.0.0.1:1883"))
+        if kind == "synthetic":
+            xs = table.get("xs", ["XXX"])
+            if not isinstance(xs, list) or not xs or not all(isinstance(x, str) and x for x in xs):
+                raise ConfigError(f"{section}.xs", "must be a non-empty list of symbols")
+        if kind in ("synthetic", "file"):
+            _speed(f"{section}.speed", table.get("speed"))
         feeds.append(FeedSettings(kind, options))
     if not feeds:
         raise ConfigError("feeds", "at least one [[feeds]] table is needed")
@@ -186,9 +214,7 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         tls = table.get("tls", False)
         if not isinstance(tls, bool):
             raise ConfigError("bus.mqtt.tls", "must be true or false")
-        url = _str("bus.mqtt.url", table.get("url", "mqtt://127.0.0.1:1883"))
-        if not url.startswith(("mqtt://", "mqtts://")):
-            raise ConfigError("bus.mqtt.url", f"must start with mqtt:// or mqtts://, got {url!r}")
+        url = _mqtt_url("bus.mqtt.url", table.get("url", "mqtt://127.0.0.1:1883"))
         mqtt = MqttSettings(
             url=url,
             qos=qos,

@@ -128,6 +128,8 @@ class Node:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then shut down in order."""
+        if not self.bridges and not self.bus.subscribers:
+            self.log.warning("no transport configured: events are computed but go nowhere")
         self.log.info(
             "starting",
             pairs=[str(spec.pair) for spec in self.config.pipeline.pairs],
@@ -180,19 +182,15 @@ class Node:
             async with feed:
                 async for tick in feed:
                     await put(tick)
+            self.log.info("feed ended", feed=kind)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.feed_errors[kind] += 1
             self.log.error("feed failed", feed=kind, error=repr(exc))
-            return
-        self.log.info("feed ended", feed=kind)
-        if not self.wall_clock and all(
-            t.done() or t is asyncio.current_task()
-            for t in asyncio.all_tasks()
-            if t.get_name().startswith("feed-")
-        ):
-            await put(_Clock(-1))
+        self._feeds_running -= 1
+        if not self.wall_clock and self._feeds_running == 0:
+            await put(_Clock(-1))  # recorded data ended: close its last bar
 
     async def _core(self) -> None:
         get = self.queue.get

@@ -25,6 +25,7 @@ class PairView:
     gaps: int = 0
     missing: int = 0
     repeats: int = 0
+    restarts: int = 0
 
 
 @dataclass
@@ -55,6 +56,11 @@ class RatioBoard:
             return event, 0
         last = view.event["seq"]
         if seq <= last:
+            ts, last_ts = event.get("ts"), view.event.get("ts")
+            if isinstance(ts, int) and isinstance(last_ts, int) and ts > last_ts:
+                # a newer bar with a smaller seq: the daemon restarted and counts from 1 again
+                view.event, view.received, view.restarts = event, now, view.restarts + 1
+                return event, 0
             view.repeats += 1
             return None, 0
         missed = seq - last - 1
@@ -146,10 +152,11 @@ async def run_subscribe(
             event, missed = board.accept(payload, now)
             if missed:
                 err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
-            if event is not None and as_json:
-                out.write(orjson.dumps(event).decode() + "\n")
-                out.flush()
-            count += 1
+            if event is not None:
+                count += 1
+                if as_json:
+                    out.write(orjson.dumps(event).decode() + "\n")
+                    out.flush()
         if live and now - last_draw >= 0.25:
             out.write("\x1b[H\x1b[2J" + board.render(now, url) + "\n")
             out.flush()

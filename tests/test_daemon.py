@@ -217,3 +217,21 @@ def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert missing.returncode == 2 and "no such file" in missing.stderr
+
+
+def test_a_transport_that_cannot_start_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        path = tmp_path / "busy.toml"
+        path.write_text(
+            f'[pairs."YYY/XXX"]\n[[feeds]]\nkind = "synthetic"\n[bus.websocket]\nport = {port}\n'
+        )
+        result = subprocess.run(
+            [sys.executable, "-m", "hedger.cli", "run", "--config", str(path)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("hedger run:") and "Traceback" not in result.stderr

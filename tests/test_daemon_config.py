@@ -51,6 +51,11 @@ def test_the_shipped_sample_configs_are_valid() -> None:
         ("[[feeds]]\nkind = 'binance'\n", "feeds[1].symbols"),
         ("[[feeds]]\nkind = 'polygon'\nsymbols = ['SPY']\n", "feeds[1]"),
         ("[[feeds]]\nkind = 'synthetic'\nspeeed = 2\n", "feeds[1].speeed"),
+        ("[[feeds]]\nkind = 'synthetic'\nxs = 'SPY'\n", "feeds[1].xs"),
+        ("[[feeds]]\nkind = 'synthetic'\nspeed = -1\n", "feeds[1].speed"),
+        ("[[feeds]]\nkind = 'file'\npaths = ['a.csv']\nspeed = 0\n", "feeds[1].speed"),
+        ("[bus.mqtt]\nurl = 'mqtt://127.0.0.1:notaport'\n", "bus.mqtt.url"),
+        ("[[feeds]]\nkind = 'mqtt'\ntopics = ['t/#']\nurl = 'tcp://x'\n", "feeds[1].url"),
     ],
 )
 def test_bad_daemon_configs_name_the_key(extra: str, key: str) -> None:

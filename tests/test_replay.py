@@ -344,6 +344,14 @@ def test_compiled_and_streaming_paths_agree_on_clean_and_dirty_files(tmp_path: P
     body = lines[:cut] + EDGE_LINES + HANDWRITTEN_BAD_LINES + lines[cut:]
     dirty.write_text("\n".join(body) + "\n")
     both_paths(dirty, config())
+    old_mac = tmp_path / "cr.csv"
+    old_mac.write_bytes("\r".join(body).encode() + b"\r")
+    both_paths(old_mac, config())
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_bytes(
+        b"\n".join(line.encode() + (b"\r" if i % 3 == 0 else b"") for i, line in enumerate(body))
+    )
+    both_paths(mixed, config())
     seconds = tmp_path / "seconds.csv"
     write_tick_csv(seconds, rows, "s")
     both_paths(seconds, config())
