@@ -28,13 +28,13 @@ counted in :attr:`AlpacaStocks.skipped`.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Sequence
 from datetime import date
 
 import orjson
 
+from feeds import fields
 from hedger.rejects import Rejects
 from hedger.ticks import Tick, TickKind
 
@@ -48,7 +48,6 @@ _RFC3339 = re.compile(
 )
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _NS_PER_S = 1_000_000_000
-_MAX_NS = 2**63 - 1
 
 
 def parse_rfc3339_ns(text: str) -> int:
@@ -136,10 +135,10 @@ class AlpacaStocks:
         try:
             batch = orjson.loads(message)
         except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return
         if not isinstance(batch, list):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return
         for item in batch:
             tick = self._item(item, ts_recv, rejects)
@@ -174,10 +173,10 @@ class AlpacaStocks:
             return None
         size: float | None = None
         if kind is TickKind.TRADE:
-            price = _price(item.get("p"))
-            size = _size(item.get("s"))
+            price = fields.price(item.get("p"))
+            size = fields.size(item.get("s"))
         else:
-            bid, ask = _price(item.get("bp")), _price(item.get("ap"))
+            bid, ask = fields.price(item.get("bp")), fields.price(item.get("ap"))
             price = None if bid is None or ask is None else (bid + ask) / 2.0
         if price is None:
             rejects.add("bad_price", self.name, symbol=symbol, type=item["T"])
@@ -196,29 +195,4 @@ def _timestamp(value: object) -> int | None:
         ns = parse_rfc3339_ns(value)
     except ValueError:
         return None
-    return ns if 0 < ns <= _MAX_NS else None
-
-
-def _number(value: object) -> float | None:
-    """A finite float from a JSON number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _price(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number > 0.0 else None
-
-
-def _size(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number >= 0.0 else None
-
-
-def _snippet(message: str | bytes) -> str:
-    return repr(message[:200])
+    return ns if 0 < ns <= fields.MAX_NS else None

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -200,3 +200,20 @@ class WebSocketFeed:
     def _log(self, level: str, event: str, **kw: Any) -> None:
         if self._logger is not None:
             getattr(self._logger, level)(event, venue=self.venue.name, **kw)
+
+
+async def paced(ticks: Iterator[Tick], speed: float | None) -> AsyncIterator[Tick]:
+    """Ticks from a synchronous source as an async stream: at ``speed`` times real time (event
+    time drives the pace), or as fast as the consumer takes them (``None``), yielding to the
+    event loop every few hundred ticks so a long file never starves the other tasks."""
+    started = time.monotonic()
+    first: int | None = None
+    for n, tick in enumerate(ticks):
+        if speed is not None:
+            first = tick.ts_event if first is None else first
+            delay = started + (tick.ts_event - first) / 1e9 / speed - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        elif n % 512 == 0:
+            await asyncio.sleep(0)
+        yield tick

@@ -32,12 +32,11 @@ types are skipped and counted in :attr:`BinanceSpot.skipped`.
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Sequence
 
 import orjson
 
+from feeds import fields
 from hedger.rejects import Rejects
 from hedger.ticks import Tick, TickKind
 
@@ -47,10 +46,6 @@ serves the same market data."""
 
 STREAMS = ("trade", "aggTrade", "bookTicker")
 """The stream kinds this adapter understands."""
-
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_NS_PER_MS = 1_000_000
-_MAX_NS = 2**63 - 1
 
 
 class BinanceSpot:
@@ -102,7 +97,7 @@ class BinanceSpot:
         try:
             payload = orjson.loads(message)
         except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return
         if isinstance(payload, dict) and ("stream" in payload or "data" in payload):
             payload = payload.get("data")  # combined stream wrapper
@@ -149,16 +144,16 @@ class BinanceSpot:
         if not isinstance(symbol, str) or not symbol:
             rejects.add("malformed", self.name, payload=repr(event)[:200])
             return None
-        price = _price(event.get("p"))
+        price = fields.price(event.get("p"), strings=True)
         if price is None:
             rejects.add("bad_price", self.name, symbol=symbol, p=repr(event.get("p"))[:64])
             return None
         raw_time = event["T"] if "T" in event else event.get("E")
-        ts_event = _ms_to_ns(raw_time)
+        ts_event = fields.ms_to_ns(raw_time)
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=symbol, T=repr(raw_time)[:64])
             return None
-        size = _size(event.get("q"))
+        size = fields.size(event.get("q"), strings=True)
         return Tick(symbol, price, ts_event, ts_recv, size, self.name, TickKind.TRADE)
 
     def _book_ticker(self, event: dict[str, object], ts_recv: int, rejects: Rejects) -> Tick | None:
@@ -166,7 +161,10 @@ class BinanceSpot:
         if not isinstance(symbol, str) or not symbol:
             rejects.add("malformed", self.name, payload=repr(event)[:200])
             return None
-        bid, ask = _price(event.get("b")), _price(event.get("a"))
+        bid, ask = (
+            fields.price(event.get("b"), strings=True),
+            fields.price(event.get("a"), strings=True),
+        )
         if bid is None or ask is None:
             detail = {"b": repr(event.get("b"))[:64], "a": repr(event.get("a"))[:64]}
             rejects.add("bad_price", self.name, symbol=symbol, **detail)
@@ -174,49 +172,9 @@ class BinanceSpot:
         ts_event: int | None = ts_recv
         for key in ("T", "E"):
             if key in event:
-                ts_event = _ms_to_ns(event[key])
+                ts_event = fields.ms_to_ns(event[key])
                 break
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=symbol)
             return None
         return Tick(symbol, (bid + ask) / 2.0, ts_event, ts_recv, None, self.name, TickKind.QUOTE)
-
-
-def _ms_to_ns(value: object) -> int | None:
-    """Integer ms since the epoch (an integral JSON number) to ns, if in range."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    ns = value * _NS_PER_MS
-    return ns if 0 < ns <= _MAX_NS else None
-
-
-def _number(value: object) -> float | None:
-    """A finite float from a decimal string (Binance's encoding) or a JSON number."""
-    if isinstance(value, str):
-        if _DECIMAL.fullmatch(value) is None:
-            return None
-        number = float(value)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _price(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number > 0.0 else None
-
-
-def _size(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number >= 0.0 else None
-
-
-def _snippet(message: str | bytes) -> str:
-    return repr(message[:200])

@@ -31,12 +31,11 @@ skipped and counted in :attr:`CoinbaseExchange.skipped` (Coinbase may add types 
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Iterable, Sequence
 
 import orjson
 
+from feeds import fields
 from feeds.alpaca import parse_rfc3339_ns
 from hedger.rejects import Rejects
 from hedger.ticks import Tick, TickKind
@@ -45,8 +44,6 @@ URL = "wss://ws-feed.exchange.coinbase.com"
 """Coinbase Market Data (public, no authentication); the sandbox is
 ``wss://ws-feed-public.sandbox.exchange.coinbase.com``."""
 
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_MAX_NS = 2**63 - 1
 _CONTROL = frozenset({"subscriptions", "heartbeat"})
 
 
@@ -96,10 +93,10 @@ class CoinbaseExchange:
         try:
             obj = orjson.loads(message)
         except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return None
         if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return None
         kind = obj["type"]
         if kind in ("match", "last_match"):
@@ -125,7 +122,7 @@ class CoinbaseExchange:
         if not isinstance(product, str) or not product:
             rejects.add("malformed", self.name, message=repr(obj)[:200])
             return None
-        price = _price(obj.get("price"))
+        price = fields.price(obj.get("price"), strings=True)
         if price is None:
             rejects.add("bad_price", self.name, symbol=product, price=repr(obj.get("price"))[:64])
             return None
@@ -133,7 +130,7 @@ class CoinbaseExchange:
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=product, time=repr(obj.get("time"))[:64])
             return None
-        size = _size(obj.get("size"))
+        size = fields.size(obj.get("size"), strings=True)
         return Tick(product, price, ts_event, ts_recv, size, self.name, TickKind.TRADE)
 
     def _ticker(self, obj: dict[str, object], ts_recv: int, rejects: Rejects) -> Tick | None:
@@ -141,7 +138,10 @@ class CoinbaseExchange:
         if not isinstance(product, str) or not product:
             rejects.add("malformed", self.name, message=repr(obj)[:200])
             return None
-        bid, ask = _price(obj.get("best_bid")), _price(obj.get("best_ask"))
+        bid, ask = (
+            fields.price(obj.get("best_bid"), strings=True),
+            fields.price(obj.get("best_ask"), strings=True),
+        )
         if bid is None or ask is None:
             detail = {"bid": repr(obj.get("best_bid"))[:64], "ask": repr(obj.get("best_ask"))[:64]}
             rejects.add("bad_price", self.name, symbol=product, **detail)
@@ -161,34 +161,4 @@ def _timestamp(value: object) -> int | None:
         ns = parse_rfc3339_ns(value)
     except ValueError:
         return None
-    return ns if 0 < ns <= _MAX_NS else None
-
-
-def _number(value: object) -> float | None:
-    """A finite float from a decimal string (Coinbase's encoding) or a JSON number."""
-    if isinstance(value, str):
-        if _DECIMAL.fullmatch(value) is None:
-            return None
-        number = float(value)
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            number = float(value)
-        except OverflowError:
-            return None
-    else:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _price(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number > 0.0 else None
-
-
-def _size(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number >= 0.0 else None
-
-
-def _snippet(message: str | bytes) -> str:
-    return repr(message[:200])
+    return ns if 0 < ns <= fields.MAX_NS else None

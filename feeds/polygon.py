@@ -26,11 +26,11 @@ Other event types (aggregates, LULD, ...) are skipped and counted in
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 
 import orjson
 
+from feeds import fields
 from hedger.rejects import Rejects
 from hedger.ticks import Tick, TickKind
 
@@ -38,8 +38,6 @@ URL = "wss://socket.polygon.io/stocks"
 """Real-time stocks cluster; ``wss://delayed.polygon.io/stocks`` is 15 minutes delayed."""
 
 _OK_STATUSES = frozenset({"connected", "auth_success", "success"})
-_NS_PER_MS = 1_000_000
-_MAX_NS = 2**63 - 1
 
 
 class PolygonStocks:
@@ -99,10 +97,10 @@ class PolygonStocks:
         try:
             batch = orjson.loads(message)
         except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return
         if not isinstance(batch, list):
-            rejects.add("malformed", self.name, message=_snippet(message))
+            rejects.add("malformed", self.name, message=fields.snippet(message))
             return
         for item in batch:
             tick = self._item(item, ts_recv, rejects)
@@ -136,51 +134,16 @@ class PolygonStocks:
             return None
         size: float | None = None
         if kind is TickKind.TRADE:
-            price = _price(item.get("p"))
-            size = _size(item.get("s"))
+            price = fields.price(item.get("p"))
+            size = fields.size(item.get("s"))
         else:
-            bid, ask = _price(item.get("bp")), _price(item.get("ap"))
+            bid, ask = fields.price(item.get("bp")), fields.price(item.get("ap"))
             price = None if bid is None or ask is None else (bid + ask) / 2.0
         if price is None:
             rejects.add("bad_price", self.name, symbol=symbol, type=item["ev"])
             return None
-        ts_event = _ms_to_ns(item.get("t"))
+        ts_event = fields.ms_to_ns(item.get("t"))
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=symbol, t=repr(item.get("t"))[:64])
             return None
         return Tick(symbol, price, ts_event, ts_recv, size, self.name, kind)
-
-
-def _ms_to_ns(value: object) -> int | None:
-    """Integer ms since the epoch (an integral JSON number) to ns, if in range."""
-    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None
-    ns = value * _NS_PER_MS
-    return ns if 0 < ns <= _MAX_NS else None
-
-
-def _number(value: object) -> float | None:
-    """A finite float from a JSON number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _price(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number > 0.0 else None
-
-
-def _size(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number >= 0.0 else None
-
-
-def _snippet(message: str | bytes) -> str:
-    return repr(message[:200])

@@ -16,10 +16,8 @@ demos: :meth:`SyntheticMarket.true_betas` gives the path the filter should track
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import math
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from types import TracebackType
@@ -27,6 +25,7 @@ from typing import Self
 
 import numpy as np
 
+from feeds.base import paced
 from hedger.errors import ConfigError
 from hedger.rejects import Rejects
 from hedger.ticks import Tick
@@ -185,15 +184,5 @@ class SyntheticFeed:
     def __aiter__(self) -> AsyncIterator[Tick]:
         return self._run()
 
-    async def _run(self) -> AsyncIterator[Tick]:
-        start_wall = time.monotonic()
-        first: int | None = None
-        for n, tick in enumerate(self.market.ticks(self._seconds)):
-            if self._speed is not None:
-                first = tick.ts_event if first is None else first
-                delay = start_wall + (tick.ts_event - first) / 1e9 / self._speed - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            elif n % 1024 == 0:
-                await asyncio.sleep(0)
-            yield tick
+    def _run(self) -> AsyncIterator[Tick]:
+        return paced(self.market.ticks(self._seconds), self._speed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -10,7 +9,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from feeds.alpaca import AlpacaStocks
-from feeds.base import Feed, WebSocketFeed
+from feeds.base import Feed, WebSocketFeed, paced
 from feeds.binance import BinanceSpot
 from feeds.coinbase import CoinbaseExchange
 from feeds.mqtt import MqttTickFeed
@@ -49,19 +48,8 @@ class FileFeed:
     def __aiter__(self) -> AsyncIterator[Tick]:
         return self._run()
 
-    async def _run(self) -> AsyncIterator[Tick]:
-        started = time.monotonic()
-        first: int | None = None
-        for n, tick in enumerate(merged_ticks(self._paths, self.rejects, self._ts_unit)):
-            if self._speed is not None:
-                first = tick.ts_event if first is None else first
-                due = started + (tick.ts_event - first) / 1e9 / self._speed
-                delay = due - time.monotonic()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-            elif n % 512 == 0:
-                await asyncio.sleep(0)
-            yield tick
+    def _run(self) -> AsyncIterator[Tick]:
+        return paced(merged_ticks(self._paths, self.rejects, self._ts_unit), self._speed)
 
 
 def _floats(options: dict[str, Any], key: str) -> tuple[float, ...] | None:
