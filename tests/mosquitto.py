@@ -86,12 +86,20 @@ class MosquittoBroker:
     host = "127.0.0.1"
 
     def __init__(
-        self, port: int | None = None, *, binary: str | None = None, startup_timeout: float = 10.0
+        self,
+        port: int | None = None,
+        *,
+        binary: str | None = None,
+        startup_timeout: float = 10.0,
+        persistence: bool = False,
     ) -> None:
         self.binary = binary or find_mosquitto()
         self.port = port or free_port(self.host)
         self.startup_timeout = startup_timeout
+        self.persistence = persistence
         self._dir = Path(tempfile.mkdtemp(prefix="hedger-mosquitto-"))
+        # mosquitto started as root drops to its own user, which must write its database here
+        self._dir.chmod(0o777)
         self.config_path = self._dir / "mosquitto.conf"
         self.log_path = self._dir / "mosquitto.log"
         self.config_path.write_text(self._config())
@@ -115,7 +123,11 @@ class MosquittoBroker:
             [
                 f"listener {self.port} {self.host}",
                 "allow_anonymous true",
-                "persistence false",
+                *(
+                    ["persistence true", f"persistence_location {self._dir}/"]
+                    if self.persistence
+                    else ["persistence false"]
+                ),
                 "max_queued_messages 1000000",
                 "max_inflight_messages 0",
                 "log_dest stderr",

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import aiomqtt
 import orjson
@@ -26,11 +26,7 @@ from feeds.base import Backoff
 from hedger.bridges.mqtt import MqttBridge
 from hedger.bus import Bus, Message
 from hedger.events import HedgeRatioEvent, SpreadEvent, decode
-
-if TYPE_CHECKING:
-    from tests.mosquitto import MosquittoBroker
-
-pytest_plugins = ["tests.mosquitto"]
+from tests.mosquitto import MosquittoBroker
 
 ROOT = Path(__file__).resolve().parents[1]
 TS0 = 1_700_000_000_000_000_000
@@ -75,10 +71,14 @@ class Subscriber:
     """A plain aiomqtt subscriber that records every message and reconnects (every 20 ms)
     when the broker goes away."""
 
-    def __init__(self, broker: MosquittoBroker, topic: str, qos: int = 1) -> None:
+    def __init__(
+        self, broker: MosquittoBroker, topic: str, qos: int = 1, *, session: str | None = None
+    ) -> None:
         self.host, self.port = broker.host, broker.port
         self.topic = topic
         self.qos = qos
+        # a named persistent session: the broker keeps what it could not deliver yet
+        self.session = session
         self.messages: list[tuple[str, bytes, bool]] = []
         self.subscriptions = 0
         self._task: asyncio.Task[None] | None = None
@@ -102,7 +102,12 @@ class Subscriber:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(aiomqtt.MqttError):
-                async with aiomqtt.Client(self.host, self.port) as client:
+                async with aiomqtt.Client(
+                    self.host,
+                    self.port,
+                    identifier=self.session,
+                    clean_session=False if self.session else None,
+                ) as client:
                     await client.subscribe(self.topic, qos=self.qos)
                     self.subscriptions += 1
                     async for message in client.messages:
@@ -320,7 +325,20 @@ async def test_online_on_connect_and_the_last_will_when_killed(
     assert late.messages == [(status, b"offline", True)]
 
 
-async def test_a_broker_restart_mid_stream_loses_nothing(mosquitto: MosquittoBroker) -> None:
+async def test_a_broker_restart_mid_stream_loses_nothing() -> None:
+    """A broker that keeps its sessions on disk (as deploy/mosquitto.conf does) is stopped and
+    started again mid-stream; a QoS 1 subscriber with a persistent session sees every seq.
+    (Without broker persistence, messages the broker had acknowledged but not yet forwarded
+    die with it: no publisher can prevent that.)"""
+    mosquitto = MosquittoBroker(persistence=True)
+    mosquitto.start()
+    try:
+        await _restart_mid_stream(mosquitto)
+    finally:
+        mosquitto.close()
+
+
+async def _restart_mid_stream(mosquitto: MosquittoBroker) -> None:
     root = new_root()
     bus = Bus(root=root)
     bridge = MqttBridge(mosquitto.url, root=root, backoff=SLOW)
@@ -337,7 +355,7 @@ async def test_a_broker_restart_mid_stream_loses_nothing(mosquitto: MosquittoBro
                 publish_bar(bus, pair, published)
             await asyncio.sleep(0.002)
 
-    async with Subscriber(mosquitto, f"{root}/v1/+/#") as sub, bridge:
+    async with Subscriber(mosquitto, f"{root}/v1/+/#", session=f"{root}-sub") as sub, bridge:
         await until(lambda: bridge.connected, what="the bridge to connect")
         streamer = asyncio.create_task(stream())
         await until(lambda: sub.count() > 200, what="the stream to flow")
