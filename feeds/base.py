@@ -217,3 +217,30 @@ async def paced(ticks: Iterator[Tick], speed: float | None) -> AsyncIterator[Tic
         elif n % 512 == 0:
             await asyncio.sleep(0)
         yield tick
+
+
+class PacedFeed:
+    """A feed over a synchronous tick source (a generator, a file reader), paced by
+    :func:`paced`. Subclasses give the source in :meth:`source`."""
+
+    def __init__(self, speed: float | None) -> None:
+        self.rejects = Rejects()
+        self._speed = speed
+
+    def source(self) -> Iterator[Tick]:
+        """The ticks, in event-time order."""
+        raise NotImplementedError
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    def __aiter__(self) -> AsyncIterator[Tick]:
+        return paced(self.source(), self._speed)

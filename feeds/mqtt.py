@@ -21,6 +21,7 @@ import random
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import unquote, urlsplit
@@ -173,6 +174,47 @@ def _refused(code: object) -> bool:
     return isinstance(value, int) and value >= 0x80
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where and how to connect, from an ``mqtt[s]://[user:password@]host[:port]`` URL."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls_context: ssl.SSLContext | None
+
+
+def broker_address(
+    url: str,
+    *,
+    tls: bool | ssl.SSLContext = False,
+    username: str | None = None,
+    password: str | None = None,
+) -> BrokerAddress:
+    """Parse a broker URL; explicit credentials override those in the URL. Raises
+    ``ValueError`` on anything but an mqtt:// or mqtts:// URL with a host."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in _PLAIN_SCHEMES | _TLS_SCHEMES or not parts.hostname:
+        raise ValueError(f"expected an mqtt://host[:port] or mqtts://host[:port] URL: {url!r}")
+    use_tls = tls is not False or scheme in _TLS_SCHEMES
+    context: ssl.SSLContext | None = None
+    if isinstance(tls, ssl.SSLContext):
+        context = tls
+    elif use_tls:
+        context = ssl.create_default_context()
+    url_user = unquote(parts.username) if parts.username else None
+    url_password = unquote(parts.password) if parts.password else None
+    return BrokerAddress(
+        host=parts.hostname,
+        port=parts.port or (8883 if use_tls else 1883),
+        username=username if username is not None else url_user,
+        password=password if password is not None else url_password,
+        tls_context=context,
+    )
+
+
 class MqttTickFeed:
     """Ticks from topics of an MQTT broker: connect, subscribe, parse every message,
     reconnect (and resubscribe) with backoff when the broker goes away, until closed.
@@ -216,10 +258,7 @@ class MqttTickFeed:
         ts_unit: str = "auto",
         seed: int | None = None,
     ) -> None:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _PLAIN_SCHEMES | _TLS_SCHEMES or not parts.hostname:
-            raise ValueError(f"expected an mqtt://host[:port] or mqtts://host[:port] URL: {url!r}")
+        broker = broker_address(url, tls=tls, username=username, password=password)
         if isinstance(topics, str):
             topics = [topics]
         if not topics:
@@ -231,18 +270,9 @@ class MqttTickFeed:
         self.url = url
         self.topics = list(topics)
         self.qos = qos
-        self.host = parts.hostname
-        use_tls = tls is not False or scheme in _TLS_SCHEMES
-        self.port = parts.port or (8883 if use_tls else 1883)
-        self._tls_context: ssl.SSLContext | None = None
-        if isinstance(tls, ssl.SSLContext):
-            self._tls_context = tls
-        elif use_tls:
-            self._tls_context = ssl.create_default_context()
-        url_user = unquote(parts.username) if parts.username else None
-        url_password = unquote(parts.password) if parts.password else None
-        self._username = username if username is not None else url_user
-        self._password = password if password is not None else url_password
+        self.host, self.port = broker.host, broker.port
+        self._tls_context = broker.tls_context
+        self._username, self._password = broker.username, broker.password
         self.client_id = client_id
         self.keepalive = keepalive
         self._parse_ts = timestamp_parser(ts_unit)
@@ -381,22 +411,18 @@ async def mqtt_messages(
     """Raw messages ``(topic, payload)`` from topic filters on a broker, reconnecting with
     backoff (a fresh client per connection) until the consumer stops iterating. ``on_state``
     hears ``"connected"`` and ``"disconnected: <why>"``. Used by ``hedger subscribe``."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        raise ValueError(f"broker URL must look like mqtt://host:port, got {url!r}")
-    tls = parts.scheme == "mqtts"
-    port = parts.port or (8883 if tls else 1883)
+    broker = broker_address(url)
     delays = backoff or Backoff(initial=0.2, maximum=5.0)
     rng = random.Random()
     attempt = 0
     while True:
         try:
             async with aiomqtt.Client(
-                parts.hostname,
-                port,
-                username=parts.username,
-                password=parts.password,
-                tls_context=ssl.create_default_context() if tls else None,
+                broker.host,
+                broker.port,
+                username=broker.username,
+                password=broker.password,
+                tls_context=broker.tls_context,
             ) as client:
                 for topic in topics:
                     await client.subscribe(topic, qos=qos)

@@ -18,16 +18,13 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import numpy as np
 
-from feeds.base import paced
+from feeds.base import PacedFeed
 from hedger.errors import ConfigError
-from hedger.rejects import Rejects
 from hedger.ticks import Tick
 
 _NS = 1_000_000_000
@@ -158,31 +155,16 @@ class SyntheticMarket:
             done += m
 
 
-class SyntheticFeed:
+class SyntheticFeed(PacedFeed):
     """The synthetic market as a live feed: ticks arrive at their event times scaled by
     ``speed`` (``None``: as fast as the consumer takes them)."""
 
     def __init__(
         self, market: SyntheticMarket, seconds: float, *, speed: float | None = 1.0
     ) -> None:
+        super().__init__(speed)
         self.market = market
-        self.rejects = Rejects()
         self._seconds = seconds
-        self._speed = speed
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def __aiter__(self) -> AsyncIterator[Tick]:
-        return self._run()
-
-    def _run(self) -> AsyncIterator[Tick]:
-        return paced(self.market.ticks(self._seconds), self._speed)
+    def source(self) -> Iterator[Tick]:
+        return self.market.ticks(self._seconds)

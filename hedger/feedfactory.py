@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from feeds.alpaca import AlpacaStocks
-from feeds.base import Feed, WebSocketFeed, paced
+from feeds.base import Feed, PacedFeed, WebSocketFeed
 from feeds.binance import BinanceSpot
 from feeds.coinbase import CoinbaseExchange
 from feeds.mqtt import MqttTickFeed
@@ -17,39 +16,24 @@ from feeds.polygon import PolygonStocks
 from feeds.synthetic import SyntheticFeed, SyntheticMarket, SyntheticSpec
 from hedger.daemon_config import FeedSettings
 from hedger.errors import ConfigError
-from hedger.rejects import Logger, Rejects
+from hedger.rejects import Logger
 from hedger.replay import merged_ticks
 from hedger.ticks import Tick
 
 _FOREVER_S = 10.0 * 365 * 86_400
 
 
-class FileFeed:
+class FileFeed(PacedFeed):
     """Recorded files as a feed (merged in event time), optionally paced at ``speed`` times
     real time; it yields to the event loop regularly so it never starves the rest."""
 
     def __init__(self, paths: Sequence[Path], *, speed: float | None, ts_unit: str) -> None:
-        self.rejects = Rejects()
+        super().__init__(speed)
         self._paths = list(paths)
-        self._speed = speed
         self._ts_unit = ts_unit
 
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
-
-    def __aiter__(self) -> AsyncIterator[Tick]:
-        return self._run()
-
-    def _run(self) -> AsyncIterator[Tick]:
-        return paced(merged_ticks(self._paths, self.rejects, self._ts_unit), self._speed)
+    def source(self) -> Iterator[Tick]:
+        return merged_ticks(self._paths, self.rejects, self._ts_unit)
 
 
 def _floats(options: dict[str, Any], key: str) -> tuple[float, ...] | None:

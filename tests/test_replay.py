@@ -261,8 +261,9 @@ def test_config_file_and_errors(tmp_path: Path) -> None:
         load_toml(toml)
 
 
-def test_read_ticks_streams_in_constant_memory(tmp_path: Path) -> None:
-    """A generator, not a list: the first tick arrives before the file is consumed."""
+def test_read_ticks_is_lazy(tmp_path: Path) -> None:
+    """A generator, not a list: the first tick arrives before the file is consumed (the
+    constant-memory figures are in bench/README.md)."""
     path = tmp_path / "ticks.csv"
     write_tick_csv(path, synthetic_rows(60))
     stream = read_ticks(path, Rejects())
