@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
+import numpy as np
 import orjson
 
 from hedger.topics import SCHEMA_VERSION
@@ -106,6 +107,55 @@ class SpreadEvent(NamedTuple):
 Event = HedgeRatioEvent | SpreadEvent
 
 
+class MatrixEvent(NamedTuple):
+    """The hedge-ratio matrix of N symbols after a bar: one message for all N (N - 1) ordered
+    pairs (topic ``<root>/v1/matrix``, retained).
+
+    JSON: ``type`` ``"matrix"``, ``version``, ``seq`` (per matrix, from 1, contiguous), ``ts``
+    (the bar's close, ns), ``symbols`` (N,), then N x N nested lists indexed ``[y][x]`` (row =
+    the hedged symbol Y, column = the hedge X), ``null`` on the diagonal and where a number
+    does not exist: ``beta``, ``alpha``, ``beta_std`` (sqrt of P00), ``zscore`` (e / sqrt(S),
+    ``null`` for a pair without both prices on the bar); ``warm`` (N x N booleans); ``stale``:
+    the symbols that had no fresh price on the bar (their pairs only predicted).
+    """
+
+    seq: int
+    ts: int
+    symbols: tuple[str, ...]
+    beta: np.ndarray
+    alpha: np.ndarray
+    beta_std: np.ndarray
+    zscore: np.ndarray
+    warm: np.ndarray
+    stale: tuple[str, ...]
+
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "matrix"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order (matrices as float64 / bool arrays)."""
+        return {
+            "type": self.type,
+            "version": SCHEMA_VERSION,
+            "seq": self.seq,
+            "ts": self.ts,
+            "symbols": list(self.symbols),
+            "beta": self.beta,
+            "alpha": self.alpha,
+            "beta_std": self.beta_std,
+            "zscore": self.zscore,
+            "warm": self.warm,
+            "stale": list(self.stale),
+        }
+
+
+def encode_matrix(event: MatrixEvent) -> bytes:
+    """A matrix event as compact JSON bytes (NaN written as ``null``)."""
+    return orjson.dumps(event.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
 def encode(event: Event) -> bytes:
     """The event as compact JSON bytes (no trailing newline)."""
     return orjson.dumps(event.to_dict())
@@ -114,6 +164,6 @@ def encode(event: Event) -> bytes:
 def decode(data: bytes | str) -> dict[str, Any]:
     """Parse an encoded event back to its JSON object (for subscribers and tests)."""
     obj = orjson.loads(data)
-    if not isinstance(obj, dict) or obj.get("type") not in ("hedge_ratio", "spread"):
+    if not isinstance(obj, dict) or obj.get("type") not in ("hedge_ratio", "spread", "matrix"):
         raise ValueError("not a hedger event")
     return obj

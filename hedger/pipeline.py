@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from hedger.actors import PairActor, PairSpec
-from hedger.bars import BarBuilder, LegPrice
+from hedger.bars import BarBuilder, BarHandler, LegPrice
 from hedger.errors import ConfigError
 from hedger.events import Event
 from hedger.rejects import Rejects
@@ -37,6 +37,8 @@ class Pipeline:
         emit: receives every event, in order.
         rejects: counts and logs bad input.
         price_source: bars from trades or from quote mids.
+        symbols: symbols the bars must carry besides the pairs' legs (for bar listeners such
+            as the hedge-ratio matrix); with some, ``pairs`` may be empty.
     """
 
     def __init__(
@@ -48,8 +50,9 @@ class Pipeline:
         rejects: Rejects,
         *,
         price_source: TickKind = TickKind.TRADE,
+        symbols: Sequence[str] = (),
     ) -> None:
-        if not pairs:
+        if not pairs and not symbols:
             raise ConfigError("pairs", "at least one pair is needed")
         ids = [str(spec.pair) for spec in pairs]
         if len(set(ids)) != len(ids):
@@ -64,8 +67,10 @@ class Pipeline:
         self.rejects = rejects
         self._emit = emit
         self.actors = [PairActor(spec, max_age_ns, self._count_and_emit, rejects) for spec in pairs]
-        symbols = {symbol for spec in pairs for symbol in spec.pair.legs}
-        self.symbols = tuple(sorted(symbols))
+        legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
+        self.symbols = tuple(sorted(legs))
+        self.bar_listeners: list[BarHandler] = []
+        """Called at each bar close after the actors, with the bar handler's arguments."""
         self.bars = BarBuilder(
             bar_ns, self.symbols, self.on_bar_close, rejects, price_source=price_source
         )
@@ -85,6 +90,8 @@ class Pipeline:
         the bars itself): every actor takes it."""
         for actor in self.actors:
             actor.handle_bar(ts, prices, ticked)
+        for listener in self.bar_listeners:
+            listener(ts, prices, ticked)
 
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1
