@@ -9,6 +9,7 @@ from typing import Any
 
 from hedger.bars import LegPrice
 from hedger.engine import FilterParams, HedgeFilter
+from hedger.engine.linalg import MatrixLike
 from hedger.errors import BadInputError
 from hedger.events import Event, HedgeRatioEvent, SpreadEvent
 from hedger.rejects import Rejects
@@ -21,6 +22,9 @@ class PairSpec:
 
     pair: PairId
     params: FilterParams
+
+
+BarListener = Callable[["PairActor", int, list[float | None]], None]
 
 
 class PairActor:
@@ -47,6 +51,9 @@ class PairActor:
         self.seq = 0
         self.last_ts = 0
         self.stale_bars = 0
+        self.bar_listener: BarListener | None = None
+        """Called after every step with the actor, the bar's ts and the prices the filter
+        took (Y first; None for a leg it did not take): how a refitter keeps its history."""
 
     def handle_bar(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
         """A bar closed at ``ts`` (ns)."""
@@ -70,6 +77,7 @@ class PairActor:
             self._rejects.add(exc.reason, self.pair_id, value=repr(exc.value))
             step = self._filter.step(None, [None] * len(xs))
             stale = True
+            fresh = [None] * len(fresh)
         self.seq += 1
         self.last_ts = ts
         self._publish(
@@ -96,6 +104,23 @@ class PairActor:
                 zscore=step.zscore,
             )
         )
+        if self.bar_listener is not None:
+            self.bar_listener(self, ts, fresh)
+
+    @property
+    def params(self) -> FilterParams:
+        """The filter's current parameters (its noise changes with :meth:`set_noise`)."""
+        return self._filter.params
+
+    @property
+    def observations(self) -> int:
+        """Observations the filter has absorbed (it never resets, so this only grows)."""
+        return self._filter.observations
+
+    def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
+        """Swap the filter's noise, Q (n, n) and R, keeping its state
+        (:meth:`HedgeFilter.set_noise`)."""
+        self._filter.set_noise(trans_cov, obs_cov)
 
     def snapshot(self) -> dict[str, Any]:
         """The actor's whole state as one plain value (what a checkpoint will save)."""

@@ -70,6 +70,13 @@ class BasketFilter:
         self._r = float(obs_cov)
         self._primed = primed
 
+    def set_noise(self, trans_cov: Sequence[Sequence[float]] | FloatArray, obs_cov: float) -> None:
+        """Replace Q (n, n) and R (the current value of an adaptive R) and keep the state."""
+        q = np.asarray(trans_cov, dtype=np.float64)
+        self._sqrt_q = psd_sqrt(q)
+        self._has_q = bool(np.any(q != 0.0))
+        self._r = float(obs_cov)
+
     def predict(self) -> None:
         """A predict-only step: ``P <- P + Q``."""
         if self._primed and self._has_q:

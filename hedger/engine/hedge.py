@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import NamedTuple, cast
 
 import numpy as np
 
 from hedger.engine.basket import BasketFilter
-from hedger.engine.linalg import ols
+from hedger.engine.linalg import MatrixLike, ols
 from hedger.engine.pair import PairFilter
 from hedger.engine.params import DiffuseInit, FilterParams, GivenInit, OlsWarmupInit
 from hedger.engine.transforms import InputTransform
@@ -131,6 +132,20 @@ class HedgeFilter:
             "previous_prices": self._transform.memory(),
             "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
         }
+
+    def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
+        """Swap in new noise, Q (n, n) and R, without touching the state: the mean, covariance,
+        the transform's memory and the warm-up progress carry on, so the following steps are
+        those of a filter built with the new noise from the same state. ``params`` is updated
+        (with ``trans_cov`` set, ``delta`` ignored); an adaptive R continues from ``obs_cov``.
+        Invalid noise raises :class:`~hedger.errors.ConfigError` and changes nothing."""
+        rows = tuple(tuple(float(v) for v in row) for row in trans_cov)
+        params = replace(self.params, trans_cov=rows, obs_cov=float(obs_cov))
+        q = params.state_noise()
+        if self._k == 1 and self._n == 1:
+            _, _, q = _pad_to_pair(np.zeros(1), np.zeros((1, 1)), q)
+        self._core.set_noise(q, params.obs_cov)
+        self.params = params
 
     def step(self, y: float | None, x: float | Sequence[float | None] | None) -> FilterStep:
         """Advance one step with the raw prices of Y and its hedge(s); returns the step."""

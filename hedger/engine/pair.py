@@ -193,7 +193,7 @@ class PairFilter:
     describe the step. ``predict()`` is a step without an observation.
     """
 
-    __slots__ = ("_put", "intercept", "predict", "raw", "update")
+    __slots__ = ("_lam", "_put", "intercept", "predict", "raw", "update")
 
     update: UpdateFn
     predict: Callable[[], None]
@@ -210,18 +210,31 @@ class PairFilter:
         intercept: bool = True,
         adaptive_r: float | None = None,
     ) -> None:
-        lam = 0.0 if adaptive_r is None else float(adaptive_r)
-        q00 = float(trans_cov[0][0])
-        if intercept:
-            closures = _intercept_closures(q00, float(trans_cov[0][1]), float(trans_cov[1][1]), lam)
-        else:
-            closures = _slope_closures(q00, lam)
+        self._lam = 0.0 if adaptive_r is None else float(adaptive_r)
         self.intercept = intercept
+        self._build(trans_cov)
+        self.reset(mean, cov, obs_cov)
+
+    def _build(self, trans_cov: MatrixLike) -> None:
+        q00 = float(trans_cov[0][0])
+        if self.intercept:
+            q01, q11 = float(trans_cov[0][1]), float(trans_cov[1][1])
+            closures = _intercept_closures(q00, q01, q11, self._lam)
+        else:
+            closures = _slope_closures(q00, self._lam)
         self.update = closures.update
         self.predict = closures.predict
         self.raw = closures.get
         self._put = closures.put
-        self.reset(mean, cov, obs_cov)
+
+    def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
+        """Replace Q (2x2 rows) and R (> 0; the current value of an adaptive R) and keep the
+        state: the mean, P, its tracked determinant and ``primed`` carry on, so the next steps
+        are those of a filter built with the new noise and restored to the same state. The
+        last step's ``innovation`` and ``innovation_var`` read NaN afterwards."""
+        state = self.state
+        self._build(trans_cov)
+        self._put(state._replace(r=float(obs_cov)))
 
     def reset(
         self,
