@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hedger import __version__
+from hedger import __version__, calibrate_command, evaluate_command, matrix_command
 from hedger.config import load_toml, pipeline_config
 from hedger.daemon_config import DaemonConfig, daemon_config
 from hedger.demo import DEFAULT_FILE, render, run_demo
@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=1, help="the live demo's market seed (1)")
     _add_replay(commands)
+    calibrate_command.add_parser(commands)
+    matrix_command.add_parser(commands)
+    evaluate_command.add_parser(commands)
     run = commands.add_parser(
         "run",
         help="run the daemon: live feeds, one filter per pair, events on the bus",
@@ -180,6 +183,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _demo(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "matrix":
+            return matrix_command.run(args)
+        if args.command == "calibrate":
+            return calibrate_command.run(args)
+        if args.command == "evaluate":
+            return evaluate_command.run(args)
         if args.command == "run":
             return _run(args)
         if args.command == "subscribe":

@@ -53,6 +53,11 @@ FILTER_KEYS = frozenset(
     }
 )
 BAR_KEYS = frozenset({"length", "max_age", "source"})
+DOCUMENT_SECTIONS = frozenset(
+    {"bars", "filter", "pairs", "feeds", "bus", "daemon", "logging", "matrix", "refit"}
+)
+"""Every top-level table of a config file: the pipeline's and the daemon's, so one file serves
+replay and daemon."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,14 +174,12 @@ def pipeline_config(
     extra_pairs: tuple[str, ...] = (),
     filter_overrides: Mapping[str, Any] | None = None,
     bar_overrides: Mapping[str, Any] | None = None,
-    allowed_sections: frozenset[str] = frozenset(
-        {"bars", "filter", "pairs", "feeds", "bus", "daemon", "logging"}
-    ),
+    allowed_sections: frozenset[str] = DOCUMENT_SECTIONS,
 ) -> PipelineConfig:
     """Build the pipeline's configuration from a TOML document plus command-line additions
     (pairs named on the command line, and overrides of [filter] and [bars] keys). The
-    daemon's own sections ([feeds], [bus], [daemon], [logging]) are allowed and left to
-    :mod:`hedger.daemon_config`, so one file serves replay and daemon."""
+    daemon's own sections ([feeds], [bus], [daemon], [logging], [refit], [matrix]) are allowed
+    and left to :mod:`hedger.daemon_config`, so one file serves replay and daemon."""
     _unknown("config", {k: v for k, v in document.items()}, allowed_sections)
     bars = bar_settings({**document.get("bars", {}), **(bar_overrides or {})})
     defaults = {**document.get("filter", {}), **(filter_overrides or {})}

@@ -1,6 +1,9 @@
 """The daemon's configuration: the replay sections ([bars], [filter], [pairs]) plus [[feeds]],
-[bus] (with [bus.mqtt] and [bus.websocket]), [daemon] and [logging]. Validated at load into
-frozen dataclasses; unknown keys are errors naming the key. See ``deploy/hedger.toml``."""
+[bus] (with [bus.mqtt] and [bus.websocket]), [daemon], [logging] and [matrix] (the live
+hedge-ratio matrix: ``symbols = [...]`` plus any [filter] key as an override), [refit]
+(background refits of the pairs' noise, :mod:`hedger.refit`). Validated at
+load into frozen dataclasses; unknown keys are errors naming the key. See
+``deploy/hedger.toml``."""
 
 from __future__ import annotations
 
@@ -11,8 +14,17 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hedger.bars import parse_duration_ns
-from hedger.config import PipelineConfig, pipeline_config
+from hedger.config import (
+    DOCUMENT_SECTIONS,
+    FILTER_KEYS,
+    PipelineConfig,
+    bar_settings,
+    filter_params,
+    pipeline_config,
+)
+from hedger.engine import FilterParams
 from hedger.errors import ConfigError
+from hedger.refit import RefitSettings, refit_settings
 
 FEED_KINDS = ("synthetic", "binance", "coinbase", "alpaca", "polygon", "mqtt", "file")
 _FEED_KEYS: dict[str, frozenset[str]] = {
@@ -32,6 +44,7 @@ MQTT_KEYS = frozenset({"url", "qos", "username", "password", "tls", "client_id",
 WS_KEYS = frozenset({"host", "port", "token", "token_env", "client_queue"})
 DAEMON_KEYS = frozenset({"tick_queue", "shutdown_timeout", "metrics_interval", "bar_grace"})
 LOGGING_KEYS = frozenset({"level", "json"})
+MATRIX_KEYS = FILTER_KEYS | {"symbols"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,15 @@ class WebSocketSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class MatrixSettings:
+    """The live hedge-ratio matrix: its symbols (N >= 2, in matrix order) and the parameters
+    of every pair filter ([filter] defaults, overridden by the [matrix] table's keys)."""
+
+    symbols: tuple[str, ...]
+    params: FilterParams
+
+
+@dataclass(frozen=True, slots=True)
 class DaemonConfig:
     """Everything ``hedger run`` needs."""
 
@@ -81,6 +103,8 @@ class DaemonConfig:
     bar_grace_ns: int = 200_000_000
     log_level: str = "info"
     log_json: bool | None = None
+    matrix: MatrixSettings | None = None
+    refit: RefitSettings | None = None
 
 
 def _table(document: Mapping[str, Any], key: str) -> Mapping[str, Any]:
@@ -195,9 +219,37 @@ def _feeds(document: Mapping[str, Any]) -> tuple[FeedSettings, ...]:
     return tuple(feeds)
 
 
+def _matrix(document: Mapping[str, Any]) -> MatrixSettings | None:
+    if "matrix" not in document:
+        return None
+    table = _table(document, "matrix")
+    _unknown("matrix", table, MATRIX_KEYS)
+    symbols = table.get("symbols")
+    if (
+        not isinstance(symbols, list)
+        or len(symbols) < 2
+        or not all(isinstance(s, str) and s for s in symbols)
+    ):
+        raise ConfigError("matrix.symbols", "must be a list of at least 2 symbols")
+    if len(set(symbols)) != len(symbols):
+        raise ConfigError("matrix.symbols", "a symbol is listed twice")
+    overrides = {key: value for key, value in table.items() if key != "symbols"}
+    params = filter_params({**_table(document, "filter"), **overrides}, 1, "matrix")
+    return MatrixSettings(tuple(symbols), params)
+
+
+def _pipeline(document: Mapping[str, Any], matrix: MatrixSettings | None) -> PipelineConfig:
+    if matrix is not None and not document.get("pairs"):
+        # the matrix alone: no pair actors; the sections and [bars] are checked all the same
+        _unknown("config", document, DOCUMENT_SECTIONS)
+        return PipelineConfig(bar_settings(_table(document, "bars")), ())
+    return pipeline_config(document)
+
+
 def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
     """Validate a whole daemon document."""
-    pipeline = pipeline_config(document)
+    matrix = _matrix(document)
+    pipeline = _pipeline(document, matrix)
     feeds = _feeds(document)
     bus = _table(document, "bus")
     _unknown("bus", bus, BUS_KEYS)
@@ -264,4 +316,6 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         bar_grace_ns=parse_duration_ns(str(daemon.get("bar_grace", "200ms")), "daemon.bar_grace"),
         log_level=level,
         log_json=log_json,
+        matrix=matrix,
+        refit=refit_settings(_table(document, "refit")) if "refit" in document else None,
     )

@@ -18,12 +18,16 @@ import time
 from collections import Counter
 from typing import Any
 
-from hedger.bus import Bridge, Bus
+from hedger.bus import Bridge, Bus, Message
 from hedger.daemon_config import DaemonConfig
+from hedger.events import MatrixEvent, encode_matrix
 from hedger.feedfactory import build_feed
+from hedger.matrix_actor import MatrixActor
 from hedger.pipeline import Pipeline
+from hedger.refit import Refitter
 from hedger.rejects import Rejects
 from hedger.ticks import Tick
+from hedger.topics import matrix_topic
 
 
 class _Clock:
@@ -57,7 +61,19 @@ class Node:
             self.bus.publish,
             self.rejects,
             price_source=bars.source,
+            symbols=config.matrix.symbols if config.matrix is not None else (),
         )
+        self.matrix: MatrixActor | None = None
+        if config.matrix is not None:
+            self.matrix = MatrixActor(
+                config.matrix.symbols, config.matrix.params, bars.max_age_ns, self._publish_matrix
+            )
+            self.pipeline.bar_listeners.append(self.matrix.handle_bar)
+            self._matrix_topic = matrix_topic(config.root)
+        self.refitter: Refitter | None = None
+        if config.refit is not None:
+            self.refitter = Refitter(config.refit, logger)
+            self.refitter.attach(self.pipeline.actors)
         self.queue: asyncio.Queue[Tick | _Clock | object] = asyncio.Queue(config.tick_queue)
         self.feeds = [build_feed(settings, logger) for settings in config.feeds]
         self.wall_clock = any(settings.kind != "file" for settings in config.feeds)
@@ -101,6 +117,10 @@ class Node:
             )
         return bridges
 
+    def _publish_matrix(self, event: MatrixEvent) -> None:
+        """One retained snapshot of the whole matrix per bar on ``<root>/v1/matrix``."""
+        self.bus.send(Message(self._matrix_topic, encode_matrix(event), retain=True))
+
     def metrics(self) -> dict[str, float]:
         """Counters: ticks, bars, updates, events, rejects by reason, queues, bridges'."""
         stats = self.pipeline.stats
@@ -113,6 +133,10 @@ class Node:
             "tick_queue": self.queue.qsize(),
             "duplicates": self.pipeline.bars.duplicates,
         }
+        if self.matrix is not None:
+            values["matrix_bars"] = self.matrix.seq
+        if self.refitter is not None:
+            values.update(self.refitter.metrics())
         for reason, count in self.rejects.counts.items():
             values[f"rejected_{reason}"] = count
         for feed in self.feeds:
@@ -133,6 +157,7 @@ class Node:
         self.log.info(
             "starting",
             pairs=[str(spec.pair) for spec in self.config.pipeline.pairs],
+            matrix=list(self.matrix.symbols) if self.matrix is not None else None,
             feeds=[settings.kind for settings in self.config.feeds],
             bridges=[bridge.name for bridge in self.bridges],
             clock="wall" if self.wall_clock else "data",
@@ -147,6 +172,8 @@ class Node:
                 group.create_task(self._feed(i), name=f"feed-{i}") for i in range(len(self.feeds))
             ]
             side = [group.create_task(self._metrics(), name="metrics")]
+            if self.refitter is not None:
+                side.append(group.create_task(self.refitter.run(), name="refit"))
             if self.wall_clock:
                 side.append(group.create_task(self._clock(), name="clock"))
             await stop.wait()

@@ -4,6 +4,7 @@
 - :class:`PairFilter` -- the plain-float hot path of a pair; :class:`BasketFilter` -- k hedges;
 - :class:`PairBank` -- P pair filters in one compiled call; :func:`filter_pair` -- a whole
   series in one compiled pass;
+- :class:`MatrixFilter` -- every ordered pair of N symbols, one compiled pass per bar;
 - :class:`FilterParams` and the initialisations, :class:`InputMode`.
 """
 
@@ -11,6 +12,7 @@ from hedger.engine.bank import PairBank
 from hedger.engine.basket import BasketFilter
 from hedger.engine.batch import PairSeries, filter_pair
 from hedger.engine.hedge import FilterStep, HedgeFilter
+from hedger.engine.matrix import MatrixFilter
 from hedger.engine.pair import PairFilter, PairState
 from hedger.engine.params import (
     DiffuseInit,
@@ -30,6 +32,7 @@ __all__ = [
     "HedgeFilter",
     "Init",
     "InputMode",
+    "MatrixFilter",
     "OlsWarmupInit",
     "PairBank",
     "PairFilter",
