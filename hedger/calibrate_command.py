@@ -36,8 +36,8 @@ def add_parser(commands: Any) -> None:
         description=(
             "Fit the state noise delta (Q = delta/(1-delta) I) and the observation noise R of a "
             "pair's Kalman filter by maximum likelihood, in one input mode or in all four "
-            "(auto), choose the mode whose hedge had the lowest in-sample P&L variance, and "
-            "print the fits with a ready-to-paste config table."
+            "(auto), choose the mode (log returns unless another mode hedged more than 5%% "
+            "better in sample), and print the fits with a ready-to-paste config table."
         ),
     )
     cal.add_argument("file", type=Path, metavar="FILE", help="wide bar CSV or tick file")
@@ -46,7 +46,7 @@ def add_parser(commands: Any) -> None:
         "--mode",
         choices=[*(m.value for m in InputMode), AUTO],
         default=AUTO,
-        help="input mode to fit (default auto: all four, chosen by hedged P&L variance)",
+        help="input mode to fit (default auto: all four, one chosen by hedged P&L variance)",
     )
     cal.add_argument(
         "--until",
@@ -155,8 +155,9 @@ def format_report(pair: str, result: Calibration, table: PriceTable, end: int, s
         )
     rows.append("")
     rows.append(
-        "hedged var: in-sample variance of dY - h dX per share of Y, h set a bar before; the\n"
-        "lowest is chosen (the likelihoods of different modes model different data)."
+        "hedged var: in-sample variance of dY - h dX per share of Y, h set a bar before.\n"
+        "chosen: returns, unless another mode's hedged var is more than 5% lower (in-sample\n"
+        "differences of a few percent do not last out of sample; docs/evaluation.md)."
     )
     return "\n".join(rows)
 

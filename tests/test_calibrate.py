@@ -8,6 +8,7 @@ import math
 import subprocess
 import sys
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,11 @@ from hedger.cli import main
 from hedger.config import load_toml, pipeline_config
 from hedger.engine import HedgeFilter, InputMode
 from hedger.engine.calibrate import (
+    SWITCH_MARGIN,
     Calibration,
     NoiseFit,
     calibrate,
+    choose_mode,
     fit_noise,
     hedged_variance,
     log_likelihood,
@@ -224,12 +227,20 @@ def test_a_static_beta_is_a_legitimate_answer() -> None:
     assert fit.filter_params().delta == 0.0
 
 
-def test_calibrate_chooses_the_lowest_hedged_variance(
+def test_calibrate_keeps_returns_unless_another_mode_hedges_clearly_better(
     qual_mtum: tuple[Any, Any], qual_mtum_fits: Calibration
 ) -> None:
     cal = qual_mtum_fits
     assert [f.mode for f in cal.fits] == list(InputMode)
-    assert cal.best.hedged_variance == min(f.hedged_variance for f in cal.fits)
+    returns = cal.fit_for(InputMode.RETURNS)
+    lowest = min(cal.fits, key=lambda f: f.hedged_variance)
+    switch = lowest.hedged_variance < returns.hedged_variance * (1.0 - SWITCH_MARGIN)
+    assert cal.best is (lowest if switch else returns)
+    # the rule itself, on made-up fits
+    fits = [replace(returns, hedged_variance=1.0), replace(lowest, mode=InputMode.LEVELS)]
+    assert choose_mode([fits[0], replace(fits[1], hedged_variance=0.96)]).mode is InputMode.RETURNS
+    assert choose_mode([fits[0], replace(fits[1], hedged_variance=0.94)]).mode is InputMode.LEVELS
+    assert choose_mode([replace(fits[1], hedged_variance=2.0)]).mode is InputMode.LEVELS
     only = calibrate(*qual_mtum, modes=[InputMode.LOG, InputMode.LEVELS])
     assert [f.mode for f in only.fits] == [InputMode.LOG, InputMode.LEVELS]
     assert only.fit_for(InputMode.LOG) == cal.fit_for(InputMode.LOG)
