@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from hedger.bus import Message
-from hedger.config import load_toml
+from hedger.config import load_toml, pipeline_config
 from hedger.daemon_config import daemon_config
 from hedger.errors import ConfigError
 from hedger.logs import get_logger
@@ -108,3 +108,18 @@ metrics_interval = "1h"
     assert ratio_topics == {"hedger/v1/ratio/SP500/NASDAQ"}
     metrics = [m for m in received if m.topic == "hedger/v1/metrics"]
     assert metrics, "a final metrics snapshot is published at shutdown"
+
+
+def test_the_readme_configuration_is_valid() -> None:
+    """The TOML a newcomer copies from the README's Configuration section loads, for replay
+    and (with a feed added) for the daemon, [matrix] and [refit] included."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Configuration", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    document = tomllib.loads(block)
+    pipeline = pipeline_config(document)
+    assert [str(spec.pair) for spec in pipeline.pairs] == ["AAPL/SPY"]
+    config = daemon_config({**document, "feeds": [{"kind": "synthetic"}]})
+    assert config.matrix is not None and config.matrix.symbols == ("SPY", "QQQ", "IWM", "TLT")
+    assert config.matrix.params.mode.value == "returns"
+    assert config.refit is not None and config.refit.every_bars == 500
