@@ -17,8 +17,8 @@ from typing import Any, Protocol
 
 import orjson
 
-from hedger.events import Event, encode
-from hedger.topics import metrics_topic, pair_id_topic, status_topic
+from hedger.events import Event, MatrixEvent, encode, encode_matrix
+from hedger.topics import matrix_topic, metrics_topic, pair_id_topic, status_topic
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +141,10 @@ class Bus:
     def publish_status(self, status: str) -> None:
         """The retained daemon status (``online``; the MQTT will says ``offline``)."""
         self.send(Message(status_topic(self.root), status.encode(), True))
+
+    def publish_matrix(self, event: MatrixEvent) -> None:
+        """One bar's hedge-ratio matrix, retained, on the matrix topic."""
+        self.send(Message(matrix_topic(self.root), encode_matrix(event), True, seq=event.seq))
 
     def publish_metrics(self, payload: dict[str, Any]) -> None:
         """A metrics snapshot on the metrics topic."""

@@ -18,16 +18,14 @@ import time
 from collections import Counter
 from typing import Any
 
-from hedger.bus import Bridge, Bus, Message
+from hedger.bus import Bridge, Bus
 from hedger.daemon_config import DaemonConfig
-from hedger.events import MatrixEvent, encode_matrix
 from hedger.feedfactory import build_feed
 from hedger.matrix_actor import MatrixActor
 from hedger.pipeline import Pipeline
 from hedger.refit import Refitter
 from hedger.rejects import Rejects
 from hedger.ticks import Tick
-from hedger.topics import matrix_topic
 
 
 class _Clock:
@@ -66,10 +64,12 @@ class Node:
         self.matrix: MatrixActor | None = None
         if config.matrix is not None:
             self.matrix = MatrixActor(
-                config.matrix.symbols, config.matrix.params, bars.max_age_ns, self._publish_matrix
+                config.matrix.symbols,
+                config.matrix.params,
+                bars.max_age_ns,
+                self.bus.publish_matrix,
             )
             self.pipeline.bar_listeners.append(self.matrix.handle_bar)
-            self._matrix_topic = matrix_topic(config.root)
         self.refitter: Refitter | None = None
         if config.refit is not None:
             self.refitter = Refitter(config.refit, logger)
@@ -116,10 +116,6 @@ class Node:
                 )
             )
         return bridges
-
-    def _publish_matrix(self, event: MatrixEvent) -> None:
-        """One retained snapshot of the whole matrix per bar on ``<root>/v1/matrix``."""
-        self.bus.send(Message(self._matrix_topic, encode_matrix(event), retain=True))
 
     def metrics(self) -> dict[str, float]:
         """Counters: ticks, bars, updates, events, rejects by reason, queues, bridges'."""

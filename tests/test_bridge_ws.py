@@ -8,6 +8,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -21,7 +22,7 @@ from hedger.bridges.ws import (
     render_prometheus,
 )
 from hedger.bus import Bus, Message
-from hedger.events import HedgeRatioEvent, SpreadEvent, encode
+from hedger.events import HedgeRatioEvent, MatrixEvent, SpreadEvent, encode
 
 WAIT = 3.0
 
@@ -213,6 +214,50 @@ async def test_late_subscriber_gets_the_latest_ratio_at_once(started: Started) -
         # subscribing again sends the retained ratio again (like MQTT)
         await subscribe(late, "AAPL/SPY")
         assert (await recv_json(late))["seq"] == 5
+
+
+def matrix_event(seq: int) -> MatrixEvent:
+    beta = np.array([[np.nan, 0.5 + seq], [1.5, np.nan]])
+    return MatrixEvent(
+        seq=seq,
+        ts=seq * 10**9,
+        symbols=("A", "B"),
+        beta=beta,
+        alpha=np.zeros((2, 2)),
+        beta_std=np.full((2, 2), 0.1),
+        zscore=np.zeros((2, 2)),
+        warm=np.ones((2, 2), dtype=bool),
+        stale=(),
+    )
+
+
+async def test_the_matrix_is_its_own_subscription(started: Started) -> None:
+    bridge, bus = await started()
+    bus.publish_matrix(matrix_event(1))
+    bus.publish_matrix(matrix_event(2))
+    assert await bridge.drain(WAIT)
+    async with connect(bridge.url) as pairs_only, connect(bridge.url) as matrix:
+        await subscribe(pairs_only, "*")
+        await matrix.send('{"action":"subscribe","matrix":true}')
+        assert await recv_json(matrix) == {"type": "subscribed", "pairs": [], "matrix": True}
+        retained = await recv_json(matrix)  # the latest matrix, at once
+        assert (retained["type"], retained["seq"], retained["beta"]) == (
+            "matrix",
+            2,
+            [[None, 2.5], [1.5, None]],
+        )
+        bus.publish_matrix(matrix_event(3))
+        bus.publish(ratio("A/B", 1))
+        assert (await recv_json(matrix))["seq"] == 3
+        await nothing_more(matrix)  # pairs were not asked for
+        assert (await recv_json(pairs_only))["type"] == "hedge_ratio"
+        await nothing_more(pairs_only)  # "*" is every pair, not the matrix
+        await matrix.send('{"action":"unsubscribe","matrix":true}')
+        assert await recv_json(matrix) == {"type": "subscribed", "pairs": []}
+        bus.publish_matrix(matrix_event(4))
+        await nothing_more(matrix)
+        await matrix.send('{"action":"subscribe","matrix":"yes"}')
+        assert (await recv_json(matrix))["type"] == "error"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,13 +10,20 @@ Protocol (JSON text frames, one object per frame; a ``ws://host:port/`` URL, any
   (``"*"`` is every pair) and unsubscribes: ``{"action":"unsubscribe","pairs":["AAPL/SPY"]}``.
   Pair ids are as in :mod:`hedger.topics` and are normalised (``BRK%2FB/SPY``); unsubscribing
   a pair does not carve it out of ``"*"``, unsubscribing ``"*"`` does.
+* The hedge-ratio matrix (a daemon with ``[matrix]``) is a subscription of its own:
+  ``{"action":"subscribe","matrix":true}`` (with or without ``pairs``); ``unsubscribe`` with
+  ``"matrix":true`` ends it. Matrix messages are large (N x N numbers a bar), so ``"*"`` does
+  not include them.
 * Either action is answered with the client's whole subscription after it:
   ``{"type":"subscribed","pairs":["*","AAPL/SPY"]}`` (sorted; an empty list once everything
-  is unsubscribed). After a subscribe reply the server sends, at once, the latest
-  ``hedge_ratio`` event it has seen of each pair named (of every pair for ``"*"``), like an
-  MQTT retained message, so a late client has the current ratio without waiting for a bar.
+  is unsubscribed), with ``"matrix":true`` added while the client takes the matrix. After a
+  subscribe reply the server sends, at once, the latest ``hedge_ratio`` event it has seen of
+  each pair named (of every pair for ``"*"``), like an MQTT retained message, so a late client
+  has the current ratio without waiting for a bar; likewise the latest ``matrix`` event on a
+  matrix subscribe.
 * From then on every event of a subscribed pair is pushed as the event JSON itself (the bytes
-  of :func:`hedger.events.encode`, with ``type`` ``hedge_ratio`` or ``spread``), in bus order.
+  of :func:`hedger.events.encode`, with ``type`` ``hedge_ratio`` or ``spread``; ``matrix``
+  events as :func:`hedger.events.encode_matrix` writes them), in bus order.
   Metrics snapshots are not pushed (scrape ``/metrics``).
 * A malformed client message (not JSON, not an object, unknown action, bad ``pairs``, a bad
   pair id) is answered with ``{"type":"error","error":"<why>"}``, changes nothing and is
@@ -61,13 +68,14 @@ from websockets.http11 import Request, Response
 from hedger.bus import Message, Outbox
 from hedger.errors import ConfigError
 from hedger.rejects import Logger, Rejects
-from hedger.topics import PairId, status_topic
+from hedger.topics import PairId, matrix_topic, status_topic
 
 ALL_PAIRS = "*"
 MAX_CLIENT_MESSAGE = 64 * 1024
 MAX_PAIRS_PER_CLIENT = 10_000
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _STATUS_SUFFIX = status_topic("")  # "/v1/status": the status topic under any root
+_MATRIX_SUFFIX = matrix_topic("")
 _BATCH = 256
 
 
@@ -85,6 +93,7 @@ class Client:
         "id",
         "in_flight",
         "kicked",
+        "matrix",
         "pairs",
         "peer",
         "queue",
@@ -100,6 +109,7 @@ class Client:
         self.ready = asyncio.Event()
         self.pairs: set[str] = set()
         self.everything = False
+        self.matrix = False
         self.dropped = 0
         self.sent = 0
         self.in_flight = False
@@ -149,6 +159,7 @@ class FanOut:
         self.rejects = rejects if rejects is not None else Rejects()
         self.clients: dict[int, Client] = {}
         self.latest_ratio: dict[str, str] = {}
+        self.latest_matrix: str | None = None
         self.status: str | None = None
         self.connections = 0
         self.sent = 0
@@ -192,8 +203,9 @@ class FanOut:
     # bus side
 
     def publish(self, message: Message) -> None:
-        """Route one bus message: events to the clients that want their pair, status to
-        everyone; anything else (metrics snapshots) is not forwarded."""
+        """Route one bus message: events to the clients that want their pair, the matrix to
+        its subscribers, status to everyone; anything else (metrics snapshots) is not
+        forwarded."""
         event = message.event
         if event is not None:
             frame = message.payload.decode()
@@ -203,6 +215,12 @@ class FanOut:
                 self.latest_ratio[pair] = frame
             for client in self.clients.values():
                 if client.wants(pair):
+                    self._push(client, frame)
+        elif message.topic.endswith(_MATRIX_SUFFIX):
+            frame = message.payload.decode()
+            self.latest_matrix = frame
+            for client in self.clients.values():
+                if client.matrix:
                     self._push(client, frame)
         elif message.topic.endswith(_STATUS_SUFFIX):
             status = message.payload.decode("utf-8", "replace")
@@ -217,7 +235,7 @@ class FanOut:
         a subscribe). False, with an error reply queued and the reject counted, if it was
         malformed."""
         try:
-            action, pairs = _parse_request(data)
+            action, pairs, matrix = _parse_request(data)
         except _BadRequestError as exc:
             self.rejects.add(exc.reason, source=f"ws client {client.id}", peer=client.peer)
             self._push(client, _dumps({"type": "error", "error": exc.message}))
@@ -236,17 +254,21 @@ class FanOut:
                 return False
             client.everything = client.everything or wildcard
             client.pairs.update(named)
-            self._push(client, _dumps({"type": "subscribed", "pairs": client.subscription()}))
+            client.matrix = client.matrix or matrix
+            self._push(client, _subscribed(client))
             retained = sorted(self.latest_ratio) if wildcard else list(dict.fromkeys(named))
             for pair in retained:
                 frame = self.latest_ratio.get(pair)
                 if frame is not None:
                     self._push(client, frame)
+            if matrix and self.latest_matrix is not None:
+                self._push(client, self.latest_matrix)
         else:
             if wildcard:
                 client.everything = False
             client.pairs.difference_update(named)
-            self._push(client, _dumps({"type": "subscribed", "pairs": client.subscription()}))
+            client.matrix = client.matrix and not matrix
+            self._push(client, _subscribed(client))
         return True
 
     def _push(self, client: Client, frame: str) -> None:
@@ -269,8 +291,16 @@ class _BadRequestError(Exception):
         self.message = message
 
 
-def _parse_request(data: str | bytes) -> tuple[str, list[str]]:
-    """``(action, normalised pairs)`` from a client message, or :class:`_BadRequestError`."""
+def _subscribed(client: Client) -> str:
+    reply: dict[str, Any] = {"type": "subscribed", "pairs": client.subscription()}
+    if client.matrix:
+        reply["matrix"] = True
+    return _dumps(reply)
+
+
+def _parse_request(data: str | bytes) -> tuple[str, list[str], bool]:
+    """``(action, normalised pairs, matrix)`` from a client message, or
+    :class:`_BadRequestError`."""
     try:
         obj = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -284,7 +314,12 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str]]:
             "unknown_action",
             f"unknown action {_short(shown)}; expected subscribe or unsubscribe",
         )
+    matrix = obj.get("matrix", False)
+    if not isinstance(matrix, bool):
+        raise _BadRequestError("bad_matrix", "matrix must be true or false")
     raw = obj.get("pairs")
+    if raw is None and matrix:
+        return action, [], True
     if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
         raise _BadRequestError("bad_pairs", "pairs must be a non-empty list of pair ids")
     pairs: list[str] = []
@@ -296,7 +331,7 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str]]:
             pairs.append(str(PairId.parse(text)))
         except ConfigError as exc:
             raise _BadRequestError("bad_pair", f"bad pair {_short(text)}: {exc.problem}") from None
-    return action, pairs
+    return action, pairs, matrix
 
 
 def _short(text: str | None, limit: int = 60) -> str:
