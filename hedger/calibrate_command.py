@@ -153,6 +153,8 @@ def format_report(pair: str, result: Calibration, table: PriceTable, end: int, s
             f"{fit.loglik:>12.2f} {fit.n_obs:>6} {fit.hedged_variance:>11.4g} "
             f"{fit.log_q_se:>8.2f}  {' '.join(filter(None, (note, chosen)))}".rstrip()
         )
+    for mode, why in result.failed:
+        rows.append(f"{mode.value:<8} not fitted: {why}")
     rows.append("")
     rows.append(
         "hedged var: in-sample variance of dY - h dX per share of Y, h set a bar before.\n"
@@ -177,6 +179,7 @@ def as_json(
         "last": table.labels[end - 1],
         "warmup": WARMUP,
         "chosen": result.best.mode.value,
+        "failed": [{"mode": mode.value, "error": why} for mode, why in result.failed],
         "fits": [
             {
                 "mode": fit.mode.value,

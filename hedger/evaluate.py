@@ -246,18 +246,22 @@ def candidate_paths(
     paths: dict[str, MethodPath] = {}
     about: dict[str, dict[str, Any]] = {}
     calibrated: dict[str, FilterParams] = {}
+    positive = bool(np.all((y > 0.0) | np.isnan(y)) and np.all((x > 0.0) | np.isnan(x)))
     for mode in InputMode:
-        fit = calibration.fit_for(mode)
-        settings = (
-            ("calibrated", fit.filter_params()),
-            ("chan", chan_params(mode)),
-            ("seed", seed_params(mode)),
-        )
+        if mode.logarithmic and not positive:
+            continue  # log prices need prices > 0: no candidate in this mode
+        settings = [("chan", chan_params(mode)), ("seed", seed_params(mode))]
+        try:
+            fitted = calibration.fit_for(mode).filter_params()
+        except ConfigError:
+            pass  # the mode could not be calibrated on the training bars (calibration.failed)
+        else:
+            settings.insert(0, ("calibrated", fitted))
+            calibrated[f"kalman-{mode.value}-calibrated"] = fitted
         for setting, params in settings:
             name = f"kalman-{mode.value}-{setting}"
             paths[name] = kalman_path(params, y, x)
             about[name] = _kalman_about(mode, setting, params)
-        calibrated[f"kalman-{mode.value}-calibrated"] = settings[0][1]
     for differenced, mode_name in ((False, "levels"), (True, "changes")):
         paths[f"static-{mode_name}"] = static_ols_path(y, x, split, differenced)
         about[f"static-{mode_name}"] = _about("static", mode_name, "ols")

@@ -28,6 +28,7 @@ from hedger.engine.calibrate import (
     fit_noise,
     hedged_variance,
     log_likelihood,
+    moving_start,
     transform_prices,
 )
 from hedger.engine.hedging import filter_prices, hedged_pnl, shares_hedge
@@ -386,3 +387,33 @@ def test_calibrate_command_missing_file_is_one_line(tmp_path: Path) -> None:
     result = run_cli("calibrate", str(tmp_path / "missing.csv"), "--pair", "A/B")
     assert result.returncode == 2
     assert result.stderr.startswith("hedger calibrate:") and result.stderr.count("\n") == 1
+
+
+def test_a_flat_back_filled_start_is_left_out() -> None:
+    table = load_prices(ROOT / "examples" / "ishares_factors_daily.csv")
+    y, x = table.column("QUAL")[:400].copy(), table.column("MTUM")[:400].copy()
+    flat_y, flat_x = y.copy(), x.copy()
+    flat_x[:60] = flat_x[59]  # X "traded" at one price for its first 60 bars: back-filled
+    flat_y[:10] = np.nan
+    assert moving_start(flat_y, flat_x) == 59
+    assert moving_start(y, x) == 0
+    fit = fit_noise(flat_y, flat_x, InputMode.RETURNS)
+    assert fit == fit_noise(flat_y[59:], flat_x[59:], InputMode.RETURNS)
+
+
+def test_a_mode_that_cannot_be_fitted_is_skipped_and_reported() -> None:
+    table = load_prices(ROOT / "examples" / "ishares_factors_daily.csv")
+    y, x = table.column("QUAL")[:400], table.column("MTUM")[:400]
+    spread = y - x  # a spread, negative here: no log modes
+    cal = calibrate(spread, x)
+    assert [f.mode for f in cal.fits] == [InputMode.LEVELS, InputMode.CHANGES]
+    assert [mode for mode, _ in cal.failed] == [InputMode.LOG, InputMode.RETURNS]
+    assert all("> 0" in why or "positive" in why for _, why in cal.failed)
+    assert cal.best.mode in (InputMode.LEVELS, InputMode.CHANGES)  # returns was not there
+    with pytest.raises(ConfigError, match="not calibrated"):
+        cal.fit_for(InputMode.RETURNS)
+    with pytest.raises(ConfigError):  # the one mode asked for: its own error
+        calibrate(spread, x, modes=[InputMode.LOG])
+    constant = np.full(400, 5.0)
+    with pytest.raises(ConfigError, match="no mode could be fitted"):
+        calibrate(y, constant)

@@ -322,3 +322,18 @@ def test_split_index_accepts_fractions_and_dates() -> None:
     assert split_index(None, table, 100) == 50
     assert split_index("0.25", table, 100) == 25
     assert split_index("2014-01-06", table, len(table.ts)) == 2
+
+
+def test_prices_through_zero_leave_out_the_log_modes() -> None:
+    """A spread as Y (negative prices): no log or returns candidates, the rest are measured,
+    and the recommendation comes from the modes that could be calibrated."""
+    table = load_prices(EXAMPLES / "ishares_factors_daily.csv")
+    y = table.column("QUAL")[:800] - table.column("MTUM")[:800]
+    x = table.column("SIZE")[:800]
+    ev = evaluate_pair(
+        y, x, pair="SPREAD/SIZE", ts=table.ts[:800], labels=table.labels[:800], split=400
+    )
+    modes = {m.mode for m in ev.methods}
+    assert modes == {"levels", "changes"}
+    assert len(ev.methods) == 2 * 3 + 4  # two modes x three settings, four OLS baselines
+    assert ev.method(ev.recommended).mode in ("levels", "changes")

@@ -118,11 +118,14 @@ class Calibration:
 
     best: the fit :func:`choose_mode` chose (returns, unless another mode hedged clearly
         better in sample).
-    fits: one per mode tried, in the order given.
+    fits: one per mode fitted, in the order given.
+    failed: the modes that could not be fitted, each with the reason (e.g. a leg constant over
+        the warm-up in levels, prices <= 0 in a log mode).
     """
 
     best: NoiseFit
     fits: tuple[NoiseFit, ...]
+    failed: tuple[tuple[InputMode, str], ...] = ()
 
     def fit_for(self, mode: InputMode) -> NoiseFit:
         """The fit of ``mode``; :class:`ConfigError` if it was not tried."""
@@ -320,8 +323,13 @@ def fit_noise(
     """Fit delta and R of ``mode`` by maximum likelihood on raw prices ``y``, ``x`` (T,)
     (NaN = no price on that bar); ``intercept`` defaults to the mode's default. Without
     ``measure_hedge`` the (slower, per-bar) hedged-variance run is skipped and
-    ``hedged_variance`` is NaN: what a refit of a mode already chosen needs."""
+    ``hedged_variance`` is NaN: what a refit of a mode already chosen needs.
+
+    Leading bars in which a leg has not moved yet (a back-filled price) are left out: they
+    tell nothing about the hedge and would make the OLS warm-up degenerate."""
     mode = InputMode(mode)
+    start = moving_start(y, x)
+    y, x = y[start:], x[start:]
     has_intercept = mode.default_intercept if intercept is None else bool(intercept)
     problem, _ = _problem(y, x, mode, has_intercept)
     low, high = (math.log(v / problem.snr_scale) for v in SNR_RANGE)
@@ -368,6 +376,20 @@ def fit_noise(
     return replace(fit, hedged_variance=hedged_variance(fit.filter_params(), ys, xs, first))
 
 
+def moving_start(y: FloatArray, x: FloatArray) -> int:
+    """The first bar to fit from (T,) prices: the last bar before both legs have moved from
+    their first price (0 when they move at once)."""
+    start = 0
+    for prices in (np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)):
+        present = np.flatnonzero(np.isfinite(prices))
+        if present.size == 0:
+            continue
+        moved = present[prices[present] != prices[present[0]]]
+        if moved.size:
+            start = max(start, int(moved[0]) - 1)
+    return start
+
+
 def _golden(problem: _Problem, low: float, high: float) -> float:
     """Golden-section search for the maximum of the profile likelihood in ``log q`` on
     ``[low, high]``."""
@@ -403,11 +425,23 @@ def calibrate(
     y: FloatArray, x: FloatArray, *, modes: Sequence[InputMode] = tuple(InputMode)
 ) -> Calibration:
     """Fit every mode in ``modes`` on raw prices ``y``, ``x`` (T,) and choose one (see
-    :func:`choose_mode`)."""
+    :func:`choose_mode`). A mode that cannot be fitted is left out and listed in ``failed``;
+    :class:`ConfigError` when none can (or when the only mode asked for cannot)."""
     if not modes:
         raise ConfigError("modes", "at least one mode is needed")
-    fits = tuple(fit_noise(y, x, InputMode(mode)) for mode in modes)
-    return Calibration(best=choose_mode(fits), fits=fits)
+    fits: list[NoiseFit] = []
+    failed: list[tuple[InputMode, str]] = []
+    for mode in modes:
+        try:
+            fits.append(fit_noise(y, x, InputMode(mode)))
+        except ConfigError as exc:
+            if len(modes) == 1:
+                raise
+            failed.append((InputMode(mode), str(exc)))
+    if not fits:
+        reasons = "; ".join(f"{mode.value}: {why}" for mode, why in failed)
+        raise ConfigError("modes", f"no mode could be fitted ({reasons})")
+    return Calibration(best=choose_mode(fits), fits=tuple(fits), failed=tuple(failed))
 
 
 def choose_mode(fits: Sequence[NoiseFit]) -> NoiseFit:
