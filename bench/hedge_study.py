@@ -642,7 +642,7 @@ METHOD_NOTES = """## How the numbers are made
 
 One object: `type` (`"hedge_evaluation"`), `version` (1), `pair` (`"Y/X"`), `bars`, `split`
 (`train_bars`, `test_bars`, `train_start`, `train_end`, `test_start`, `test_end`: bar labels as
-in the file), `cost_bps`, `periods_per_year`, `winner` and `recommended` (method names),
+in the file; `measured_bars`: test bars on which every method has a hedged P&L), `cost_bps`, `periods_per_year`, `winner` and `recommended` (method names),
 `verdict` (the one-line text), and `methods`: one object per candidate, sorted by
 `hedged_variance` then name, with `name`, `family` (`kalman`, `static`, `rolling`), `mode`,
 `setting` (`calibrated`, `chan`, `seed`, `ols`, `window=<w>`), `delta`, `obs_cov`, `window`

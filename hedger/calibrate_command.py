@@ -36,7 +36,7 @@ def add_parser(commands: Any) -> None:
         description=(
             "Fit the state noise delta (Q = delta/(1-delta) I) and the observation noise R of a "
             "pair's Kalman filter by maximum likelihood, in one input mode or in all four "
-            "(auto), choose the mode (log returns unless another mode hedged more than 5%% "
+            "(auto), choose the mode (log returns unless another mode hedged more than 5% "
             "better in sample), and print the fits with a ready-to-paste config table."
         ),
     )
@@ -64,6 +64,9 @@ def run(args: argparse.Namespace) -> int:
     if pair.is_basket:
         raise ConfigError("pair", f"calibrate fits pairs Y/X, not baskets ({args.pair})")
     table = load_prices(args.file, bar=args.bar)
+    note = table.rejects_note()
+    if note is not None:
+        print(f"hedger calibrate: {args.file}: {note}", file=sys.stderr)
     y, x = table.column(pair.y), table.column(pair.xs[0])
     end = cut_index(table, args.until)
     y, x = y[:end], x[:end]

@@ -107,7 +107,8 @@ def default_calibrator(y: FloatArray, x: FloatArray) -> CalibrationLike:
 @dataclass(frozen=True, slots=True)
 class Split:
     """Where the history was cut. ``train_bars`` bars ``[0, split)`` train, the rest test;
-    the labels are the bars' times as written in the file."""
+    the labels are the bars' times as written in the file. ``measured_bars``: the test bars
+    on which every method has a hedged P&L (the variances are over these)."""
 
     train_bars: int
     test_bars: int
@@ -115,6 +116,7 @@ class Split:
     train_end: str
     test_start: str
     test_end: str
+    measured_bars: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,10 +248,13 @@ def candidate_paths(
     paths: dict[str, MethodPath] = {}
     about: dict[str, dict[str, Any]] = {}
     calibrated: dict[str, FilterParams] = {}
-    positive = bool(np.all((y > 0.0) | np.isnan(y)) and np.all((x > 0.0) | np.isnan(x)))
+    # Log modes need prices > 0. Decided on the training bars (no look-ahead): a price <= 0
+    # there rules the log modes out; one in the test window is a missing bar for them.
+    train_y, train_x = y[:split], x[:split]
+    positive = not (np.any(train_y <= 0.0) or np.any(train_x <= 0.0))
     for mode in InputMode:
         if mode.logarithmic and not positive:
-            continue  # log prices need prices > 0: no candidate in this mode
+            continue
         settings = [("chan", chan_params(mode)), ("seed", seed_params(mode))]
         try:
             fitted = calibration.fit_for(mode).filter_params()
@@ -323,6 +328,13 @@ def evaluate_pair(
     pnls = {name: hedged_pnl(y, x, path.hedge) for name, path in paths.items()}
     test = slice(split, n)
     common = np.all(np.isfinite(np.vstack([p[test] for p in pnls.values()])), axis=0)
+    measured = int(common.sum())
+    if measured < MIN_TEST_BARS:
+        raise ConfigError(
+            "train-until",
+            f"the test window has {measured} bars on which every hedge has a P&L (both prices, "
+            f"and the bar before); at least {MIN_TEST_BARS} are needed",
+        )
     variances = {name: hedged_variance(p[test][common]) for name, p in pnls.items()}
     ppy = periods_per_year(ts)
     rows = []
@@ -361,6 +373,7 @@ def evaluate_pair(
         train_end=labels[split - 1],
         test_start=labels[split],
         test_end=labels[-1],
+        measured_bars=measured,
     )
     return Evaluation(
         pair=pair,

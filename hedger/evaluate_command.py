@@ -31,7 +31,9 @@ def add_parser(commands: Any) -> None:
             "window: the variance of the hedged P&L dY - h dX per share of Y first."
         ),
     )
-    cmd.add_argument("file", type=Path, metavar="FILE", help="wide bar CSV (.csv or .csv.gz)")
+    cmd.add_argument(
+        "file", type=Path, metavar="FILE", help="wide bar CSV or tick file (any of them .gz)"
+    )
     cmd.add_argument("--pair", required=True, metavar="Y/X", help="hedged symbol / hedge symbol")
     cmd.add_argument(
         "--train-until",
@@ -45,6 +47,7 @@ def add_parser(commands: Any) -> None:
         metavar="BPS",
         help=f"backtest cost per trade, bps of the notional traded (default {DEFAULT_COST_BPS:g})",
     )
+    cmd.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
     cmd.add_argument("--plot", type=Path, metavar="PNG", help="also draw the evaluation here")
     cmd.add_argument("--json", action="store_true", help="print the JSON document instead")
 
@@ -54,7 +57,10 @@ def run(args: argparse.Namespace) -> int:
     pair = PairId.parse(args.pair)
     if pair.is_basket:
         raise ConfigError("pair", f"evaluate compares a pair Y/X, not a basket: {args.pair!r}")
-    table = load_prices(args.file)
+    table = load_prices(args.file, bar=args.bar)
+    note = table.rejects_note()
+    if note is not None:
+        print(f"hedger evaluate: {args.file}: {note}", file=sys.stderr)
     y, x = table.column(pair.y), table.column(pair.xs[0])
     split = split_index(args.train_until, table, len(y))
     evaluation = evaluate_pair(
@@ -101,7 +107,7 @@ def render(out: TextIO, ev: Evaluation) -> None:
         f"hedger evaluate: {ev.pair} ({ev.pair.split('/')[0]} hedged with "
         f"{ev.pair.split('/')[1]}), {ev.bars} bars\n"
         f"  train {s.train_start} .. {s.train_end} ({s.train_bars} bars), "
-        f"test {s.test_start} .. {s.test_end} ({s.test_bars} bars), "
+        f"test {s.test_start} .. {s.test_end} ({s.test_bars} bars, {s.measured_bars} measured), "
         f"backtest cost {ev.cost_bps:g} bps\n\n"
     )
     header = (

@@ -34,23 +34,39 @@ def reduction(variance: float, reference: float) -> float:
     return 1.0 - variance / reference
 
 
+ADF_CRITICAL_5PCT = -2.86
+"""Dickey-Fuller test with a constant: the 5% critical value of the t-statistic (MacKinnon's
+asymptotic value). A cumulative P&L is close to a random walk, and an AR(1) fit to a random
+walk still gives a finite "half-life" most of the time (its slope is biased below zero), so a
+half-life is only reported where the test rejects a unit root."""
+
+
 def half_life(series: FloatArray) -> float:
     """Mean-reversion half-life in bars of ``series`` (T,) from an AR(1) fit: OLS of
     ``s_t - s_{t-1}`` on ``s_{t-1}`` with an intercept gives slope ``b``, ``phi = 1 + b``, and
-    the half-life is ``ln(1/2) / ln(phi)``. ``inf`` when ``phi >= 1`` (no mean reversion) or
-    ``phi <= 0`` (no persistence to speak of: 0 is returned), NaN with fewer than 3 pairs.
+    the half-life is ``ln(1/2) / ln(phi)``.
+
+    ``inf`` (no mean reversion shown) unless the slope's t-statistic is below
+    :data:`ADF_CRITICAL_5PCT`; 0 when ``phi <= 0`` (no persistence at all); NaN with fewer
+    than 3 pairs of bars or a constant series.
     """
     prev, curr = series[:-1], series[1:]
     keep = np.isfinite(prev) & np.isfinite(curr)
-    if keep.sum() < 3:
+    n = int(keep.sum())
+    if n < 3:
         return math.nan
     lag, step = prev[keep], curr[keep] - prev[keep]
     centred = lag - lag.mean()
     sxx = float(centred @ centred)
     if sxx <= 0.0:
         return math.nan
-    phi = 1.0 + float(centred @ (step - step.mean())) / sxx
-    if phi >= 1.0:
+    step_c = step - step.mean()
+    slope = float(centred @ step_c) / sxx
+    resid = step_c - slope * centred
+    s2 = float(resid @ resid) / (n - 2) if n > 2 else math.nan
+    t_stat = slope / math.sqrt(s2 / sxx) if s2 > 0.0 else -math.inf
+    phi = 1.0 + slope
+    if phi >= 1.0 or not t_stat < ADF_CRITICAL_5PCT:
         return math.inf
     if phi <= 0.0:
         return 0.0

@@ -79,7 +79,12 @@ def observations(y: FloatArray, x: FloatArray, differenced: bool) -> tuple[Float
 
 def kalman_path(params: FilterParams, y: FloatArray, x: FloatArray) -> MethodPath:
     """Run the hedge filter ``params`` over raw prices ``y``, ``x`` (T,) and express its beta
-    as shares (``beta * Y / X`` in the log modes, at the prices of the bar it is set on)."""
+    as shares (``beta * Y / X`` in the log modes, at the prices of the bar it is set on). In
+    the log modes a price <= 0 counts as missing (the hedge set before it carries on)."""
+    if params.mode.logarithmic:
+        # a price <= 0 cannot enter a log mode: that bar is a missing price for this filter
+        y = np.where(y > 0.0, y, np.nan)
+        x = np.where(x > 0.0, x, np.nan)
     path = filter_prices(params, y, x)
     hedge = forward_fill(shares_hedge(path.beta, y, x, params.mode))
     beta_sd = np.sqrt(np.maximum(path.beta_var, 0.0))

@@ -48,6 +48,14 @@ class PriceTable:
     prices: FloatArray
     rejects: Rejects
 
+    def rejects_note(self) -> str | None:
+        """One line saying what was skipped while reading (``None`` when nothing was):
+        ``"skipped while reading: bad_price 3, bad_timestamp 1"``."""
+        if not self.rejects.counts:
+            return None
+        parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.counts.items()))
+        return f"skipped while reading: {parts}"
+
     def column(self, symbol: str) -> FloatArray:
         """The prices (T,) of ``symbol``; a :class:`ConfigError` names the known ones."""
         try:

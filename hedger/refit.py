@@ -119,7 +119,9 @@ class Refitter:
 
     Call :meth:`attach` with the pipeline's actors, run :meth:`run` as a task; ``refits``,
     ``failures`` and ``skipped`` count what happened, ``records`` holds the last 100 refits.
-    Baskets are not refitted (calibration fits pairs).
+    Baskets are not refitted (calibration fits pairs), nor pairs with an adaptive R: the fit
+    is that of a fixed-R model, and its delta belongs with its R, which an adaptive estimate
+    would soon replace (``hedger calibrate`` writes ``adaptive_r = false`` for that reason).
     """
 
     def __init__(self, settings: RefitSettings, logger: Any) -> None:
@@ -138,12 +140,24 @@ class Refitter:
             if actor.pair.is_basket:
                 self.log.info("refit skips baskets", pair=actor.pair_id)
                 continue
+            if actor.params.adaptive_r is not None:
+                self.log.warning(
+                    "refit skips a pair with an adaptive R (the fit is of a fixed R); "
+                    "set adaptive_r = false for it",
+                    pair=actor.pair_id,
+                )
+                continue
             self._histories[actor.pair_id] = _History(self.settings.window)
             actor.bar_listener = self.on_bar
 
     def metrics(self) -> dict[str, float]:
         """Counters for the daemon's metrics."""
-        return {"refits": self.refits, "refit_failures": self.failures}
+        return {
+            "refits": self.refits,
+            "refit_failures": self.failures,
+            "refit_skipped": self.skipped,
+            "refit_pairs": len(self._histories),
+        }
 
     def on_bar(self, actor: PairActor, ts: int, prices: list[float | None]) -> None:
         """A pair's filter took a bar: remember its prices, and queue a refit when due (the

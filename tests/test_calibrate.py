@@ -26,10 +26,10 @@ from hedger.engine.calibrate import (
     calibrate,
     choose_mode,
     fit_noise,
-    hedged_variance,
+    in_sample_hedged_variance,
     log_likelihood,
     moving_start,
-    transform_prices,
+    pair_observations,
 )
 from hedger.engine.hedging import filter_prices, hedged_pnl, shares_hedge
 from hedger.errors import ConfigError
@@ -80,7 +80,7 @@ class RandomWalkRegression(MLEModel):  # type: ignore[misc]
 def statsmodels_model(y: Any, x: Any, mode: InputMode, intercept: bool) -> RandomWalkRegression:
     """Build the statsmodels model on the same observations and warm-up as ours (the warm-up
     OLS is recomputed here with numpy's lstsq, independently of hedger's)."""
-    ys, xs = transform_prices(y, x, mode)
+    ys, xs = pair_observations(y, x, mode)
     rows = np.flatnonzero(~np.isnan(ys))
     warm = rows[:WARMUP]
     design = xs[warm, None] if not intercept else np.column_stack([xs[warm], np.ones(WARMUP)])
@@ -261,7 +261,7 @@ def test_hedged_variance_is_the_hedging_modules_pnl(
         assert path.warm[20] and not path.warm[18]
         values = pnl[21:][~np.isnan(pnl[21:])]
         assert fit.hedged_variance == pytest.approx(np.var(values, ddof=1), rel=1e-12)
-        assert hedged_variance(fit.filter_params(), y, x, 20) == fit.hedged_variance
+        assert in_sample_hedged_variance(fit.filter_params(), y, x, 20) == fit.hedged_variance
 
 
 def test_edges_are_clear_errors() -> None:

@@ -14,9 +14,16 @@ import numpy as np
 import pytest
 
 from hedger.backtest import positions, run_backtest
-from hedger.engine import FilterParams
+from hedger.engine import FilterParams, InputMode
 from hedger.engine.hedging import hedged_pnl
-from hedger.evaluate import candidate_paths, default_calibrator, evaluate_pair, split_index
+from hedger.errors import ConfigError
+from hedger.evaluate import (
+    CalibrationLike,
+    candidate_paths,
+    default_calibrator,
+    evaluate_pair,
+    split_index,
+)
 from hedger.hedge_metrics import (
     half_life,
     hedged_variance,
@@ -71,6 +78,14 @@ def test_half_life_of_an_exact_ar1_and_a_simulated_one() -> None:
     for t in range(1, len(s)):
         s[t] = 0.9 * s[t - 1] + rng.normal()
     assert half_life(s) == pytest.approx(math.log(0.5) / math.log(0.9), rel=0.1)
+
+
+def test_a_random_walk_has_no_half_life_most_of_the_time() -> None:
+    """Without the Dickey-Fuller gate an AR(1) fit to a random walk of 1,132 bars gave a
+    finite half-life 95% of the time (median 184 bars); with it, at about the test's 5% size."""
+    rng = np.random.default_rng(11)
+    finite = sum(math.isfinite(half_life(np.cumsum(rng.normal(size=1132)))) for _ in range(200))
+    assert finite <= 20  # 5% of 200 is 10; 20 is more than 3 binomial sd above
 
 
 def test_share_beyond_and_sharpe_and_drawdown_by_hand() -> None:
@@ -252,7 +267,7 @@ def test_cli_table_on_sp500_nasdaq() -> None:
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("hedger evaluate: SP500/NASDAQ")
-    assert "test 2009-01-02 .. 2018-12-31 (2516 bars)" in out
+    assert "test 2009-01-02 .. 2018-12-31 (2516 bars, 2516 measured)" in out
     for mode in ("levels", "log", "changes", "returns"):
         for setting in ("calibrated", "chan", "seed"):
             assert f"kalman-{mode}-{setting}" in out
@@ -337,3 +352,45 @@ def test_prices_through_zero_leave_out_the_log_modes() -> None:
     assert modes == {"levels", "changes"}
     assert len(ev.methods) == 2 * 3 + 4  # two modes x three settings, four OLS baselines
     assert ev.method(ev.recommended).mode in ("levels", "changes")
+
+
+def test_the_calibrator_sees_only_the_training_bars() -> None:
+    """evaluate_pair hands calibration bars [0, split) only: a spy says so, and changing
+    every test price changes none of the fitted parameters or chosen windows."""
+    table = load_prices(FACTORS)
+    y, x = table.column("USMV")[:700].copy(), table.column("SIZE")[:700].copy()
+    seen: list[int] = []
+
+    def spy(yy: np.ndarray, xx: np.ndarray) -> CalibrationLike:
+        seen.append(len(yy))
+        return default_calibrator(yy, xx)
+
+    def settings(yy: np.ndarray) -> list[tuple[str, object, object, object]]:
+        ev = evaluate_pair(
+            yy, x, pair="USMV/SIZE", ts=table.ts[:700], labels=table.labels[:700], split=400,
+            calibrator=spy,
+        )  # fmt: skip
+        return sorted((m.name, m.delta, m.obs_cov, m.window) for m in ev.methods)
+
+    first = settings(y)
+    y[400:] *= 1.1
+    assert settings(y) == first
+    assert seen == [400, 400]
+
+
+def test_a_test_window_without_enough_measured_bars_is_refused() -> None:
+    table = load_prices(FACTORS)
+    y, x = table.column("USMV")[:400].copy(), table.column("SIZE")[:400].copy()
+    x[210:] = np.nan  # X stops trading 10 bars into the test window
+    with pytest.raises(ConfigError, match="10 bars on which every hedge has a P&L"):
+        evaluate_pair(y, x, pair="A/B", ts=table.ts[:400], labels=table.labels[:400], split=200)
+
+
+def test_a_zero_price_in_the_test_window_is_a_missing_bar_for_the_log_modes() -> None:
+    table = load_prices(FACTORS)
+    y, x = table.column("USMV")[:600].copy(), table.column("SIZE")[:600].copy()
+    y[450] = 0.0  # a bad print after training: the returns filter skips it, nothing crashes
+    ev = evaluate_pair(y, x, pair="A/B", ts=table.ts[:600], labels=table.labels[:600], split=300)
+    assert ev.method("kalman-returns-calibrated").hedged_variance > 0.0
+    path = kalman_path(chan_params(InputMode.RETURNS), y, x)
+    assert path.hedge[450] == path.hedge[449]  # the hedge set before the bad bar carries on

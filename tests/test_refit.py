@@ -255,3 +255,24 @@ metrics_interval = "1h"
 def orjson_loads(payload: bytes) -> dict[str, Any]:
     value: dict[str, Any] = orjson.loads(payload)
     return value
+
+
+def test_pairs_with_an_adaptive_r_are_not_refitted() -> None:
+    """The fit is of a fixed-R model: a pair with an adaptive R is left alone, with a warning
+    naming it, and the metrics say how many pairs are refitted."""
+    text = """
+[pairs."AAA/BBB"]
+adaptive_r = false
+[pairs."CCC/DDD"]
+[[feeds]]
+kind = "synthetic"
+[refit]
+every = 20
+"""
+    log = RecordingLogger()
+    node = Node(daemon_config(tomllib.loads(text)), log)
+    assert node.refitter is not None
+    warned = [f["pair"] for level, e, f in log.records if level == "warning" and "refit" in e]
+    assert warned == ["CCC/DDD"]
+    assert node.metrics()["refit_pairs"] == 1
+    assert [a.bar_listener is not None for a in node.pipeline.actors] == [True, False]

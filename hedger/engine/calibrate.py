@@ -78,7 +78,7 @@ class NoiseFit:
     n_obs: observations counted in ``loglik``.
     hedged_variance: sample variance (ddof 1) of the one-step-ahead hedged P&L per share of Y,
         ``dY_t - h_{t-1} dX_t`` in Y's squared price units, over the bars after the warm-up
-        (see :func:`hedged_variance`): the criterion for choosing the mode.
+        (see :func:`in_sample_hedged_variance`): the criterion for choosing the mode.
     static: the likelihood was largest at ``delta = 0``.
     at_upper: the maximum sat at the top of the search range (a beta that re-fits every bar).
     log_q_se: standard error of ``log(Q / R)`` from the curvature of the profile likelihood
@@ -153,7 +153,7 @@ class _Problem(NamedTuple):
     n_obs: int
 
 
-def transform_prices(
+def pair_observations(
     y: FloatArray, x: FloatArray, mode: InputMode
 ) -> tuple[FloatArray, FloatArray]:
     """The observations (T,) each that :class:`~hedger.engine.transforms.InputTransform` forms
@@ -194,7 +194,7 @@ def _problem(
 ) -> tuple[_Problem, int]:
     """The observations after the warm-up and the warm-up's OLS fit; also returns the bar
     index of the ``warmup``-th observation (the last warm-up bar)."""
-    ys, xs = transform_prices(y, x, mode)
+    ys, xs = pair_observations(y, x, mode)
     rows = np.flatnonzero(~np.isnan(ys))
     if len(rows) < warmup + MIN_COUNTED:
         raise ConfigError(
@@ -290,7 +290,9 @@ def log_likelihood(
     return float(np.sum(increments)), len(increments)
 
 
-def hedged_variance(params: FilterParams, y: FloatArray, x: FloatArray, first_bar: int) -> float:
+def in_sample_hedged_variance(
+    params: FilterParams, y: FloatArray, x: FloatArray, first_bar: int
+) -> float:
     """Sample variance (ddof 1) of the hedged P&L ``dY_t - h_{t-1} dX_t`` (Y's price units
     squared) of the filter ``params`` run over raw prices ``y``, ``x`` (T,), over bars
     ``t > first_bar`` whose hedge ``h_{t-1}`` came from a warm filter and whose P&L exists."""
@@ -373,7 +375,9 @@ def fit_noise(
         return fit
     ys, xs = np.asarray(y, dtype=np.float64), np.asarray(x, dtype=np.float64)
     first = _common_first_bar(ys, xs, WARMUP)
-    return replace(fit, hedged_variance=hedged_variance(fit.filter_params(), ys, xs, first))
+    return replace(
+        fit, hedged_variance=in_sample_hedged_variance(fit.filter_params(), ys, xs, first)
+    )
 
 
 def moving_start(y: FloatArray, x: FloatArray) -> int:
