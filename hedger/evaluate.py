@@ -26,8 +26,8 @@ Metrics (test window, bars ``[split, T)``; a hedge is always the one set at the 
 - ``reduction_vs_static_levels`` / ``_changes``: ``1 - var / var(static)``, fractions;
 - ``half_life``: AR(1) half-life in bars of the method's *spread*, defined for every method
   alike as the value of the hedged position (long one Y, short ``h`` X re-hedged every bar),
-  i.e. the cumulative hedged P&L from the test's start; ``null`` in JSON when it does not
-  mean-revert;
+  i.e. the cumulative hedged P&L from the test's start; ``null`` in JSON unless a
+  Dickey-Fuller test rejects a unit root at 5% (:func:`hedger.hedge_metrics.half_life`);
 - ``share_abs_z_over_2``: the fraction of test bars where the method's forecast error is more
   than 2 of its own predicted standard deviations (see :class:`hedger.hedges.MethodPath`);
 - ``backtest``: :mod:`hedger.backtest` (Chan's rule on the same error and scale).
