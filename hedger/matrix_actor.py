@@ -10,7 +10,7 @@ import numpy as np
 
 from hedger.bars import LegPrice
 from hedger.engine import FilterParams
-from hedger.engine.matrix import MatrixFilter
+from hedger.engine.matrix import MatrixFilter, load_kernel
 from hedger.errors import ConfigError
 from hedger.events import MatrixEvent
 
@@ -22,6 +22,10 @@ class MatrixActor:
     symbol's price is taken when it is at most ``max_age_ns`` old at the close; an older or
     missing one is NaN for the filter (its pairs only predict) and listed in the event's
     ``stale``.
+
+    Construction compiles the matrix kernel (or loads it from numba's disk cache) on a
+    throwaway 2-symbol filter, so that the first live bar does not pay for it on the event
+    loop.
     """
 
     def __init__(
@@ -35,6 +39,7 @@ class MatrixActor:
             raise ConfigError("matrix.symbols", "a symbol is listed twice")
         self.symbols = tuple(symbols)
         self.filter = MatrixFilter(len(self.symbols), params)
+        load_kernel()
         self._max_age = max_age_ns
         self._publish = publish
         self._row = np.full(len(self.symbols), math.nan)

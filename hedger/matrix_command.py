@@ -4,12 +4,15 @@ Reads a wide bar CSV or tick files (:func:`hedger.prices.load_prices`), runs the
 pair filters in one compiled pass (:class:`hedger.engine.matrix.MatrixFilter`) and writes the
 matrix at every bar, or only the last (``--last``):
 
-- JSON Lines (``--format jsonl``, the default): one object per bar, ``{"ts", "label",
-  "symbols", "beta", "alpha", "beta_se", "zscore", "warm"}``, each matrix N x N nested lists,
+- JSON Lines (``--format jsonl``, the default): one object per bar with the keys of the
+  daemon's ``matrix`` event (:class:`hedger.events.MatrixEvent`) plus the bar's ``label``:
+  ``{"type": "matrix", "version", "seq" (the bar's number, from 1), "ts", "label", "symbols",
+  "beta", "alpha", "beta_std", "zscore", "warm", "stale"}``, each matrix N x N nested lists,
   row = Y (the hedged), column = X (the hedge), ``null`` on the diagonal and wherever a number
-  does not exist (the z-score of a bar without both prices);
+  does not exist (the z-score of a bar without both prices); ``stale`` lists the symbols
+  without a usable price on the bar (their pairs only predicted);
 - CSV (``--format csv``): long form, one row per bar and ordered pair,
-  ``label,y,x,beta,alpha,beta_se,zscore,warm`` (empty cells for missing numbers).
+  ``label,y,x,beta,alpha,beta_std,zscore,warm`` (empty cells for missing numbers).
 
 ``--plot matrix.png`` draws the final beta matrix as an annotated heatmap (matplotlib, the
 ``hedger[plot]`` extra). A one-line summary goes to stderr, with a progress line on a terminal.
@@ -28,13 +31,14 @@ import orjson
 
 from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
-from hedger.engine.matrix import MatrixBars, MatrixFilter, load_kernel
+from hedger.engine.matrix import MatrixBars, MatrixFilter, clean_prices, load_kernel
 from hedger.errors import ConfigError, DataFileError
+from hedger.events import MatrixEvent
 from hedger.matrix_plot import plot_beta_matrix, require_matplotlib
 from hedger.prices import PriceTable, load_prices
 
 FORMATS = ("jsonl", "csv")
-CSV_HEADER = ("label", "y", "x", "beta", "alpha", "beta_se", "zscore", "warm")
+CSV_HEADER = ("label", "y", "x", "beta", "alpha", "beta_std", "zscore", "warm")
 _BETA_UNITS = {
     InputMode.LEVELS: "beta: shares of X per share of Y",
     InputMode.LOG: "beta: elasticity of Y to X (log prices)",
@@ -151,7 +155,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _write(matrix: MatrixFilter, table: PriceTable, args: argparse.Namespace, out: BinaryIO) -> str:
     """Filter the table, writing records to ``out``; returns the summary line."""
-    writer = _JsonlWriter(out, table) if args.format == "jsonl" else _CsvWriter(out, table)
+    writer: _Writer
+    if args.format == "jsonl":
+        writer = _JsonlWriter(out, table, matrix.mode)
+    else:
+        writer = _CsvWriter(out, table)
     progress = _progress if sys.stderr.isatty() else None
     load_kernel()
     n_bars = table.prices.shape[0]
@@ -200,13 +208,13 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-class _JsonlWriter:
-    """One JSON object per bar (orjson; NaN is written as null)."""
+class _Writer:
+    """What the two output formats share: a chunk of recorded bars is written bar by bar
+    (:meth:`write_bar`, one per format), and :meth:`finish` flushes."""
 
     def __init__(self, out: BinaryIO, table: PriceTable) -> None:
         self._out = out
         self._table = table
-        self._symbols = list(table.symbols)
 
     def write_chunk(self, chunk: MatrixBars) -> None:
         for i in range(chunk.beta.shape[0]):
@@ -228,47 +236,62 @@ class _JsonlWriter:
         zscore: FloatArray,
         warm: np.ndarray,
     ) -> None:
-        record = {
-            "ts": int(self._table.ts[bar]),
-            "label": self._table.labels[bar],
-            "symbols": self._symbols,
-            "beta": beta,
-            "alpha": alpha,
-            "beta_se": beta_se,
-            "zscore": zscore,
-            "warm": warm,
-        }
-        self._out.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
-        self._out.write(b"\n")
+        raise NotImplementedError
 
     def finish(self) -> None:
         self._out.flush()
 
 
-class _CsvWriter:
+class _JsonlWriter(_Writer):
+    """One JSON object per bar (orjson; NaN is written as null): the keys of the daemon's
+    :class:`~hedger.events.MatrixEvent` JSON, plus ``label`` after ``ts``."""
+
+    def __init__(self, out: BinaryIO, table: PriceTable, mode: InputMode) -> None:
+        super().__init__(out, table)
+        self._symbols = table.symbols
+        self._missing = np.isnan(clean_prices(table.prices, mode))
+
+    def write_bar(
+        self,
+        bar: int,
+        beta: FloatArray,
+        alpha: FloatArray,
+        beta_se: FloatArray,
+        zscore: FloatArray,
+        warm: np.ndarray,
+    ) -> None:
+        symbols = self._symbols
+        event = MatrixEvent(
+            seq=bar + 1,
+            ts=int(self._table.ts[bar]),
+            symbols=symbols,
+            beta=beta,
+            alpha=alpha,
+            beta_std=beta_se,
+            zscore=zscore,
+            warm=warm,
+            stale=tuple(symbols[i] for i in np.flatnonzero(self._missing[bar])),
+        )
+        fields = event.to_dict()
+        record = {key: fields.pop(key) for key in ("type", "version", "seq", "ts")}
+        record["label"] = self._table.labels[bar]
+        record.update(fields)
+        self._out.write(orjson.dumps(record, option=orjson.OPT_SERIALIZE_NUMPY))
+        self._out.write(b"\n")
+
+
+class _CsvWriter(_Writer):
     """Long form: one row per bar and ordered pair, in the flat pair order (RFC 4180 quoting
     of labels and symbols; floats in their shortest round-trip form; empty cells for NaN)."""
 
     def __init__(self, out: BinaryIO, table: PriceTable) -> None:
-        self._out = out
+        super().__init__(out, table)
         self._out.write((",".join(CSV_HEADER) + "\n").encode())
-        self._table = table
         n = len(table.symbols)
         self._offdiag = ~np.eye(n, dtype=bool)
         iy, ix = np.nonzero(self._offdiag)
         names = [_csv_field(symbol) for symbol in table.symbols]
         self._pairs = [f"{names[y]},{names[x]}" for y, x in zip(iy, ix, strict=True)]
-
-    def write_chunk(self, chunk: MatrixBars) -> None:
-        for i in range(chunk.beta.shape[0]):
-            self.write_bar(
-                chunk.start + i,
-                chunk.beta[i],
-                chunk.alpha[i],
-                chunk.beta_se[i],
-                chunk.zscore[i],
-                chunk.warm[i],
-            )
 
     def write_bar(
         self,
@@ -286,9 +309,6 @@ class _CsvWriter:
         flags = ["true" if w else "false" for w in warm[mask].tolist()]
         lines = map(",".join, zip(heads, *columns, flags, strict=True))
         self._out.write(("\n".join(lines) + "\n").encode())
-
-    def finish(self) -> None:
-        self._out.flush()
 
 
 def _csv_field(text: str) -> str:

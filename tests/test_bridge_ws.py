@@ -20,9 +20,11 @@ from hedger.bridges.ws import (
     format_value,
     metric_name,
     render_prometheus,
+    take_frame,
 )
 from hedger.bus import Bus, Message
-from hedger.events import HedgeRatioEvent, MatrixEvent, SpreadEvent, encode
+from hedger.events import HedgeRatioEvent, MatrixEvent, SpreadEvent, encode, encode_matrix
+from hedger.topics import matrix_topic
 
 WAIT = 3.0
 
@@ -565,3 +567,70 @@ def test_fanout_subscriptions() -> None:
     ]
     core.remove_client(client)
     assert core.idle and core.queued == 0
+
+
+def matrix_message(seq: int) -> Message:
+    return Message(matrix_topic("hedger"), encode_matrix(matrix_event(seq)), True, seq=seq)
+
+
+def kinds(frames: Any) -> list[tuple[str, int]]:
+    return [(f["type"], f["seq"]) for f in map(orjson.loads, frames)]
+
+
+def test_fanout_keeps_one_pending_matrix_per_client() -> None:
+    core = FanOut(client_queue=1000)
+    slow, fast = core.add_client("slow"), core.add_client("fast")
+    for client in (slow, fast):
+        assert core.receive(client, '{"action":"subscribe","pairs":["A/B"],"matrix":true}')
+        client.queue.clear()
+    for seq in range(1, 4):
+        core.publish(message(ratio("A/B", seq)))
+        core.publish(matrix_message(seq))
+        core.publish(message(spread("A/B", seq)))
+        while fast.queue:  # the fast client keeps up
+            take_frame(fast)
+    # the slow client holds its pair events in order and only the newest matrix
+    assert kinds(slow.queue) == [
+        ("hedge_ratio", 1),
+        ("spread", 1),
+        ("hedge_ratio", 2),
+        ("spread", 2),
+        ("hedge_ratio", 3),
+        ("matrix", 3),
+        ("spread", 3),
+    ]
+    assert (slow.dropped, fast.dropped, core.dropped) == (2, 0, 2)
+    # once the matrix has been taken for sending, the next one is queued without a drop
+    while slow.queue:
+        take_frame(slow)
+    core.publish(matrix_message(4))
+    core.publish(message(ratio("A/B", 4)))
+    assert kinds(slow.queue) == [("matrix", 4), ("hedge_ratio", 4)]
+    assert slow.dropped == 2
+    # subscribing again moves the retained matrix (the same frame) behind the reply, no drop
+    assert core.receive(slow, '{"action":"subscribe","matrix":true}')
+    assert [orjson.loads(f)["type"] for f in slow.queue] == [
+        "hedge_ratio",
+        "subscribed",
+        "matrix",
+    ]
+    assert slow.dropped == 2
+
+
+def test_fanout_matrix_drops_count_towards_the_kick_and_the_full_queue() -> None:
+    core = FanOut(client_queue=2, max_drops=1)
+    client = core.add_client()
+    assert core.receive(client, '{"action":"subscribe","pairs":["A/B"],"matrix":true}')
+    client.queue.clear()
+    core.publish(matrix_message(1))
+    core.publish(message(ratio("A/B", 1)))
+    core.publish(message(ratio("A/B", 2)))  # the full queue drops its oldest: the matrix
+    assert kinds(client.queue) == [("hedge_ratio", 1), ("hedge_ratio", 2)]
+    assert client.pending_matrix is None and client.dropped == 1
+    core.publish(matrix_message(2))  # nothing to replace: the full queue drops ratio 1
+    core.publish(matrix_message(3))  # replaces matrix 2
+    assert kinds(client.queue) == [("hedge_ratio", 2), ("matrix", 3)]
+    assert (client.dropped, core.dropped) == (3, 3)
+    assert core.take_kicked() == [client]
+    core.remove_client(client)
+    assert client.pending_matrix is None and core.queued == 0

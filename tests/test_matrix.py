@@ -26,7 +26,9 @@ from hedger.engine import (
     OlsWarmupInit,
 )
 from hedger.engine.matrix import MatrixFilter, filter_matrix, pair_indices
+from hedger.events import MatrixEvent
 from hedger.prices import load_prices
+from hedger.topics import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 ISHARES = ROOT / "examples" / "ishares_factors_daily.csv"
@@ -265,15 +267,42 @@ def test_cli_jsonl_every_bar_parses_back(
     table = load_prices(ISHARES)
     assert len(lines) == len(table.ts)
     first, last = orjson.loads(lines[0]), orjson.loads(lines[-1])
-    assert set(last) == {"ts", "label", "symbols", "beta", "alpha", "beta_se", "zscore", "warm"}
-    assert last["symbols"] == list(table.symbols)
+    # the keys of the daemon's matrix event, in its order, plus the bar's label after ts
+    blank = np.full((2, 2), math.nan)
+    event = MatrixEvent(1, 0, ("A", "B"), blank, blank, blank, blank, blank > 0, ())
+    event_keys = list(event.to_dict())
+    assert list(last) == [*event_keys[:4], "label", *event_keys[4:]]
+    assert (last["type"], last["version"], first["seq"], last["seq"]) == (
+        "matrix",
+        SCHEMA_VERSION,
+        1,
+        len(table.ts),
+    )
+    assert last["symbols"] == list(table.symbols) and last["stale"] == []
     assert last["label"] == table.labels[-1] and last["ts"] == int(table.ts[-1])
     assert first["warm"][0][1] is False and last["warm"][0][1] is True
-    for key in ("beta", "alpha", "beta_se", "zscore"):
+    for key in ("beta", "alpha", "beta_std", "zscore"):
         assert all(last[key][i][i] is None for i in range(5))
     want = filter_matrix(table.prices, FilterParams())
     beta = np.array([[math.nan if v is None else v for v in row] for row in last["beta"]])
     assert np.array_equal(beta, want.beta, equal_nan=True)
+
+
+def test_cli_jsonl_lists_the_symbols_without_a_price_as_stale(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prices = tmp_path / "holes.csv"
+    prices.write_text(
+        "date,AAA,BBB,CCC\n2024-01-02,1.5,2.0,3.0\n2024-01-03,,2.1,-1\n2024-01-04,1.6,2.2,3.1\n"
+    )
+    out = tmp_path / "m.jsonl"
+    code, _, err = _run(["matrix", str(prices), "--mode", "log", "--out", str(out)], capsys)
+    assert code == 0, err
+    rows = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    # a blank cell and a price a log mode cannot take are both "no price"
+    assert [row["stale"] for row in rows] == [[], ["AAA", "CCC"], []]
+    assert [row["seq"] for row in rows] == [1, 2, 3]
+    assert rows[1]["zscore"][1] == [None, None, None]  # BBB/AAA, BBB/CCC only predicted
 
 
 def test_cli_last_csv_and_symbols(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

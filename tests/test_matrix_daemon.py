@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +79,36 @@ def test_a_bad_section_is_still_an_error_with_the_matrix_alone() -> None:
     with pytest.raises(ConfigError) as err:
         _config(f'[matrix]\nsymbols = ["A", "B"]\n[bars]\nlength = "soon"\n{FEED}')
     assert err.value.key == "bars.length"
+
+
+# Run in a fresh interpreter: in this one, earlier tests have already compiled the kernel.
+_PRELOAD_CHECK = """
+from hedger.bars import LegPrice
+from hedger.engine import FilterParams, InputMode
+from hedger.engine.matrix_kernel import matrix_advance
+from hedger.matrix_actor import MatrixActor
+
+assert not matrix_advance.signatures, "compiled before any matrix existed"
+events = []
+actor = MatrixActor(["A", "B", "C"], FilterParams(mode=InputMode.LOG), 10**9, events.append)
+assert len(matrix_advance.signatures) == 1, "the actor did not load the kernel"
+prices = {"A": LegPrice(10.0, 5, True), "B": LegPrice(20.0, 5, True)}
+actor.handle_bar(10, prices, frozenset(prices))
+assert len(events) == 1 and events[0].stale == ("C",)
+assert len(matrix_advance.signatures) == 1, "a live bar needed another compile"
+"""
+
+
+def test_the_matrix_actor_loads_the_kernel_before_the_first_bar() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PRELOAD_CHECK],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 async def test_daemon_matrix_on_recorded_file_equals_the_offline_matrix() -> None:

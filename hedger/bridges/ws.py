@@ -35,9 +35,12 @@ Delivery: :meth:`WebSocketBridge.run` drains the bridge's outbox and fans every 
 to each interested client's own bounded queue (``client_queue`` frames); each client has its
 own sender task, so a slow client only ever delays itself. A full client queue drops that
 client's *oldest* frame and counts it (per client and in total); the client sees the gap in
-``seq``. By default a slow client stays connected, since it keeps getting the newest ratios;
-with ``max_drops=N`` a client that has lost more than N frames in all is disconnected with
-1008 ("slow consumer") so that it reconnects and starts again from the retained ratios.
+``seq``. A matrix frame is large (N x N numbers) and each supersedes the one before, so at
+most one waits in a client's queue: a new matrix frame replaces a queued one not sent yet (the
+older is counted as dropped, the new one goes to the back of the queue, every other frame
+keeps its order). By default a slow client stays connected, since it keeps getting the newest
+ratios; with ``max_drops=N`` a client that has lost more than N frames in all is disconnected
+with 1008 ("slow consumer") so that it reconnects and starts again from the retained ratios.
 
 HTTP: the server listens on 127.0.0.1 unless told otherwise. With ``token`` set, every
 request (WebSocket upgrades and ``/metrics``) must carry ``Authorization: Bearer <token>``,
@@ -96,6 +99,7 @@ class Client:
         "matrix",
         "pairs",
         "peer",
+        "pending_matrix",
         "queue",
         "ready",
         "sent",
@@ -110,6 +114,7 @@ class Client:
         self.pairs: set[str] = set()
         self.everything = False
         self.matrix = False
+        self.pending_matrix: str | None = None  # the matrix frame in the queue, if any
         self.dropped = 0
         self.sent = 0
         self.in_flight = False
@@ -144,7 +149,8 @@ class FanOut:
     """The bridge without I/O: routes bus messages to clients' bounded queues, remembers the
     latest ratio of each pair and the latest status, and answers client messages.
 
-    ``client_queue``: frames held per client before the oldest is dropped. ``max_drops``: a
+    ``client_queue``: frames held per client before the oldest is dropped; of them at most
+    one matrix frame, a newer one replacing it. ``max_drops``: a
     client that has dropped more frames than this is marked ``kicked`` and reported once by
     :meth:`take_kicked` (None: never). ``rejects``: counts malformed client messages.
     """
@@ -184,6 +190,7 @@ class FanOut:
         """Forget a connection (its queued frames are discarded, not counted as drops)."""
         self.clients.pop(client.id, None)
         client.queue.clear()
+        client.pending_matrix = None
 
     def take_kicked(self) -> list[Client]:
         """Clients that went past ``max_drops`` since the last call."""
@@ -221,7 +228,7 @@ class FanOut:
             self.latest_matrix = frame
             for client in self.clients.values():
                 if client.matrix:
-                    self._push(client, frame)
+                    self._push_matrix(client, frame)
         elif message.topic.endswith(_STATUS_SUFFIX):
             status = message.payload.decode("utf-8", "replace")
             self.status = _dumps({"type": "status", "status": status})
@@ -262,7 +269,7 @@ class FanOut:
                 if frame is not None:
                     self._push(client, frame)
             if matrix and self.latest_matrix is not None:
-                self._push(client, self.latest_matrix)
+                self._push_matrix(client, self.latest_matrix)
         else:
             if wildcard:
                 client.everything = False
@@ -274,14 +281,46 @@ class FanOut:
     def _push(self, client: Client, frame: str) -> None:
         queue = client.queue
         if len(queue) >= client.capacity:
-            queue.popleft()
-            client.dropped += 1
-            self.dropped += 1
-            if self.max_drops is not None and client.dropped > self.max_drops and not client.kicked:
-                client.kicked = True
-                self._kicked.append(client)
+            if queue.popleft() is client.pending_matrix:
+                client.pending_matrix = None
+            self._count_drop(client)
         queue.append(frame)
         client.ready.set()
+
+    def _push_matrix(self, client: Client, frame: str) -> None:
+        """Queue a matrix frame, first dropping the client's older one if it is still queued
+        (the same frame again, the retained one on a repeated subscribe, only moves back)."""
+        older = client.pending_matrix
+        if older is not None:
+            client.pending_matrix = None
+            _remove_identical(client.queue, older)
+            if older is not frame:
+                self._count_drop(client)
+        self._push(client, frame)
+        client.pending_matrix = frame
+
+    def _count_drop(self, client: Client) -> None:
+        client.dropped += 1
+        self.dropped += 1
+        if self.max_drops is not None and client.dropped > self.max_drops and not client.kicked:
+            client.kicked = True
+            self._kicked.append(client)
+
+
+def take_frame(client: Client) -> str:
+    """The next frame to send ``client`` (its queue must not be empty)."""
+    frame = client.queue.popleft()
+    if frame is client.pending_matrix:
+        client.pending_matrix = None
+    return frame
+
+
+def _remove_identical(queue: deque[str], frame: str) -> None:
+    """Remove ``frame`` itself (not an equal string) from ``queue``."""
+    for i, queued in enumerate(queue):
+        if queued is frame:
+            del queue[i]
+            return
 
 
 class _BadRequestError(Exception):
@@ -685,7 +724,7 @@ class WebSocketBridge:
                     client.ready.clear()
                     await client.ready.wait()
                     continue
-                frame = queue.popleft()
+                frame = take_frame(client)
                 client.in_flight = True
                 await connection.send(frame)
                 client.in_flight = False

@@ -6,6 +6,9 @@ and ``adapt_r``), and every filter shares one :class:`~hedger.engine.params.Filt
 input transform (levels, log, changes, returns) is applied once per symbol, vectorised, so a
 bar costs one transform of N prices plus P filter updates.
 
+This module is the wrapper (:class:`MatrixFilter`, pair indexing, price cleaning and
+transforms); the compiled kernel and its array layout are in :mod:`hedger.engine.matrix_kernel`.
+
 Layout. State is held as (N, N) planes indexed ``[iy, ix]``: the entry of row ``iy`` and column
 ``ix`` belongs to the pair Y = ``symbols[iy]`` hedged with X = ``symbols[ix]``; the diagonal is
 unused and stays NaN. The flat pair order used by every (P,) output is row-major over Y, then
@@ -40,8 +43,28 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hedger.engine.kernels import adapt_r, compiled, pair_correct, pair_predict
 from hedger.engine.linalg import FloatArray
+from hedger.engine.matrix_kernel import (
+    ALPHA,
+    BETA,
+    DET,
+    MOMENTS,
+    OBS_COV,
+    OUT_ALPHA,
+    OUT_BETA,
+    OUT_BETA_SE,
+    OUT_WARM,
+    OUT_ZSCORE,
+    P00,
+    P01,
+    P11,
+    RECORDED,
+    SLOTS,
+    WARM_AFTER,
+    ZSCORE,
+    config_vector,
+    matrix_advance,
+)
 from hedger.engine.params import (
     DiffuseInit,
     FilterParams,
@@ -55,170 +78,8 @@ from hedger.errors import ConfigError
 IntArray = NDArray[np.int64]
 BoolArray = NDArray[np.bool_]
 
-# Planes of the state array (SLOTS, N, N).
-BETA, ALPHA, P00, P01, P11, DET, OBS_COV, ZSCORE = range(8)
-SLOTS = 8
-# Planes of the warm-up moments (MOMENTS, N, N): with an intercept, Welford's means and centred
-# co-moments of (x, y); without one, plain sums (MEAN_X and MEAN_Y unused).
-MEAN_X, MEAN_Y, CXX, CXY, CYY = range(5)
-MOMENTS = 5
-# The configuration vector handed to the kernel (float64[CFG_WIDTH]).
-Q00, Q01, Q11, QDET, H1, LAM, R_FIXED, WARM_AFTER, OLS_N = range(9)
-CFG_WIDTH = 9
-# Planes of recorded outputs (RECORDED, B, N, N).
-OUT_BETA, OUT_ALPHA, OUT_BETA_SE, OUT_ZSCORE, OUT_WARM = range(5)
-RECORDED = 5
-
 _DEFAULT_RECORD_CELLS = 1 << 20
 """Recorded chunks hold about this many pair-bars (5 planes x 8 bytes each: 40 MiB)."""
-
-
-@compiled
-def _finish_ols(
-    state: np.ndarray,
-    moments: np.ndarray,
-    iy: int,
-    ix: int,
-    n: int,
-    h1: float,
-    lam: float,
-    r_fixed: float,
-) -> None:
-    """Replace pair (iy, ix)'s state by the OLS fit of its ``n`` warm-up observations, as
-    :meth:`HedgeFilter._finish_ols_warmup` does; leave it alone on a degenerate design."""
-    if h1 > 0.0:
-        mx = moments[MEAN_X, iy, ix]
-        my = moments[MEAN_Y, iy, ix]
-        cxx = moments[CXX, iy, ix]
-        cxy = moments[CXY, iy, ix]
-        cyy = moments[CYY, iy, ix]
-        sxx = cxx + n * mx * mx
-        if not (sxx > 0.0 and cxx > 0.0):
-            return
-        # the diagonal of R in the QR factorisation of the design [x, 1], as linalg.ols checks
-        r11 = math.sqrt(sxx)
-        r22 = math.sqrt(n * cxx / sxx)
-        if min(r11, r22) <= 1e-12 * max(r11, r22):
-            return
-        beta = cxy / cxx
-        alpha = my - beta * mx
-        rss = cyy - beta * cxy
-        s2 = (rss if rss > 0.0 else 0.0) / max(n - 2, 1)
-        r = s2 if lam > 0.0 and s2 > 0.0 else r_fixed
-        p00 = r / cxx
-        p01 = -r * mx / cxx
-        p11 = r * (1.0 / n + mx * mx / cxx)
-        det = p00 * p11 - p01 * p01
-        state[BETA, iy, ix] = beta
-        state[ALPHA, iy, ix] = alpha
-        state[P00, iy, ix] = p00
-        state[P01, iy, ix] = p01
-        state[P11, iy, ix] = p11
-        state[DET, iy, ix] = det if det > 0.0 else 0.0
-        state[OBS_COV, iy, ix] = r
-    else:
-        sxx = moments[CXX, iy, ix]
-        if not sxx > 0.0:
-            return
-        sxy = moments[CXY, iy, ix]
-        beta = sxy / sxx
-        rss = moments[CYY, iy, ix] - beta * sxy
-        s2 = (rss if rss > 0.0 else 0.0) / max(n - 1, 1)
-        r = s2 if lam > 0.0 and s2 > 0.0 else r_fixed
-        state[BETA, iy, ix] = beta
-        state[ALPHA, iy, ix] = 0.0
-        state[P00, iy, ix] = r / sxx
-        state[P01, iy, ix] = 0.0
-        state[P11, iy, ix] = 0.0
-        state[DET, iy, ix] = 0.0
-        state[OBS_COV, iy, ix] = r
-
-
-@compiled
-def matrix_advance(
-    obs: np.ndarray,
-    state: np.ndarray,
-    count: np.ndarray,
-    moments: np.ndarray,
-    cfg: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Advance every ordered pair over ``obs`` (T, N) transformed observations, in place.
-
-    state (SLOTS, N, N), count (N, N) int64 observations absorbed, moments (MOMENTS, N, N)
-    warm-up moments, cfg (CFG_WIDTH,). ``out`` (RECORDED, T, N, N) receives every bar's beta,
-    alpha, beta standard error, z-score and warm flag (1.0 / 0.0); pass a (RECORDED, 0, N, N)
-    array to record nothing. A NaN in ``obs[t, j]`` makes every pair with leg j predict-only on
-    bar t (its z-score NaN).
-    """
-    n_bars, n_sym = obs.shape
-    q00, q01, q11, qdet = cfg[Q00], cfg[Q01], cfg[Q11], cfg[QDET]
-    h1, lam, r_fixed = cfg[H1], cfg[LAM], cfg[R_FIXED]
-    warm_after = int(cfg[WARM_AFTER])
-    ols_n = int(cfg[OLS_N])
-    record = out.shape[1] > 0
-    nan = np.nan
-    for t in range(n_bars):
-        for iy in range(n_sym):
-            y = obs[t, iy]
-            y_missing = math.isnan(y)
-            for ix in range(n_sym):
-                if ix == iy:
-                    continue
-                n = count[iy, ix]
-                p00 = state[P00, iy, ix]
-                p01 = state[P01, iy, ix]
-                p11 = state[P11, iy, ix]
-                d = state[DET, iy, ix]
-                if n > 0:
-                    p00, p01, p11, d = pair_predict(p00, p01, p11, d, q00, q01, q11, qdet)
-                x = obs[t, ix]
-                if y_missing or math.isnan(x):
-                    state[P00, iy, ix] = p00
-                    state[P01, iy, ix] = p01
-                    state[P11, iy, ix] = p11
-                    state[DET, iy, ix] = d
-                    state[ZSCORE, iy, ix] = nan
-                else:
-                    r = state[OBS_COV, iy, ix]
-                    b, a, p00, p01, p11, d, e, s = pair_correct(
-                        state[BETA, iy, ix], state[ALPHA, iy, ix], p00, p01, p11, d, r, h1, y, x
-                    )
-                    if lam > 0.0:
-                        r = adapt_r(r, lam, e, s)
-                    state[BETA, iy, ix] = b
-                    state[ALPHA, iy, ix] = a
-                    state[P00, iy, ix] = p00
-                    state[P01, iy, ix] = p01
-                    state[P11, iy, ix] = p11
-                    state[DET, iy, ix] = d
-                    state[OBS_COV, iy, ix] = r
-                    state[ZSCORE, iy, ix] = e * math.sqrt(1.0 / s)
-                    n += 1
-                    count[iy, ix] = n
-                    if n <= ols_n:
-                        if h1 > 0.0:
-                            dx = x - moments[MEAN_X, iy, ix]
-                            mx = moments[MEAN_X, iy, ix] + dx / n
-                            dy = y - moments[MEAN_Y, iy, ix]
-                            my = moments[MEAN_Y, iy, ix] + dy / n
-                            moments[MEAN_X, iy, ix] = mx
-                            moments[MEAN_Y, iy, ix] = my
-                            moments[CXX, iy, ix] += dx * (x - mx)
-                            moments[CXY, iy, ix] += dx * (y - my)
-                            moments[CYY, iy, ix] += dy * (y - my)
-                        else:
-                            moments[CXX, iy, ix] += x * x
-                            moments[CXY, iy, ix] += x * y
-                            moments[CYY, iy, ix] += y * y
-                        if n == ols_n:
-                            _finish_ols(state, moments, iy, ix, n, h1, lam, r_fixed)
-                if record:
-                    out[OUT_BETA, t, iy, ix] = state[BETA, iy, ix]
-                    out[OUT_ALPHA, t, iy, ix] = state[ALPHA, iy, ix]
-                    out[OUT_BETA_SE, t, iy, ix] = math.sqrt(state[P00, iy, ix])
-                    out[OUT_ZSCORE, t, iy, ix] = state[ZSCORE, iy, ix]
-                    out[OUT_WARM, t, iy, ix] = 1.0 if n >= warm_after else 0.0
 
 
 def load_kernel() -> None:
@@ -311,7 +172,7 @@ class MatrixFilter:
         self.params = params
         self.n_symbols = n = n_symbols
         self.mode: InputMode = params.mode
-        self._cfg = _config_vector(params)
+        self._cfg = config_vector(params)
         self._state = np.full((SLOTS, n, n), math.nan)
         self._count: IntArray = np.zeros((n, n), dtype=np.int64)
         self._moments = np.zeros((MOMENTS, n, n))
@@ -424,32 +285,6 @@ def _read_only(array: np.ndarray) -> np.ndarray:
     view = array.view()
     view.flags.writeable = False
     return view
-
-
-def _config_vector(params: FilterParams) -> FloatArray:
-    h1 = 1.0 if params.has_intercept else 0.0
-    q = params.state_noise()
-    q00 = float(q[0, 0])
-    q01 = float(q[0, 1]) * h1 if h1 else 0.0
-    q11 = float(q[1, 1]) * h1 if h1 else 0.0
-    init = params.init
-    if isinstance(init, GivenInit):
-        warm_after, ols_n = init.warmup_steps, 0
-    elif isinstance(init, DiffuseInit):
-        warm_after = params.n_states if init.warmup_steps is None else init.warmup_steps
-        ols_n = 0
-    else:
-        assert isinstance(init, OlsWarmupInit)
-        warm_after = ols_n = init.n_obs
-    cfg = np.zeros(CFG_WIDTH)
-    cfg[Q00], cfg[Q01], cfg[Q11] = q00, q01, q11
-    cfg[QDET] = q00 * q11 - q01 * q01
-    cfg[H1] = h1
-    cfg[LAM] = 0.0 if params.adaptive_r is None else params.adaptive_r
-    cfg[R_FIXED] = params.obs_cov
-    cfg[WARM_AFTER] = warm_after
-    cfg[OLS_N] = ols_n
-    return cfg
 
 
 def _initial_state(params: FilterParams) -> tuple[FloatArray, FloatArray]:
