@@ -122,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         require_matplotlib()
     table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit)
+    note = table.rejects_note()
+    if note is not None:
+        print(f"hedger matrix: {args.file}: {note}", file=sys.stderr)
     if wanted is not None:
         table = table.select(wanted)
     if len(table.symbols) < 2:

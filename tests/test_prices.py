@@ -45,6 +45,8 @@ def test_empty_and_bad_cells_are_nan_and_counted(tmp_path: Path) -> None:
     assert math.isnan(table.prices[1, 0])
     assert table.prices[2].tolist() == [1.7, 2.7]
     assert table.rejects.counts["bad_price"] == 2
+    assert table.rejects_note() == "skipped while reading: bad_price 2"
+    assert load_prices(EXAMPLES / "sp500_nasdaq_daily.csv").rejects_note() is None
 
 
 def test_wide_rows_out_of_order_are_an_error(tmp_path: Path) -> None:
