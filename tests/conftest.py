@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,18 @@ pytest_plugins = ["tests.mosquitto"]  # the `mosquitto` fixture: a real broker o
 
 ROOT = Path(__file__).resolve().parents[1]
 SP500_NASDAQ = ROOT / "examples" / "sp500_nasdaq_daily.csv"
+
+
+def run_hedger(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``hedger ARGS...`` in a fresh interpreter, output captured as text (never raises on a
+    non-zero exit: the tests look at it)."""
+    return subprocess.run(
+        [sys.executable, "-m", "hedger.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 def load_sp500_nasdaq() -> tuple[np.ndarray, np.ndarray]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +32,7 @@ from hedger.engine.calibrate import (
 from hedger.engine.hedging import filter_prices, hedged_pnl, shares_hedge
 from hedger.errors import ConfigError
 from hedger.prices import load_prices
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_hedger
 
 ISHARES = ROOT / "examples" / "ishares_factors_daily.csv"
 WARMUP = 20
@@ -286,18 +284,8 @@ def test_edges_are_clear_errors() -> None:
     assert not fit.intercept and not fit.filter_params().has_intercept
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hedger.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_calibrate_command_prints_every_mode_and_a_config_table() -> None:
-    result = run_cli("calibrate", str(ISHARES), "--pair", "QUAL/MTUM", "--until", "2019-12-07")
+    result = run_hedger("calibrate", str(ISHARES), "--pair", "QUAL/MTUM", "--until", "2019-12-07")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     rows = {
@@ -384,7 +372,7 @@ def test_calibrate_command_errors_are_one_line(
 
 
 def test_calibrate_command_missing_file_is_one_line(tmp_path: Path) -> None:
-    result = run_cli("calibrate", str(tmp_path / "missing.csv"), "--pair", "A/B")
+    result = run_hedger("calibrate", str(tmp_path / "missing.csv"), "--pair", "A/B")
     assert result.returncode == 2
     assert result.stderr.startswith("hedger calibrate:") and result.stderr.count("\n") == 1
 

@@ -4,33 +4,21 @@ from __future__ import annotations
 
 import gzip
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import SP500_NASDAQ
-
-
-def hedger(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hedger.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+from tests.conftest import SP500_NASDAQ, run_hedger
 
 
 def test_help_lists_every_subcommand() -> None:
-    result = hedger("--help")
+    result = run_hedger("--help")
     assert result.returncode == 0
     assert "demo" in result.stdout
 
 
 def test_demo_prints_a_table_and_a_summary() -> None:
-    result = hedger("demo", "--rows", "5")
+    result = run_hedger("demo", "--rows", "5")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("hedger demo: SP500/NASDAQ")
@@ -45,14 +33,14 @@ def test_demo_is_deterministic_apart_from_timing() -> None:
     def without_speed(text: str) -> list[str]:
         return [line for line in text.splitlines() if "speed" not in line]
 
-    first, second = hedger("demo", "--mode", "log"), hedger("demo", "--mode", "log")
+    first, second = run_hedger("demo", "--mode", "log"), run_hedger("demo", "--mode", "log")
     assert without_speed(first.stdout) == without_speed(second.stdout)
 
 
 def test_demo_reads_gzip_and_chosen_pairs(tmp_path: Path) -> None:
     packed = tmp_path / "prices.csv.gz"
     packed.write_bytes(gzip.compress(SP500_NASDAQ.read_bytes()))
-    result = hedger("demo", "--file", str(packed), "--pair", "NASDAQ/SP500", "--rows", "3")
+    result = run_hedger("demo", "--file", str(packed), "--pair", "NASDAQ/SP500", "--rows", "3")
     assert result.returncode == 0, result.stderr
     assert "NASDAQ hedged with SP500" in result.stdout
 
@@ -63,7 +51,7 @@ def test_demo_counts_bad_cells_instead_of_crashing(tmp_path: Path) -> None:
         "date,A,B\n2020-01-01,10,20\nnot-a-date,1,2\n2020-01-02,nan,21\n2020-01-03,x,22\n"
         + "".join(f"2020-02-{d:02d},{10 + d * 0.1},{20 + d * 0.2}\n" for d in range(1, 29))
     )
-    result = hedger("demo", "--file", str(data), "--rows", "3")
+    result = run_hedger("demo", "--file", str(data), "--rows", "3")
     assert result.returncode == 0, result.stderr
     assert "3 rejects" in result.stdout
 
@@ -80,14 +68,14 @@ def test_demo_counts_bad_cells_instead_of_crashing(tmp_path: Path) -> None:
     ],
 )
 def test_bad_command_lines_are_one_clear_line(args: tuple[str, ...], message: str) -> None:
-    result = hedger(*args)
+    result = run_hedger(*args)
     assert result.returncode == 2
     assert message in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_live_demo_runs_the_daemon_path_and_stops_cleanly() -> None:
-    result = hedger("demo", "--live", "--seconds", "3")
+    result = run_hedger("demo", "--live", "--seconds", "3")
     assert result.returncode == 0, result.stderr
     assert "ws://127.0.0.1:" in result.stdout
     rows = [
@@ -102,6 +90,6 @@ def test_live_demo_runs_the_daemon_path_and_stops_cleanly() -> None:
 
 
 def test_subscribe_rejects_a_bad_broker_url() -> None:
-    result = hedger("subscribe", "--broker", "http://localhost:1883")
+    result = run_hedger("subscribe", "--broker", "http://localhost:1883")
     assert result.returncode == 2
     assert "broker: must look like mqtt://host:port" in result.stderr

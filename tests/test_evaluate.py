@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +42,7 @@ from hedger.hedges import (
 )
 from hedger.prices import load_prices
 from hedger.tracking import synthetic_bars
-from tests.conftest import SP500_NASDAQ
+from tests.conftest import SP500_NASDAQ, run_hedger
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FACTORS = EXAMPLES / "ishares_factors_daily.csv"
@@ -252,18 +250,8 @@ def test_a_sensible_kalman_tracks_a_drifting_beta_better_than_static_ols() -> No
 # --- the command line ----------------------------------------------------------------------
 
 
-def hedger(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hedger.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-
-
 def test_cli_table_on_sp500_nasdaq() -> None:
-    result = hedger("evaluate", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ", "--cost", "2")
+    result = run_hedger("evaluate", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ", "--cost", "2")
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith("hedger evaluate: SP500/NASDAQ")
@@ -283,7 +271,7 @@ def test_cli_table_on_sp500_nasdaq() -> None:
 
 def test_cli_json_and_plot_on_an_ishares_pair(tmp_path: Path) -> None:
     png = tmp_path / "qual-mtum.png"
-    result = hedger(
+    result = run_hedger(
         "evaluate",
         str(FACTORS),
         "--pair",
@@ -319,7 +307,7 @@ def test_cli_json_and_plot_on_an_ishares_pair(tmp_path: Path) -> None:
     ],
 )
 def test_cli_bad_input_exits_2_with_one_line(args: tuple[str, ...], needle: str) -> None:
-    result = hedger("evaluate", str(SP500_NASDAQ), *args)
+    result = run_hedger("evaluate", str(SP500_NASDAQ), *args)
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("hedger evaluate: "), result.stderr
@@ -327,7 +315,7 @@ def test_cli_bad_input_exits_2_with_one_line(args: tuple[str, ...], needle: str)
 
 
 def test_cli_missing_file_exits_2(tmp_path: Path) -> None:
-    result = hedger("evaluate", str(tmp_path / "nope.csv"), "--pair", "A/B")
+    result = run_hedger("evaluate", str(tmp_path / "nope.csv"), "--pair", "A/B")
     assert result.returncode == 2
     assert len(result.stderr.strip().splitlines()) == 1
 
