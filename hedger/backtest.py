@@ -101,6 +101,8 @@ def run_backtest(
         gross = abs(y[t - 1]) + abs(prev_h) * abs(x[t - 1]) if math.isfinite(prev_h) else 0.0
         cost = cost_bps / 1e4 * traded if traded else 0.0
         value = (pnl - cost) / gross if gross > 0.0 else 0.0
+        # a bar with a missing price (NaN P&L or cost) counts as flat rather than poisoning the
+        # equity curve; the hedged-variance headline skips such bars instead
         returns[i] = value if math.isfinite(value) else 0.0
         held, prev_h = now, h
     equity = np.concatenate([[1.0], np.cumprod(1.0 + returns)])

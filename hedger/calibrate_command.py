@@ -50,6 +50,8 @@ def add_parser(commands: Any) -> None:
     )
     cal.add_argument(
         "--until",
+        "--train-until",
+        dest="until",
         metavar="DATE|FRACTION",
         help="fit only on bars before DATE (ISO 8601) or on the first FRACTION (0-1) of bars",
     )

@@ -37,6 +37,8 @@ def add_parser(commands: Any) -> None:
     cmd.add_argument("--pair", required=True, metavar="Y/X", help="hedged symbol / hedge symbol")
     cmd.add_argument(
         "--train-until",
+        "--until",
+        dest="train_until",
         metavar="DATE|FRACTION",
         help="train on bars before this date, or on this fraction of the bars (default 0.5)",
     )
@@ -108,7 +110,8 @@ def render(out: TextIO, ev: Evaluation) -> None:
         f"{ev.pair.split('/')[1]}), {ev.bars} bars\n"
         f"  train {s.train_start} .. {s.train_end} ({s.train_bars} bars), "
         f"test {s.test_start} .. {s.test_end} ({s.test_bars} bars, {s.measured_bars} measured), "
-        f"backtest cost {ev.cost_bps:g} bps\n\n"
+        f"backtest cost {ev.cost_bps:g} bps, Sharpe annualised with "
+        f"{ev.periods_per_year:.1f} bars a year\n\n"
     )
     header = (
         f"{'':2} {'method':27} {'setting':12} {'hedged var':>11} {'vs st.lvl':>9} "
@@ -136,7 +139,8 @@ def render(out: TextIO, ev: Evaluation) -> None:
         "  is not rejected (Dickey-Fuller, 5%)\n"
         "|z|>2: share of test bars whose forecast error exceeds 2 predicted sd\n"
         "return, Sharpe, max DD, trades: z-score backtest (enter at |e| > sd, exit when e "
-        "crosses 0)\n"
+        "crosses 0);\n"
+        "  Sharpe n/a: no trades (a filter whose R is far above the data's never signals)\n"
         "hedge: the last hedge, shares of X per share of Y\n\n"
     )
     out.write(f"verdict: {ev.verdict}\n")

@@ -15,6 +15,8 @@ from hedger.engine.linalg import FloatArray
 
 DAY_NS = 86_400 * 10**9
 TRADING_DAYS = 252
+MIN_SPAN_DAYS = 90
+"""The shortest history whose own bars per year :func:`periods_per_year` trusts."""
 
 
 def hedged_variance(pnl: FloatArray) -> float:
@@ -102,12 +104,20 @@ def sharpe(returns: FloatArray, periods_per_year: float) -> float:
 
 
 def periods_per_year(ts: np.ndarray) -> float:
-    """Bars per year for annualising, from the bar times ``ts`` (T,) in ns: 252 for daily
-    bars (median spacing of 12 hours or more), else a year of continuous trading divided by
-    the median spacing (intraday bars of a market that never closes)."""
+    """Bars per year for annualising, from the bar times ``ts`` (T,) in ns.
+
+    A history of at least :data:`MIN_SPAN_DAYS` calendar days counts the bars it actually has
+    per year of 365.25 days: about 252 for daily equity closes, 365 for a market that never
+    closes, 52 for weekly bars, and the sessions' bars for intraday data. A shorter history
+    falls back on its median spacing: 252 for daily bars (12 hours or more apart), else a year
+    of continuous trading divided by the spacing."""
     if len(ts) < 2:
         return float(TRADING_DAYS)
-    spacing = float(np.median(np.diff(np.asarray(ts, dtype=np.int64))))
+    times = np.asarray(ts, dtype=np.int64)
+    span = float(times[-1] - times[0])
+    if span >= MIN_SPAN_DAYS * DAY_NS:
+        return (len(times) - 1) / (span / (365.25 * DAY_NS))
+    spacing = float(np.median(np.diff(times)))
     if spacing >= DAY_NS / 2 or spacing <= 0.0:
         return float(TRADING_DAYS)
     return 365.25 * DAY_NS / spacing

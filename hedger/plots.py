@@ -97,7 +97,7 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
             label=f"static OLS on {name.split('-')[1]} (training)",
         )
     _clip_to(ax, rec.hedge[np.isfinite(rec.hedge)], band[np.isfinite(band)])
-    ax.set_title("Hedge ratio", fontsize=11, loc="left")
+    ax.set_title("Hedge ratio  (y axis: 0.5-99.5% of the values)", fontsize=11, loc="left")
     ax.set_ylabel(f"shares of {x_sym}\nper share of {y_sym}", fontsize=9)
     ax.legend(loc="upper left", fontsize=8, ncol=4, framealpha=0.9)
 
@@ -106,7 +106,11 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     sd = rec.scale
     ax.fill_between(dates, -sd, sd, color=_RECOMMENDED, alpha=0.2, linewidth=0, label="+-sqrt(S)")
     ax.plot(dates, rec.error, color="#333333", linewidth=0.5, label="forecast error e")
-    ax.set_title("Spread: the filter's one-step forecast error", fontsize=11, loc="left")
+    ax.set_title(
+        "Forecast error e (innovation) with its predicted sd  (y axis: 0.5-99.5% of the values)",
+        fontsize=11,
+        loc="left",
+    )
     ax.set_ylabel(unit, fontsize=9)
     ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
     _clip_to(ax, rec.error[np.isfinite(rec.error)], np.zeros(0))
@@ -135,7 +139,7 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
         else:
             color, width, label, zorder = "#aaaaaa", 0.6, None, 2
         if label is not None:
-            label = f"{label}  (var {row.hedged_variance:.4g})"
+            label = f"{label}  (var {row.hedged_variance:.4g} {y_sym} units^2)"
         ax.plot(dates, cum, color=color, linewidth=width, label=label, zorder=zorder)
     ax.plot([], [], color="#aaaaaa", linewidth=0.6, label="other Kalman candidates")
     ax.set_title(

@@ -94,9 +94,14 @@ def test_share_beyond_and_sharpe_and_drawdown_by_hand() -> None:
     sd = math.sqrt(((0.01 - 0.02 / 3) ** 2 + (-0.01 - 0.02 / 3) ** 2 + (0.02 - 0.02 / 3) ** 2) / 2)
     assert sharpe(r, 252.0) == pytest.approx(math.sqrt(252.0) * (0.02 / 3) / sd)
     assert math.isnan(sharpe(np.zeros(5), 252.0))
-    daily = np.arange(10) * DAY_NS
+    daily = np.arange(10) * DAY_NS  # too short to count: the spacing decides
     assert periods_per_year(daily) == 252.0
     assert periods_per_year(np.arange(10) * 60 * 10**9) == pytest.approx(365.25 * 24 * 60)
+    # long enough: the bars the history has per year
+    assert periods_per_year(np.arange(400) * DAY_NS) == pytest.approx(365.25)  # never closes
+    assert periods_per_year(np.arange(200) * 7 * DAY_NS) == pytest.approx(365.25 / 7)  # weekly
+    factors = load_prices(FACTORS)  # 2,264 closes over 2014-01-02 .. 2022-12-28
+    assert periods_per_year(factors.ts) == pytest.approx(251.85, abs=0.01)
 
 
 def test_backtest_of_a_hand_made_spread_with_costs() -> None:
