@@ -93,8 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=1, help="the live demo's market seed (1)")
     _add_replay(commands)
-    calibrate_command.add_parser(commands)
     matrix_command.add_parser(commands)
+    calibrate_command.add_parser(commands)
     evaluate_command.add_parser(commands)
     run = commands.add_parser(
         "run",
