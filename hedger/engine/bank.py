@@ -81,6 +81,9 @@ class PairBank:
         self._params[3] = q[:, 0, 0] * q[:, 1, 1] - q[:, 0, 1] * q[:, 0, 1]
         self._params[4] = h1
         self._params[5] = lam
+        # every filter has the same parameters, bit for bit: the kernel reads one column
+        bits = self._params.view(np.uint64)
+        self._shared_params = bool(np.all(bits == bits[:, :1]))
         self._state: FloatArray = np.empty((kernels.STATE_WIDTH, p))
         self._primed = np.zeros(p, dtype=bool)
         self.innovation = np.full(p, math.nan)
@@ -124,6 +127,7 @@ class PairBank:
             self.innovation,
             self.innovation_var,
             self.zscore,
+            self._shared_params,
         )
 
     @property
