@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import random
 import time
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -219,7 +220,7 @@ async def paced(ticks: Iterator[Tick], speed: float | None) -> AsyncIterator[Tic
         yield tick
 
 
-class PacedFeed:
+class PacedFeed(ABC):
     """A feed over a synchronous tick source (a generator, a file reader), paced by
     :func:`paced`. Subclasses give the source in :meth:`source`."""
 
@@ -227,9 +228,9 @@ class PacedFeed:
         self.rejects = Rejects()
         self._speed = speed
 
+    @abstractmethod
     def source(self) -> Iterator[Tick]:
         """The ticks, in event-time order."""
-        raise NotImplementedError
 
     async def __aenter__(self) -> Self:
         return self

@@ -22,7 +22,7 @@ from hedger.config import load_toml, pipeline_config
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
 from hedger.errors import ConfigError
-from hedger.prices import PriceTable, load_prices
+from hedger.prices import PriceTable, leading_bars, load_prices
 from hedger.topics import PairId
 
 AUTO = "auto"
@@ -93,16 +93,9 @@ def run(args: argparse.Namespace) -> int:
 
 def cut_index(table: PriceTable, until: str | None) -> int:
     """The number of bars to fit on: all, those before a date, or a leading fraction."""
-    total = len(table.ts)
     if until is None:
-        return total
-    try:
-        fraction = float(until)
-    except ValueError:
-        return table.index_of(until)
-    if not 0.0 < fraction <= 1.0:
-        raise ConfigError("until", f"a fraction must be in (0, 1], got {until}")
-    return round(fraction * total)
+        return len(table.ts)
+    return leading_bars(until, len(table.ts), table.index_of, key="until", whole=True)
 
 
 def _number(value: float) -> str:

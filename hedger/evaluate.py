@@ -68,6 +68,7 @@ from hedger.hedges import (
     seed_params,
     static_ols_path,
 )
+from hedger.prices import leading_bars
 
 JSON_VERSION = 1
 MIN_TRAIN_BARS = 60
@@ -208,22 +209,9 @@ def split_index(spec: str | float | None, ts_labels: Any, n_bars: int) -> int:
     """The first test bar from ``--train-until``: a fraction in (0, 1) of the bars, an
     ISO-8601 date (training ends strictly before it), or None (0.5). ``ts_labels`` is anything
     with ``index_of(date) -> int`` (a :class:`hedger.prices.PriceTable`)."""
-    if spec is None:
-        spec = 0.5
-    fraction: float | None
-    if isinstance(spec, float):
-        fraction = spec
-    else:
-        try:
-            fraction = float(spec)
-        except ValueError:
-            fraction = None
-    if fraction is not None:
-        if not (0.0 < fraction < 1.0):
-            raise ConfigError("train-until", f"a fraction must be in (0, 1), got {spec}")
-        return math.floor(fraction * n_bars)
-    index: int = ts_labels.index_of(str(spec))
-    return index
+    return leading_bars(
+        0.5 if spec is None else spec, n_bars, ts_labels.index_of, key="train-until"
+    )
 
 
 def check_split(split: int, usable: int, n_bars: int) -> None:

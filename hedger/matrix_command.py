@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -211,7 +212,7 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
-class _Writer:
+class _Writer(ABC):
     """What the two output formats share: a chunk of recorded bars is written bar by bar
     (:meth:`write_bar`, one per format), and :meth:`finish` flushes."""
 
@@ -230,6 +231,7 @@ class _Writer:
                 chunk.warm[i],
             )
 
+    @abstractmethod
     def write_bar(
         self,
         bar: int,
@@ -239,7 +241,7 @@ class _Writer:
         zscore: FloatArray,
         warm: np.ndarray,
     ) -> None:
-        raise NotImplementedError
+        """Write bar ``bar``'s matrices (P,) each, in pair order."""
 
     def finish(self) -> None:
         self._out.flush()

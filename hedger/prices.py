@@ -9,7 +9,7 @@ A symbol with no usable price in a bar is NaN there; nothing is forward-filled.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,29 @@ class PriceTable:
         except ValueError:
             raise ConfigError("date", f"not an ISO-8601 date or date-time: {moment!r}") from None
         return int(np.searchsorted(self.ts, ts, side="left"))
+
+
+def leading_bars(
+    spec: str | float,
+    n_bars: int,
+    index_of: Callable[[str], int],
+    *,
+    key: str,
+    whole: bool = False,
+) -> int:
+    """The number of leading bars of ``n_bars`` that ``spec`` names: a fraction, rounded down
+    (in (0, 1); (0, 1] with ``whole``), or an ISO-8601 date, whose bar count ``index_of``
+    gives (e.g. :meth:`PriceTable.index_of`). A bad fraction is a :class:`ConfigError`
+    naming ``key``: the parsing of ``--until`` / ``--train-until``."""
+    try:
+        fraction = float(spec)
+    except ValueError:
+        return index_of(str(spec))
+    upper_ok = fraction <= 1.0 if whole else fraction < 1.0
+    if not (fraction > 0.0 and upper_ok):
+        interval = "(0, 1]" if whole else "(0, 1)"
+        raise ConfigError(key, f"a fraction must be in {interval}, got {spec}")
+    return math.floor(fraction * n_bars)
 
 
 def load_prices(
