@@ -55,9 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from hedger.bridges.mqtt import MqttBridge  # noqa: E402
-from hedger.bus import Bridge, Bus, Outbox  # noqa: E402
-from hedger.events import HedgeRatioEvent, SpreadEvent  # noqa: E402
+from hedger.core.bus import Bridge, Bus, Outbox  # noqa: E402
+from hedger.core.events import HedgeRatioEvent, SpreadEvent  # noqa: E402
+from hedger.runtime.bridges.mqtt import MqttBridge  # noqa: E402
 from tests.mosquitto import MosquittoBroker, find_mosquitto  # noqa: E402
 
 PAIRS = [f"S{i:02d}/H{i:02d}" for i in range(20)]

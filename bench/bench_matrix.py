@@ -35,11 +35,11 @@ from filterpy.kalman import KalmanFilter as FilterpyKF
 from numpy.typing import NDArray
 from pykalman import KalmanFilter as PykalmanKF
 
-from hedger.bars import LegPrice
+from hedger.core.bars import LegPrice
+from hedger.core.events import MatrixEvent, encode_matrix
+from hedger.core.matrix_actor import MatrixActor
 from hedger.engine import FilterParams, GivenInit, PairFilter
 from hedger.engine.matrix import MatrixFilter, load_kernel, pair_indices
-from hedger.events import MatrixEvent, encode_matrix
-from hedger.matrix_actor import MatrixActor
 
 FloatArray = NDArray[np.float64]
 DELTA = 1e-4

@@ -14,17 +14,19 @@ Method:
   over the generator writes every file still missing (a smaller file is a prefix of a larger
   one: the generator is deterministic), through a temporary name and a rename, so a file present
   with the right line count is complete.
-* Each timed run is the real command line, ``python -m hedger.cli replay FILE --pair YYY/XXX
+* Each timed run is the real command line, ``python -m hedger.cli.main replay FILE --pair YYY/XXX
   --bar 1s --out OUT``, in a fresh child process, timed by the wall clock around the child
   (interpreter start-up, imports and loading numba's disk cache included) and measured for peak
   RSS and CPU time by ``/usr/bin/time -v`` (without it: ``getrusage(RUSAGE_CHILDREN)`` in a fresh
   helper process per run). Two replays of a small file come first: one fills numba's disk cache
   (compiling if the sources changed), the second gives the start-up footprint.
 * The streaming (pure Python) path runs on the smaller file in a child calling
-  ``hedger.replay.replay(..., compiled=False)``; the same child mode with ``compiled=True`` checks
+  ``hedger.runtime.replay.replay(..., compiled=False)``; the same child mode with
+  ``compiled=True`` checks
   that both paths write the same number of events.
 * Profile of the larger file, in one child that has already replayed the small file (numba
-  loaded, so these are steady-state figures): ``feeds.fastcsv.read_tick_blocks`` alone over the
+  loaded, so these are steady-state figures): ``feeds.files.compiled.read_tick_blocks`` alone
+  over the
   file (parse); the same loop feeding ``CompiledBars`` with a bar-close handler that does
   nothing, its ``feed`` calls timed on their own (bar rules); the whole compiled replay; best of
   2 each. Rest = replay - parse (per bar); filter + events + writing = rest - bar rules.
@@ -55,11 +57,11 @@ from pathlib import Path
 
 import numpy as np
 
-from feeds.fastcsv import OK, fast_path_unit, read_tick_blocks
+from feeds.files.compiled import OK, fast_path_unit, read_tick_blocks
 from feeds.synthetic import SyntheticMarket, SyntheticSpec
-from hedger.config import pipeline_config
-from hedger.fastbars import CompiledBars
-from hedger.replay import ReplaySummary, replay
+from hedger.config.pipeline import pipeline_config
+from hedger.core.bar_kernel import CompiledBars
+from hedger.runtime.replay import ReplaySummary, replay
 
 DESCRIPTION = "Benchmark hedger replay end to end (tick CSV -> events), speed and peak memory."
 PAIR = "YYY/XXX"
@@ -242,7 +244,8 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 def helper(mode: str, path: Path, out: Path, warm: Path) -> int:
     """Helper mode, in a child process. Prints a JSON object as its last stdout line.
 
-    ``streaming`` / ``compiled``: one ``hedger.replay.replay`` of ``path`` forced down that path
+    ``streaming`` / ``compiled``: one ``hedger.runtime.replay.replay`` of ``path`` forced down
+    that path
     (seconds: the replay's own elapsed time). ``profile``: replay ``warm`` first (numba loaded),
     then best of 2 of: parse alone, parse + bar rules, the whole compiled replay."""
     config = pipeline_config({}, extra_pairs=(PAIR,), bar_overrides={"length": "1s"})

@@ -1,6 +1,7 @@
 """The hedge-quality study: ``hedger evaluate`` over many real pairs, summarised in markdown.
 
-Runs :func:`hedger.evaluate.evaluate_pair` (train on the first half of each history, test on the
+Runs :func:`hedger.research.evaluate.evaluate_pair` (train on the first half of each history,
+test on the
 second, 5 bps per trade) over the study's 32 pairs:
 
 - every ordered pair of the five iShares factor ETFs (20 pairs, 2014-2022);
@@ -37,21 +38,21 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hedger.cli.evaluate import render  # noqa: E402
 from hedger.engine.calibrate import (  # noqa: E402
     PREFERRED_MODE,
     SWITCH_MARGIN,
     Calibration,
     calibrate,
 )
-from hedger.engine.hedging import hedged_pnl  # noqa: E402
 from hedger.engine.linalg import FloatArray  # noqa: E402
+from hedger.engine.units import hedged_pnl  # noqa: E402
 from hedger.errors import ConfigError  # noqa: E402
-from hedger.evaluate import Evaluation, evaluate_pair, split_index  # noqa: E402
-from hedger.evaluate_command import render  # noqa: E402
-from hedger.hedge_metrics import hedged_variance, reduction  # noqa: E402
-from hedger.hedges import kalman_path  # noqa: E402
-from hedger.prices import PriceTable, load_prices  # noqa: E402
-from hedger.tracking import TRACKING_SPEC, synthetic_bars, tracking_errors  # noqa: E402
+from hedger.research.baselines import kalman_path  # noqa: E402
+from hedger.research.evaluate import Evaluation, evaluate_pair, split_index  # noqa: E402
+from hedger.research.metrics import hedged_variance, reduction  # noqa: E402
+from hedger.research.prices import PriceTable, load_prices  # noqa: E402
+from hedger.research.tracking import TRACKING_SPEC, synthetic_bars, tracking_errors  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 FACTORS = EXAMPLES / "ishares_factors_daily.csv"
@@ -733,7 +734,7 @@ def main() -> int:
     example = representative(runs)
     plot_name = None
     if not args.no_plot:
-        from hedger.plots import plot_evaluation  # noqa: PLC0415 (optional extra, lazily)
+        from hedger.research.plots import plot_evaluation  # noqa: PLC0415 (optional extra, lazily)
 
         y_sym, x_sym = example.evaluation.pair.split("/")
         plot_name = f"evaluate-{y_sym}-{x_sym}.png"

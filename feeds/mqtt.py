@@ -1,7 +1,7 @@
 """Ticks from an MQTT broker: subscribe to topic filters, read JSON ticks, reconnect on drops.
 
 Each message's payload is one JSON tick, or a JSON array of them, in the JSON Lines tick
-format of :mod:`feeds.files`::
+format of :mod:`feeds.files.readers`::
 
     {"ts": 1700000000.25, "symbol": "AAPL", "price": 189.5, "size": 100}
     {"ts": "2024-01-02T14:30:00.5Z", "symbol": "MSFT", "bid": 370.1, "ask": 370.2}
@@ -29,10 +29,10 @@ from urllib.parse import unquote, urlsplit
 import aiomqtt
 import orjson
 
-from feeds.base import Backoff
-from feeds.files import TimestampParser
-from hedger.rejects import Logger, Rejects
-from hedger.ticks import Tick, TickKind
+from feeds.files.timestamps import TimestampParser
+from feeds.reconnect import Backoff
+from hedger.core.rejects import Logger, Rejects
+from hedger.core.ticks import Tick, TickKind
 
 VENUE = "mqtt"
 

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from feeds.base import PacedFeed
+from feeds.paced import PacedFeed
+from hedger.core.ticks import Tick
 from hedger.errors import ConfigError
-from hedger.ticks import Tick
 
 _NS = 1_000_000_000
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from hedger.engine import PairBank, PairFilter, kernels
+from hedger.engine.kernels import bank as bank_kernel
 
 P = kernels.BANK_BLOCK + 37  # two blocks: one can be vectorised while the other is not
 
@@ -65,7 +66,7 @@ def test_vectorised_blocks_equal_the_general_loop_bit_for_bit(
     for t in range(120):
         y, x = inputs(t, rng)
         bank.step(y, x)
-        kernels._bank_rows_general(state, params, primed, y, x, e, s, z, 0, P)
+        bank_kernel._bank_rows_general(state, params, primed, y, x, e, s, z, 0, P)
         np.testing.assert_array_equal(bank._state, state, strict=True)
         np.testing.assert_array_equal(bank._primed, primed, strict=True)
         np.testing.assert_array_equal(bank.innovation, e, strict=True)

@@ -6,15 +6,15 @@ import math
 
 import pytest
 
-from hedger.actors import PairSpec
-from hedger.bars import BarBuilder, LegPrice, parse_duration_ns
+from hedger.core.actors import PairSpec
+from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns
+from hedger.core.events import Event, HedgeRatioEvent, SpreadEvent
+from hedger.core.pipeline import Pipeline
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick, TickKind
+from hedger.core.topics import PairId
 from hedger.engine import DiffuseInit, FilterParams
 from hedger.errors import ConfigError
-from hedger.events import Event, HedgeRatioEvent, SpreadEvent
-from hedger.pipeline import Pipeline
-from hedger.rejects import Rejects
-from hedger.ticks import Tick, TickKind
-from hedger.topics import PairId
 
 S = 1_000_000_000
 

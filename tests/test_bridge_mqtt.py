@@ -22,10 +22,10 @@ import aiomqtt
 import orjson
 import pytest
 
-from feeds.base import Backoff
-from hedger.bridges.mqtt import MqttBridge
-from hedger.bus import Bus, Message
-from hedger.events import HedgeRatioEvent, SpreadEvent, decode
+from feeds.reconnect import Backoff
+from hedger.core.bus import Bus, Message
+from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode
+from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -281,7 +281,7 @@ async def test_a_late_subscriber_gets_the_current_ratio_at_once(
 
 CHILD = """
 import asyncio, sys
-from hedger.bridges.mqtt import MqttBridge
+from hedger.runtime.bridges.mqtt import MqttBridge
 
 async def main():
     bridge = MqttBridge(sys.argv[1], root=sys.argv[2])

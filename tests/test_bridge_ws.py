@@ -14,7 +14,10 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
-from hedger.bridges.ws import (
+from hedger.core.bus import Bus, Message
+from hedger.core.events import HedgeRatioEvent, MatrixEvent, SpreadEvent, encode, encode_matrix
+from hedger.core.topics import matrix_topic
+from hedger.runtime.bridges.ws import (
     FanOut,
     WebSocketBridge,
     format_value,
@@ -22,9 +25,6 @@ from hedger.bridges.ws import (
     render_prometheus,
     take_frame,
 )
-from hedger.bus import Bus, Message
-from hedger.events import HedgeRatioEvent, MatrixEvent, SpreadEvent, encode, encode_matrix
-from hedger.topics import matrix_topic
 
 WAIT = 3.0
 

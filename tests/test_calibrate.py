@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 from statsmodels.tsa.statespace.mlemodel import MLEModel
 
-from hedger.cli import main
-from hedger.config import load_toml, pipeline_config
+from hedger.cli.main import main
+from hedger.config.pipeline import load_toml, pipeline_config
 from hedger.engine import HedgeFilter, InputMode
 from hedger.engine.calibrate import (
     SWITCH_MARGIN,
@@ -29,9 +29,9 @@ from hedger.engine.calibrate import (
     moving_start,
     pair_observations,
 )
-from hedger.engine.hedging import filter_prices, hedged_pnl, shares_hedge
+from hedger.engine.units import filter_prices, hedged_pnl, shares_hedge
 from hedger.errors import ConfigError
-from hedger.prices import load_prices
+from hedger.research.prices import load_prices
 from tests.conftest import ROOT, run_hedger
 
 ISHARES = ROOT / "examples" / "ishares_factors_daily.csv"

@@ -70,7 +70,7 @@ json = true
 """
 
 
-class Daemon:
+class DaemonProcess:
     def __init__(self, config: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hedger.cli", "run", "--config", str(config)],
@@ -91,8 +91,8 @@ class Daemon:
 
 
 @pytest.fixture
-def daemon_factory(tmp_path: Path) -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
+def daemon_factory(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
+    started: list[DaemonProcess] = []
     yield started
     for daemon in started:
         if daemon.proc.poll() is None:
@@ -100,10 +100,10 @@ def daemon_factory(tmp_path: Path) -> Iterator[list[Daemon]]:
             daemon.proc.communicate()
 
 
-def start(tmp_path: Path, text: str, started: list[Daemon]) -> Daemon:
+def start(tmp_path: Path, text: str, started: list[DaemonProcess]) -> DaemonProcess:
     path = tmp_path / f"hedger-{len(started)}.toml"
     path.write_text(text)
-    daemon = Daemon(path)
+    daemon = DaemonProcess(path)
     started.append(daemon)
     return daemon
 
@@ -128,7 +128,7 @@ async def collect(
 
 @pytest.mark.slow
 async def test_daemon_end_to_end(
-    mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[Daemon]
+    mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
     root = f"e2e{os.getpid()}"
     ws_port = free_port()
@@ -190,7 +190,7 @@ async def test_daemon_end_to_end(
 
 @pytest.mark.slow
 async def test_killed_daemon_leaves_offline_by_last_will(
-    mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[Daemon]
+    mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
     root = f"will{os.getpid()}"
     daemon = start(tmp_path, daemon_toml(mosquitto, free_port(), root), daemon_factory)

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from hedger.bus import Message
-from hedger.config import load_toml, pipeline_config
-from hedger.daemon_config import daemon_config
+from hedger.config.daemon import daemon_config
+from hedger.config.pipeline import load_toml, pipeline_config
+from hedger.core.bus import Message
 from hedger.errors import ConfigError
 from hedger.logs import get_logger
-from hedger.node import Node
-from hedger.replay import replay
+from hedger.runtime.daemon import Daemon
+from hedger.runtime.replay import replay
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +90,7 @@ paths = ["{data}"]
 metrics_interval = "1h"
 """
     config = daemon_config(_toml(text))
-    node = Node(config, get_logger("test"))
+    node = Daemon(config, get_logger("test"))
     received: list[Message] = []
     node.bus.subscribe(received.append)
     stop = asyncio.Event()

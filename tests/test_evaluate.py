@@ -11,27 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hedger.backtest import positions, run_backtest
 from hedger.engine import FilterParams, InputMode
-from hedger.engine.hedging import hedged_pnl
+from hedger.engine.units import hedged_pnl
 from hedger.errors import ConfigError
-from hedger.evaluate import (
-    CalibrationLike,
-    candidate_paths,
-    default_calibrator,
-    evaluate_pair,
-    split_index,
-)
-from hedger.hedge_metrics import (
-    half_life,
-    hedged_variance,
-    max_drawdown,
-    periods_per_year,
-    reduction,
-    share_beyond,
-    sharpe,
-)
-from hedger.hedges import (
+from hedger.research.backtest import positions, run_backtest
+from hedger.research.baselines import (
     MethodPath,
     chan_params,
     choose_window,
@@ -40,8 +24,24 @@ from hedger.hedges import (
     rolling_ols_path,
     static_ols_path,
 )
-from hedger.prices import load_prices
-from hedger.tracking import synthetic_bars
+from hedger.research.evaluate import (
+    CalibrationLike,
+    candidate_paths,
+    default_calibrator,
+    evaluate_pair,
+    split_index,
+)
+from hedger.research.metrics import (
+    half_life,
+    hedged_variance,
+    max_drawdown,
+    periods_per_year,
+    reduction,
+    share_beyond,
+    sharpe,
+)
+from hedger.research.prices import load_prices
+from hedger.research.tracking import synthetic_bars
 from tests.conftest import SP500_NASDAQ, run_hedger
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

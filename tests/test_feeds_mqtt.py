@@ -18,10 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from feeds.base import Backoff
 from feeds.mqtt import MqttTickFeed, parse_tick_payload, timestamp_parser
-from hedger.rejects import Rejects
-from hedger.ticks import Tick, TickKind
+from feeds.reconnect import Backoff
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick, TickKind
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker

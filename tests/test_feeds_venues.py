@@ -1,5 +1,5 @@
 """Venue adapters (Binance, Coinbase, Alpaca, Polygon): parsing of recorded-style messages,
-fuzzing of ``parse``, and end to end through :class:`feeds.base.WebSocketFeed` against a real
+fuzzing of ``parse``, and end to end through :class:`feeds.websocket.WebSocketFeed` against a real
 local websockets server (scripted conversations, a reconnect)."""
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.server import ServerConnection, serve
 
-from feeds.alpaca import AlpacaStocks, parse_rfc3339_ns
-from feeds.base import Backoff, VenueProtocol, WebSocketFeed
-from feeds.binance import BinanceSpot
-from feeds.coinbase import CoinbaseExchange
-from feeds.polygon import PolygonStocks
-from hedger.rejects import Rejects
-from hedger.ticks import Tick, TickKind
+from feeds.protocol import VenueProtocol
+from feeds.reconnect import Backoff
+from feeds.venues.alpaca import AlpacaStocks
+from feeds.venues.binance import BinanceSpot
+from feeds.venues.coinbase import CoinbaseExchange
+from feeds.venues.fields import parse_rfc3339_ns
+from feeds.venues.polygon import PolygonStocks
+from feeds.websocket import WebSocketFeed
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick, TickKind
 
 TRADE, QUOTE = TickKind.TRADE, TickKind.QUOTE
 RECV = 1_700_000_000_999_000_001

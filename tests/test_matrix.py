@@ -16,7 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hedger.cli import main
+from hedger.cli.main import main
+from hedger.core.events import MatrixEvent
+from hedger.core.topics import SCHEMA_VERSION
 from hedger.engine import (
     DiffuseInit,
     FilterParams,
@@ -26,9 +28,7 @@ from hedger.engine import (
     OlsWarmupInit,
 )
 from hedger.engine.matrix import MatrixFilter, filter_matrix, pair_indices
-from hedger.events import MatrixEvent
-from hedger.prices import load_prices
-from hedger.topics import SCHEMA_VERSION
+from hedger.research.prices import load_prices
 
 ROOT = Path(__file__).resolve().parents[1]
 ISHARES = ROOT / "examples" / "ishares_factors_daily.csv"
@@ -329,7 +329,16 @@ def test_cli_last_csv_and_symbols(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_cli_stdout_in_a_real_process_and_plot(tmp_path: Path) -> None:
     png = tmp_path / "matrix.png"
     result = subprocess.run(
-        [sys.executable, "-m", "hedger.cli", "matrix", str(ISHARES), "--last", "--plot", str(png)],
+        [
+            sys.executable,
+            "-m",
+            "hedger.cli",
+            "matrix",
+            str(ISHARES),
+            "--last",
+            "--plot",
+            str(png),
+        ],
         capture_output=True,
         timeout=120,
         check=False,

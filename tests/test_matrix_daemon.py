@@ -15,16 +15,16 @@ import numpy as np
 import orjson
 import pytest
 
-from hedger.bus import Message
-from hedger.daemon_config import daemon_config
+from hedger.config.daemon import daemon_config
+from hedger.core.bus import Message
+from hedger.core.events import decode
 from hedger.engine import FilterParams, InputMode
 from hedger.engine.matrix import filter_matrix
 from hedger.errors import ConfigError
-from hedger.events import decode
 from hedger.logs import get_logger
-from hedger.node import Node
-from hedger.prices import load_prices
-from tests.test_daemon import Daemon, collect, daemon_factory, free_port, start
+from hedger.research.prices import load_prices
+from hedger.runtime.daemon import Daemon
+from tests.test_daemon import DaemonProcess, collect, daemon_factory, free_port, start
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
@@ -83,10 +83,10 @@ def test_a_bad_section_is_still_an_error_with_the_matrix_alone() -> None:
 
 # Run in a fresh interpreter: in this one, earlier tests have already compiled the kernel.
 _PRELOAD_CHECK = """
-from hedger.bars import LegPrice
+from hedger.core.bars import LegPrice
 from hedger.engine import FilterParams, InputMode
-from hedger.engine.matrix_kernel import matrix_advance
-from hedger.matrix_actor import MatrixActor
+from hedger.engine.kernels.matrix import matrix_advance
+from hedger.core.matrix_actor import MatrixActor
 
 assert not matrix_advance.signatures, "compiled before any matrix existed"
 events = []
@@ -128,7 +128,7 @@ paths = ["{ISHARES}"]
 metrics_interval = "1h"
 """
     config = daemon_config(tomllib.loads(text))
-    node = Node(config, get_logger("test"))
+    node = Daemon(config, get_logger("test"))
     received: list[Message] = []
     node.bus.subscribe(received.append)
     stop = asyncio.Event()
@@ -162,7 +162,7 @@ metrics_interval = "1h"
 
 @pytest.mark.slow
 async def test_daemon_publishes_one_matrix_message_per_bar_on_mqtt(
-    mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[Daemon]
+    mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
     root = f"mx{os.getpid()}"
     text = f"""

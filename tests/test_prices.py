@@ -1,4 +1,5 @@
-"""The offline price table (hedger/prices.py) and the hedge arithmetic (engine/hedging.py)."""
+"""The offline price table (hedger/research/prices.py) and the hedge arithmetic
+(engine/units.py)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import numpy as np
 import pytest
 
 from hedger.engine import FilterParams, HedgeFilter, InputMode
-from hedger.engine.hedging import filter_prices, hedged_pnl, shares_hedge
+from hedger.engine.units import filter_prices, hedged_pnl, shares_hedge
 from hedger.errors import ConfigError, DataFileError
-from hedger.prices import load_prices
+from hedger.research.prices import load_prices
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 DAY_NS = 86_400 * 10**9

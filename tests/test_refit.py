@@ -14,8 +14,9 @@ import numpy as np
 import orjson
 import pytest
 
-from hedger.bus import Message
-from hedger.daemon_config import daemon_config
+from hedger.config.daemon import daemon_config
+from hedger.config.refit import MIN_BARS, RefitSettings, refit_settings
+from hedger.core.bus import Message
 from hedger.engine import (
     BasketFilter,
     DiffuseInit,
@@ -25,9 +26,8 @@ from hedger.engine import (
     PairFilter,
 )
 from hedger.errors import ConfigError
-from hedger.node import Node
-from hedger.prices import load_prices
-from hedger.refit import MIN_BARS, RefitSettings, refit_settings
+from hedger.research.prices import load_prices
+from hedger.runtime.daemon import Daemon
 from tests.conftest import ROOT
 
 Q2 = ((3e-5, 1e-6), (1e-6, 2e-5))
@@ -202,7 +202,7 @@ metrics_interval = "1h"
 """
     config = daemon_config(tomllib.loads(text))
     log = RecordingLogger()
-    node = Node(config, log)
+    node = Daemon(config, log)
     assert node.refitter is not None
     received: list[Message] = []
     node.bus.subscribe(received.append)
@@ -270,7 +270,7 @@ kind = "synthetic"
 every = 20
 """
     log = RecordingLogger()
-    node = Node(daemon_config(tomllib.loads(text)), log)
+    node = Daemon(daemon_config(tomllib.loads(text)), log)
     assert node.refitter is not None
     warned = [f["pair"] for level, e, f in log.records if level == "warning" and "refit" in e]
     assert warned == ["CCC/DDD"]

@@ -14,12 +14,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from feeds.files import TimestampParser, read_ticks
+from feeds.files.readers import read_ticks
+from feeds.files.timestamps import TimestampParser
 from feeds.synthetic import SyntheticMarket, SyntheticSpec
-from hedger.config import PipelineConfig, load_toml, pipeline_config
+from hedger.config.pipeline import PipelineConfig, load_toml, pipeline_config
+from hedger.core.rejects import Rejects
 from hedger.errors import ConfigError, DataFileError
-from hedger.rejects import Rejects
-from hedger.replay import replay
+from hedger.runtime.replay import replay
 
 S = 1_000_000_000
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import orjson
 
-from hedger.subscribe import RatioBoard
+from hedger.cli.subscribe import RatioBoard
 
 
 def ratio(pair: str, seq: int, ts: int, beta: float = 1.0) -> bytes:

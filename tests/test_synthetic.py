@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from feeds.synthetic import SyntheticFeed, SyntheticMarket, SyntheticSpec
-from hedger.config import pipeline_config
+from hedger.config.pipeline import pipeline_config
+from hedger.core.events import Event, HedgeRatioEvent
+from hedger.core.pipeline import Pipeline
+from hedger.core.rejects import Rejects
 from hedger.errors import ConfigError
-from hedger.events import Event, HedgeRatioEvent
-from hedger.pipeline import Pipeline
-from hedger.rejects import Rejects
 
 SPEC = SyntheticSpec(sigma_x=0.002, beta_vol=0.0005, spread_vol=0.01, rate=5.0)
 

@@ -9,9 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hedger.errors import ConfigError
-from hedger.events import HedgeRatioEvent, SpreadEvent, decode, encode
-from hedger.topics import (
+from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode, encode
+from hedger.core.topics import (
     PairId,
     escape_symbol,
     pair_topic,
@@ -19,6 +18,7 @@ from hedger.topics import (
     status_topic,
     unescape_symbol,
 )
+from hedger.errors import ConfigError
 
 
 def test_pair_ids() -> None:

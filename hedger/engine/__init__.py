@@ -11,7 +11,7 @@
 from hedger.engine.bank import PairBank
 from hedger.engine.basket import BasketFilter
 from hedger.engine.batch import PairSeries, filter_pair
-from hedger.engine.hedge import FilterStep, HedgeFilter
+from hedger.engine.filter import FilterStep, HedgeFilter
 from hedger.engine.matrix import MatrixFilter
 from hedger.engine.pair import PairFilter, PairState
 from hedger.engine.params import (

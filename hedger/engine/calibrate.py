@@ -8,7 +8,7 @@ Likelihood convention (what :func:`log_likelihood` computes and :func:`fit_noise
 The mode's transform turns raw prices into observations ``(y_t, x_t)``; a bar with a missing
 price (or, in a differenced mode, a missing price on the bar before) has none. The first
 ``m`` observations are the warm-up: they give the OLS state ``b0 = (H'H)^-1 H'y`` and its
-covariance ``R (H'H)^-1``, exactly as :class:`~hedger.engine.hedge.HedgeFilter` sets it at the
+covariance ``R (H'H)^-1``, exactly as :class:`~hedger.engine.filter.HedgeFilter` sets it at the
 ``m``-th observation, and they are *excluded* from the likelihood. From the bar after the
 ``m``-th observation on, the filter runs from that state (predict first; bars without an
 observation only predict) and every observation adds ``-(log(2 pi S_t) + e_t^2 / S_t) / 2``.
@@ -42,9 +42,9 @@ from typing import NamedTuple
 import numpy as np
 
 from hedger.engine import kernels
-from hedger.engine.hedging import filter_prices, hedged_pnl, shares_hedge
 from hedger.engine.linalg import FloatArray, ols
 from hedger.engine.params import FilterParams, InputMode, OlsWarmupInit
+from hedger.engine.units import filter_prices, hedged_pnl, shares_hedge
 from hedger.errors import ConfigError
 
 WARMUP = OlsWarmupInit().n_obs

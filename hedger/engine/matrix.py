@@ -7,7 +7,7 @@ input transform (levels, log, changes, returns) is applied once per symbol, vect
 bar costs one transform of N prices plus P filter updates.
 
 This module is the wrapper (:class:`MatrixFilter`, pair indexing, price cleaning and
-transforms); the compiled kernel and its array layout are in :mod:`hedger.engine.matrix_kernel`.
+transforms); the compiled kernel and its array layout are in :mod:`hedger.engine.kernels.matrix`.
 
 Layout. State is held as (N, N) planes indexed ``[iy, ix]``: the entry of row ``iy`` and column
 ``ix`` belongs to the pair Y = ``symbols[iy]`` hedged with X = ``symbols[ix]``; the diagonal is
@@ -24,7 +24,7 @@ pair that uses that symbol takes a predict-only step, exactly as :class:`HedgeFi
 given ``None`` for a leg, and no other pair is touched. In the differenced modes a change needs
 two consecutive prices, so a hole also blanks the next bar's change of that symbol.
 
-Initialisation matches :class:`~hedger.engine.hedge.HedgeFilter` for :class:`GivenInit`,
+Initialisation matches :class:`~hedger.engine.filter.HedgeFilter` for :class:`GivenInit`,
 :class:`DiffuseInit` and :class:`OlsWarmupInit`. The OLS warm-up keeps five running moments per
 pair (means and centred co-moments, Welford's update, or plain sums without an intercept) while
 a provisional diffuse filter runs; at the ``n_obs``-th observation the pair's state becomes the
@@ -43,8 +43,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from hedger.engine.linalg import FloatArray
-from hedger.engine.matrix_kernel import (
+from hedger.engine.kernels.matrix import (
     ALPHA,
     BETA,
     DET,
@@ -65,6 +64,7 @@ from hedger.engine.matrix_kernel import (
     config_vector,
     matrix_advance,
 )
+from hedger.engine.linalg import FloatArray
 from hedger.engine.params import (
     DiffuseInit,
     FilterParams,

@@ -1,0 +1,274 @@
+"""Recorded files: wide bar CSV (one row per bar, one column of closes per symbol).
+
+The common layout of daily-price files::
+
+    date,SP500,NASDAQ
+    1999-01-04,1228.099976,2208.050049
+
+The first column is a date or timestamp (ISO-8601; a date alone means midnight UTC); the others
+are prices. Files may be gzip-compressed (``.gz``). Rows are streamed, never loaded whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from feeds.files.timestamps import TimestampParser, parse_timestamp_ns
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick, TickKind
+from hedger.errors import DataFileError
+
+
+@dataclass(frozen=True, slots=True)
+class WideBar:
+    """One row of a wide bar file.
+
+    ts: bar time, integer ns since the epoch, UTC. label: the first column as written.
+    prices: symbol -> price; a symbol whose cell is empty or unusable is absent.
+    """
+
+    ts: int
+    label: str
+    prices: dict[str, float]
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    if not path.exists():
+        raise DataFileError(str(path), "no such file")
+    if not path.is_file():
+        raise DataFileError(str(path), "not a regular file")
+    try:
+        if path.suffix == ".gz":
+            return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
+        return path.open("r", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise DataFileError(str(path), exc.strerror or str(exc)) from None
+
+
+def wide_bar_symbols(path: str | Path) -> list[str]:
+    """The symbols (price columns) of a wide bar file, from its header."""
+    with _open_text(Path(path)) as fh:
+        header = next(csv.reader(fh), None)
+    if not header or len(header) < 2:
+        raise DataFileError(str(path), "needs a header: a time column, then one column per symbol")
+    return [name.strip() for name in header[1:]]
+
+
+def read_wide_bars(path: str | Path, rejects: Rejects | None = None) -> Iterator[WideBar]:
+    """Stream the bars of a wide bar file in file order.
+
+    Unusable cells (empty, not a number, NaN, inf) are left out of ``prices`` and counted as
+    ``bad_price``; rows with an unreadable time are skipped and counted as ``bad_timestamp``.
+    """
+    counts = rejects if rejects is not None else Rejects()
+    file_path = Path(path)
+    source = str(path)
+    symbols = wide_bar_symbols(file_path)
+    try:
+        with _open_text(file_path) as fh:
+            reader = csv.reader(fh)
+            next(reader)
+            for row in reader:
+                if not row:
+                    continue
+                try:
+                    ts = parse_timestamp_ns(row[0])
+                except ValueError:
+                    counts.add("bad_timestamp", source)
+                    continue
+                if len(row) < len(symbols) + 1:
+                    counts.add("short_row", source)
+                prices: dict[str, float] = {}
+                for symbol, cell in zip(symbols, row[1:], strict=False):
+                    try:
+                        price = float(cell)
+                    except ValueError:
+                        counts.add("bad_price", source)
+                        continue
+                    if math.isfinite(price):
+                        prices[symbol] = price
+                    else:
+                        counts.add("bad_price", source)
+                yield WideBar(ts, row[0].strip(), prices)
+    except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+        raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+
+
+# --- long tick files (CSV and JSON Lines) -------------------------------------------------
+
+
+def _cell_float(cell: str) -> float | None:
+    try:
+        return float(cell)
+    except ValueError:
+        return None
+
+
+TickFields = tuple[int, str, float, float | None]
+"""ts (ns), symbol, price, size: a parsed tick row before it becomes a :class:`Tick`."""
+
+
+def parse_tick_row(
+    row: list[str], parse_ts: TimestampParser, has_size: bool
+) -> TickFields | tuple[str, str]:
+    """One CSV row of a long tick file to its fields, or ``(reason, detail)`` when it cannot
+    be read: ``short_row``, ``bad_timestamp``, ``bad_price``. Shared by the streaming reader
+    and the compiled fast path (for the rows it hands back), so both read rows alike."""
+    if len(row) < 3:
+        return ("short_row", "")
+    try:
+        ts = parse_ts(row[0])
+    except ValueError:
+        return ("bad_timestamp", row[0][:40])
+    price = _cell_float(row[2])
+    if price is None:
+        return ("bad_price", row[2][:40])
+    size = _cell_float(row[3]) if has_size and len(row) > 3 and row[3] else None
+    return ts, row[1].strip(), price, size
+
+
+def tick_csv_header(path: str | Path) -> bool:
+    """Check a long tick CSV's header; returns whether it has a ``size`` column."""
+    with _open_text(Path(path)) as fh:
+        try:
+            header = [h.strip().lower() for h in next(csv.reader(fh), [])]
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+    if header[:3] != ["ts", "symbol", "price"]:
+        raise DataFileError(str(path), f"expected header ts,symbol,price[,size], got {header}")
+    return len(header) > 3 and header[3] == "size"
+
+
+def read_tick_csv(
+    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream the ticks of a long tick CSV with header ``ts,symbol,price[,size]``.
+
+    Rows that cannot be read (bad time, price or size, too few cells) are counted in
+    ``rejects`` by reason and skipped; price validity (NaN, <= 0) is judged downstream, where
+    every source is treated alike.
+    """
+    source = str(path)
+    has_size = tick_csv_header(path)
+    parse_ts = TimestampParser(ts_unit)
+    with _open_text(Path(path)) as fh:
+        try:
+            next(fh)
+            # Each physical line is one row: a stray quote cannot swallow the lines after it.
+            for line, text in enumerate(fh, start=2):
+                row = next(csv.reader((text,)), [])
+                if not row:
+                    continue
+                fields = parse_tick_row(row, parse_ts, has_size)
+                if len(fields) == 2:
+                    rejects.add(fields[0], source, line=line, cell=fields[1])
+                    continue
+                ts, symbol, price, size = fields
+                yield Tick(symbol, price, ts, ts, size, venue)
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+
+
+def read_tick_jsonl(
+    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream ticks from JSON Lines: ``{"ts": .., "symbol": .., "price": .., "size": ..}`` per
+    line (``ts`` a number or an ISO string); a quote may give ``bid`` and ``ask`` instead of
+    ``price`` and becomes a quote tick at the mid."""
+    parse_ts = TimestampParser(ts_unit)
+    with _open_text(Path(path)) as fh:
+        try:
+            for line in fh:
+                if not line.strip():
+                    continue
+                tick = _json_tick(line, parse_ts, venue, rejects, str(path))
+                if tick is not None:
+                    yield tick
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+
+
+def _json_tick(
+    line: str, parse_ts: TimestampParser, venue: str, rejects: Rejects, source: str
+) -> Tick | None:
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        rejects.add("malformed", source)
+        return None
+    if not isinstance(obj, dict) or not isinstance(obj.get("symbol"), str):
+        rejects.add("malformed", source)
+        return None
+    try:
+        ts = parse_ts(obj["ts"])
+    except (KeyError, ValueError, TypeError):
+        rejects.add("bad_timestamp", source)
+        return None
+    kind = TickKind.TRADE
+    price = obj.get("price")
+    if price is None and "bid" in obj and "ask" in obj:
+        bid, ask = _json_number(obj["bid"]), _json_number(obj["ask"])
+        price = None if bid is None or ask is None else (bid + ask) / 2.0
+        kind = TickKind.QUOTE
+    else:
+        price = _json_number(price)
+    if price is None:
+        rejects.add("bad_price", source)
+        return None
+    size = _json_number(obj.get("size"))
+    return Tick(obj["symbol"], price, ts, ts, size, venue, kind)
+
+
+def _json_number(value: object) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        return _cell_float(value)
+    return None
+
+
+def read_wide_ticks(path: str | Path, rejects: Rejects, *, venue: str = "file") -> Iterator[Tick]:
+    """Stream a wide bar file as ticks: one tick per symbol per row, at the row's time."""
+    for bar in read_wide_bars(path, rejects):
+        for symbol, price in bar.prices.items():
+            yield Tick(symbol, price, bar.ts, bar.ts, None, venue)
+
+
+def file_layout(path: str | Path) -> str:
+    """``"jsonl"``, ``"ticks"`` (long tick CSV) or ``"wide"`` (wide bar CSV), from the name
+    and the header."""
+    name = Path(path).name.lower().removesuffix(".gz")
+    if name.endswith((".jsonl", ".ndjson", ".json")):
+        return "jsonl"
+    with _open_text(Path(path)) as fh:
+        try:
+            header = next(csv.reader(fh), [])
+        except (UnicodeDecodeError, gzip.BadGzipFile, EOFError, csv.Error) as exc:
+            raise DataFileError(str(path), f"cannot be decoded: {exc}") from None
+    if not header:
+        raise DataFileError(str(path), "is empty")
+    if [h.strip().lower() for h in header[:3]] == ["ts", "symbol", "price"]:
+        return "ticks"
+    return "wide"
+
+
+def read_ticks(
+    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
+) -> Iterator[Tick]:
+    """Stream the ticks of any supported file, its layout detected by :func:`file_layout`."""
+    layout = file_layout(path)
+    if layout == "jsonl":
+        return read_tick_jsonl(path, rejects, ts_unit=ts_unit, venue=venue)
+    if layout == "ticks":
+        return read_tick_csv(path, rejects, ts_unit=ts_unit, venue=venue)
+    return read_wide_ticks(path, rejects, venue=venue)

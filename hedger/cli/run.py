@@ -1,0 +1,61 @@
+"""``hedger run``: the daemon, from a TOML config, until SIGTERM or Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from hedger.cli.options import LOG_LEVELS
+from hedger.config.daemon import DaemonConfig, daemon_config
+from hedger.config.pipeline import load_toml
+from hedger.errors import HedgerError
+from hedger.logs import configure_logging, get_logger
+from hedger.runtime.daemon import Daemon
+
+HELP = "run the daemon: live feeds, one filter per pair, events on the bus"
+DESCRIPTION = (
+    "Run the hedger daemon from a TOML config ([[feeds]], [pairs], [bars], [bus], "
+    "[daemon], [logging]; see deploy/hedger.toml). SIGTERM or Ctrl-C drains and exits 0."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``hedger run``."""
+    parser.add_argument("--config", type=Path, required=True, help="the daemon's TOML file")
+    parser.add_argument("--log-level", choices=LOG_LEVELS, help="overrides [logging]")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the daemon; a transport that cannot start is one line on stderr and exit status 1."""
+    config = daemon_config(load_toml(args.config))
+    configure_logging(args.log_level or config.log_level, json=config.log_json)
+    log = get_logger("daemon")
+    try:
+        return asyncio.run(_run_daemon(config, log))
+    except (BaseExceptionGroup, OSError, ValueError) as error:
+        # a transport that cannot start (port in use, an address the client refuses)
+        leaf = _first_leaf(error)
+        if not isinstance(leaf, OSError | ValueError):
+            raise
+        print(f"hedger run: {leaf}", file=sys.stderr)
+        return 2 if isinstance(leaf, HedgerError) else 1
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
+
+
+async def _run_daemon(config: DaemonConfig, log: Any) -> int:
+    daemon = Daemon(config, log)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await daemon.run(stop)
+    return 0

@@ -1,0 +1,205 @@
+"""``hedger subscribe``: the latest hedge ratios of a running daemon, as a live table or JSON
+lines, with sequence gaps reported (never a silent hole) and repeats dropped."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import orjson
+
+from feeds.mqtt import mqtt_messages
+from hedger.cli.options import at_least
+from hedger.core.topics import PairId, pair_topic, status_topic
+from hedger.errors import ConfigError
+
+
+@dataclass
+class PairView:
+    """What a subscriber knows of one pair."""
+
+    event: dict[str, Any]
+    received: float
+    gaps: int = 0
+    missing: int = 0
+    repeats: int = 0
+    restarts: int = 0
+
+
+@dataclass
+class RatioBoard:
+    """The latest ratio per pair; ``accept`` returns the event if it is new, else None."""
+
+    pairs: dict[str, PairView] = field(default_factory=dict)
+    status: str = "unknown"
+    malformed: int = 0
+
+    def accept(self, payload: bytes, now: float) -> tuple[dict[str, Any] | None, int]:
+        """Take one ratio message; returns (the event if it is new, seq numbers missed)."""
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.malformed += 1
+            return None, 0
+        if not isinstance(event, dict) or event.get("type") != "hedge_ratio":
+            self.malformed += 1
+            return None, 0
+        pair, seq = event.get("pair"), event.get("seq")
+        if not isinstance(pair, str) or not isinstance(seq, int):
+            self.malformed += 1
+            return None, 0
+        view = self.pairs.get(pair)
+        if view is None:
+            self.pairs[pair] = PairView(event, now)
+            return event, 0
+        last = view.event["seq"]
+        if seq <= last:
+            ts, last_ts = event.get("ts"), view.event.get("ts")
+            if isinstance(ts, int) and isinstance(last_ts, int) and ts > last_ts:
+                # a newer bar with a smaller seq: the daemon restarted and counts from 1 again
+                view.event, view.received, view.restarts = event, now, view.restarts + 1
+                return event, 0
+            view.repeats += 1
+            return None, 0
+        missed = seq - last - 1
+        if missed:
+            view.gaps += 1
+            view.missing += missed
+        view.event, view.received = event, now
+        return event, missed
+
+    def render(self, now: float, source: str) -> str:
+        """The table, one line per pair."""
+        lines = [
+            f"hedger subscribe  {source}  daemon: {self.status}  "
+            f"{time.strftime('%H:%M:%S', time.localtime(now))}",
+            "",
+            f"{'pair':<18}{'beta':>12}{'+-2 sd':>11}{'alpha':>12}{'seq':>9}{'age':>8}  flags",
+        ]
+        lines.extend(self.render_line(pair, now) for pair in sorted(self.pairs))
+        if not self.pairs:
+            lines.append("(waiting for hedge ratios)")
+        return "\n".join(lines)
+
+    def render_line(self, pair: str, now: float) -> str:
+        """One pair's row of the table."""
+        view = self.pairs[pair]
+        e = view.event
+        beta = e.get("beta")
+        std = e.get("beta_std")
+        if isinstance(beta, list):
+            beta_text = ",".join(_num(b, 4) for b in beta)
+            stds = std if isinstance(std, list) else []
+            std_text = ",".join(
+                _num(2 * s if isinstance(s, int | float) else None, 3) for s in stds
+            )
+        else:
+            beta_text = _num(beta, 5)
+            std_text = _num(2 * std if isinstance(std, int | float) else None, 4)
+        flags = []
+        if not e.get("warm", True):
+            flags.append("warming")
+        if e.get("stale"):
+            flags.append("stale")
+        if view.gaps:
+            flags.append(f"gaps {view.gaps} ({view.missing} missed)")
+        return (
+            f"{pair:<18}{beta_text:>12}{std_text:>11}{_num(e.get('alpha'), 3):>12}"
+            f"{e.get('seq', 0):>9}{now - view.received:>7.1f}s  {' '.join(flags)}"
+        )
+
+
+def _num(value: Any, digits: int) -> str:
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        return "-"
+    return f"{value:.{digits}g}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
+
+
+async def run_subscribe(
+    url: str,
+    root: str,
+    pairs: Sequence[str],
+    *,
+    as_json: bool,
+    out: TextIO = sys.stdout,
+    err: TextIO = sys.stderr,
+    max_messages: int | None = None,
+) -> int:
+    """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic."""
+
+    ratio_prefix = f"{root}/v1/ratio/"
+    topics = [pair_topic(root, "ratio", PairId.parse(p)) for p in pairs] or [ratio_prefix + "#"]
+    topics.append(status_topic(root))
+    board = RatioBoard()
+    live = not as_json and out.isatty()
+    last_draw = 0.0
+    count = 0
+
+    def on_state(state: str) -> None:
+        err.write(f"hedger subscribe: {url} {state}\n")
+        err.flush()
+
+    async for topic, payload in mqtt_messages(url, topics, on_state=on_state):
+        now = time.time()
+        if topic == status_topic(root):
+            board.status = payload.decode(errors="replace")
+            if as_json:
+                out.write(orjson.dumps({"type": "status", "status": board.status}).decode() + "\n")
+                out.flush()
+        else:
+            event, missed = board.accept(payload, now)
+            if missed:
+                err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
+            if event is not None:
+                count += 1
+                if as_json:
+                    out.write(orjson.dumps(event).decode() + "\n")
+                    out.flush()
+        if live and now - last_draw >= 0.25:
+            out.write("\x1b[H\x1b[2J" + board.render(now, url) + "\n")
+            out.flush()
+            last_draw = now
+        elif not live and not as_json and topic != status_topic(root) and event is not None:
+            out.write(board.render_line(event["pair"], now) + "\n")
+            out.flush()
+        if max_messages is not None and count >= max_messages:
+            break
+    return 0
+
+
+HELP = "show the latest hedge ratios of a running daemon (MQTT), live"
+DESCRIPTION = (
+    "Subscribe to a daemon's retained hedge-ratio topics and show them as a live table "
+    "(or JSON lines with --json). Gaps in a pair's seq are reported. Ctrl-C exits."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``hedger subscribe``."""
+    parser.add_argument("pairs", nargs="*", metavar="PAIR", help="pairs (Y/X); default: all")
+    parser.add_argument(
+        "--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL (mqtt://host:port)"
+    )
+    parser.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
+    parser.add_argument("--json", action="store_true", help="print events as JSON lines")
+    parser.add_argument("--count", type=at_least(1), help="exit after this many new hedge ratios")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Subscribe until Ctrl-C (or ``--count`` new ratios)."""
+    if not args.broker.startswith(("mqtt://", "mqtts://")):
+        raise ConfigError("broker", f"must look like mqtt://host:port, got {args.broker}")
+    try:
+        return asyncio.run(
+            run_subscribe(
+                args.broker, args.root, args.pairs, as_json=args.json, max_messages=args.count
+            )
+        )
+    except KeyboardInterrupt:
+        return 0  # Ctrl-C is how a subscriber ends

@@ -1,0 +1,159 @@
+"""The message bus: one synchronous publish for the actors, a bounded in-order outbox per
+bridge, so that a slow or absent consumer can never block the pipeline.
+
+The actors call :meth:`Bus.publish` on the core's event loop thread; local subscribers are
+called at once, in order; every bridge (MQTT, WebSocket) gets the message appended to its own
+:class:`Outbox` and drains it in its own task. An outbox that is full drops its *oldest*
+message (the newest ratio is worth more than a stale one) and counts the drop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from hedger.core.events import Event, MatrixEvent, encode, encode_matrix
+from hedger.core.topics import matrix_topic, metrics_topic, pair_id_topic, status_topic
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One message on the bus: its topic, its encoded payload, whether a broker should retain
+    it, and the event it came from (None for status and metrics messages)."""
+
+    topic: str
+    payload: bytes
+    retain: bool = False
+    event: Event | None = None
+    pair: str = ""
+    seq: int = 0
+
+
+class Outbox:
+    """A bounded FIFO of messages between the bus and one bridge.
+
+    ``put`` never blocks: past ``capacity`` the oldest message is dropped and counted.
+    The bridge takes messages with :meth:`peek_batch` and removes them with :meth:`ack` only
+    once delivered, so messages in flight when a connection drops are sent again, in order
+    (at least once: subscribers drop repeats by ``seq``).
+    """
+
+    def __init__(self, capacity: int, name: str = "") -> None:
+        if capacity < 1:
+            raise ValueError("an outbox needs a capacity of at least 1")
+        self.capacity = capacity
+        self.name = name
+        self.dropped = 0
+        self.delivered = 0
+        self._items: deque[Message] = deque()
+        self._ready = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def put(self, message: Message) -> None:
+        """Append a message; drop the oldest when full."""
+        if len(self._items) >= self.capacity:
+            self._items.popleft()
+            self.dropped += 1
+        self._items.append(message)
+        self._ready.set()
+
+    async def wait(self) -> None:
+        """Wait until at least one message is waiting."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+
+    def peek_batch(self, limit: int) -> list[Message]:
+        """Up to ``limit`` messages from the front, left in the outbox."""
+        items = self._items
+        return [items[i] for i in range(min(limit, len(items)))]
+
+    def ack(self, batch: list[Message]) -> None:
+        """Remove a delivered batch (from :meth:`peek_batch`) from the front. Those of its
+        messages that overflow already dropped while they were in flight are not removed
+        twice, and nothing newer is removed."""
+        sent = {id(message) for message in batch}
+        items = self._items
+        while items and id(items[0]) in sent:
+            items.popleft()
+        self.delivered += len(batch)
+
+
+class Bridge(Protocol):
+    """A transport that carries bus messages somewhere (a broker, sockets)."""
+
+    name: str
+    outbox: Outbox
+
+    async def run(self) -> None:
+        """Deliver messages until cancelled (reconnecting as needed)."""
+        ...
+
+    async def drain(self, timeout: float) -> bool:
+        """Deliver what is waiting, within ``timeout`` seconds; True if all was delivered."""
+        ...
+
+    def metrics(self) -> dict[str, float]:
+        """The bridge's counters."""
+        ...
+
+
+LocalSubscriber = Callable[[Message], None]
+
+
+@dataclass
+class Bus:
+    """Routes events to local subscribers and to bridges' outboxes.
+
+    ``root``: the topic root (``hedger``); topics come from :mod:`hedger.core.topics`.
+    """
+
+    root: str = "hedger"
+    bridges: list[Bridge] = field(default_factory=list)
+    subscribers: list[LocalSubscriber] = field(default_factory=list)
+    published: int = 0
+    _topics: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    def attach(self, bridge: Bridge) -> None:
+        """Add a bridge; it receives every message published from now on."""
+        self.bridges.append(bridge)
+
+    def subscribe(self, callback: LocalSubscriber) -> None:
+        """Call ``callback`` synchronously with every message (keep it quick)."""
+        self.subscribers.append(callback)
+
+    def publish(self, event: Event) -> None:
+        """Publish one event: ratio events retained on the ratio topic, spreads not."""
+        kind = "ratio" if event.type == "hedge_ratio" else "spread"
+        key = (kind, event.pair)
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._topics[key] = pair_id_topic(self.root, kind, event.pair)
+        self.send(Message(topic, encode(event), kind == "ratio", event, event.pair, event.seq))
+
+    def publish_status(self, status: str) -> None:
+        """The retained daemon status (``online``; the MQTT will says ``offline``)."""
+        self.send(Message(status_topic(self.root), status.encode(), True))
+
+    def publish_matrix(self, event: MatrixEvent) -> None:
+        """One bar's hedge-ratio matrix, retained, on the matrix topic."""
+        self.send(Message(matrix_topic(self.root), encode_matrix(event), True, seq=event.seq))
+
+    def publish_metrics(self, payload: dict[str, Any]) -> None:
+        """A metrics snapshot on the metrics topic."""
+        self.send(Message(metrics_topic(self.root), orjson.dumps(payload), False))
+
+    def send(self, message: Message) -> None:
+        """Deliver a ready message to everyone."""
+        self.published += 1
+        for callback in self.subscribers:
+            callback(message)
+        for bridge in self.bridges:
+            bridge.outbox.put(message)

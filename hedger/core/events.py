@@ -1,0 +1,169 @@
+"""The events hedger publishes, and their JSON encoding (orjson).
+
+Schema version 1; additive changes only within a version. Every event carries ``type``,
+``version``, ``pair`` (its id, see :mod:`hedger.core.topics`), ``seq`` (per pair, from 1,
+contiguous, shared by the two events of one bar) and ``ts`` (the bar's close, integer ns since
+the epoch, UTC). Numbers that do not exist on a bar (the innovation of a predict-only step) are
+``null``. Encoding is deterministic: the same events give the same bytes.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import numpy as np
+import orjson
+
+from hedger.core.topics import SCHEMA_VERSION
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def _one_or_list(values: tuple[float, ...]) -> float | list[float | None] | None:
+    if len(values) == 1:
+        return _number(values[0])
+    return [_number(v) for v in values]
+
+
+class HedgeRatioEvent(NamedTuple):
+    """The pair's hedge ratio after a bar.
+
+    beta: the hedge ratio(s) (k,); ``beta`` in JSON is a number for a pair, a list for a basket.
+    alpha: the intercept. cov: the state covariance (n, n). beta_std: sqrt of cov's diagonal
+    for the betas. warm: the filter's warm-up is complete. stale: a leg had no fresh price, so
+    the bar was a predict-only step (beta unchanged, its uncertainty grown).
+    """
+
+    pair: str
+    seq: int
+    ts: int
+    beta: tuple[float, ...]
+    alpha: float
+    cov: tuple[tuple[float, ...], ...]
+    beta_std: tuple[float, ...]
+    warm: bool
+    stale: bool
+
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "hedge_ratio"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order."""
+        return {
+            "type": self.type,
+            "version": SCHEMA_VERSION,
+            "pair": self.pair,
+            "seq": self.seq,
+            "ts": self.ts,
+            "beta": _one_or_list(self.beta),
+            "alpha": self.alpha,
+            "cov": self.cov,
+            "beta_std": _one_or_list(self.beta_std),
+            "warm": self.warm,
+            "stale": self.stale,
+        }
+
+
+class SpreadEvent(NamedTuple):
+    """The pair's spread on a bar.
+
+    spread: y - beta.x - alpha after the update (units of the transformed y).
+    innovation: the forecast error e. innovation_std: sqrt(S). zscore: e / sqrt(S).
+    """
+
+    pair: str
+    seq: int
+    ts: int
+    spread: float
+    innovation: float
+    innovation_std: float
+    zscore: float
+
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "spread"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order."""
+        return {
+            "type": self.type,
+            "version": SCHEMA_VERSION,
+            "pair": self.pair,
+            "seq": self.seq,
+            "ts": self.ts,
+            "spread": self.spread,
+            "innovation": self.innovation,
+            "innovation_std": self.innovation_std,
+            "zscore": self.zscore,
+        }
+
+
+Event = HedgeRatioEvent | SpreadEvent
+
+
+class MatrixEvent(NamedTuple):
+    """The hedge-ratio matrix of N symbols after a bar: one message for all N (N - 1) ordered
+    pairs (topic ``<root>/v1/matrix``, retained).
+
+    JSON: ``type`` ``"matrix"``, ``version``, ``seq`` (per matrix, from 1, contiguous), ``ts``
+    (the bar's close, ns), ``symbols`` (N,), then N x N nested lists indexed ``[y][x]`` (row =
+    the hedged symbol Y, column = the hedge X), ``null`` on the diagonal and where a number
+    does not exist: ``beta``, ``alpha``, ``beta_std`` (sqrt of P00), ``zscore`` (e / sqrt(S),
+    ``null`` for a pair without both prices on the bar); ``warm`` (N x N booleans); ``stale``:
+    the symbols that had no fresh price on the bar (their pairs only predicted).
+    """
+
+    seq: int
+    ts: int
+    symbols: tuple[str, ...]
+    beta: np.ndarray
+    alpha: np.ndarray
+    beta_std: np.ndarray
+    zscore: np.ndarray
+    warm: np.ndarray
+    stale: tuple[str, ...]
+
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "matrix"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order (matrices as float64 / bool arrays)."""
+        return {
+            "type": self.type,
+            "version": SCHEMA_VERSION,
+            "seq": self.seq,
+            "ts": self.ts,
+            "symbols": list(self.symbols),
+            "beta": self.beta,
+            "alpha": self.alpha,
+            "beta_std": self.beta_std,
+            "zscore": self.zscore,
+            "warm": self.warm,
+            "stale": list(self.stale),
+        }
+
+
+def encode_matrix(event: MatrixEvent) -> bytes:
+    """A matrix event as compact JSON bytes (NaN written as ``null``)."""
+    return orjson.dumps(event.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def encode(event: Event) -> bytes:
+    """The event as compact JSON bytes (no trailing newline)."""
+    return orjson.dumps(event.to_dict())
+
+
+def decode(data: bytes | str) -> dict[str, Any]:
+    """Parse an encoded event back to its JSON object (for subscribers and tests)."""
+    obj = orjson.loads(data)
+    if not isinstance(obj, dict) or obj.get("type") not in ("hedge_ratio", "spread", "matrix"):
+        raise ValueError("not a hedger event")
+    return obj

@@ -1,0 +1,98 @@
+"""The synchronous core: ticks -> bars -> pair actors -> events, through one entry point.
+
+Everything after :meth:`Pipeline.on_tick` runs in one order on one thread, which is what makes
+a replay equal a live run on the same ticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from hedger.core.actors import PairActor, PairSpec
+from hedger.core.bars import BarBuilder, BarHandler, LegPrice
+from hedger.core.events import Event
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick, TickKind
+from hedger.errors import ConfigError
+
+
+@dataclass
+class PipelineStats:
+    """Counters of a pipeline run."""
+
+    ticks_in: int = 0
+    events: int = 0
+    stale_bars: dict[str, int] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Runs every pair over one tick stream.
+
+    Args:
+        pairs: the pairs and their parameters (pair ids must be distinct).
+        bar_ns: bar length in ns.
+        max_age_ns: a leg whose last price is older than this at a bar close is stale (the
+            pair's step is predict-only and its events say ``stale``).
+        emit: receives every event, in order.
+        rejects: counts and logs bad input.
+        price_source: bars from trades or from quote mids.
+        symbols: symbols the bars must carry besides the pairs' legs (for bar listeners such
+            as the hedge-ratio matrix); with some, ``pairs`` may be empty.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[PairSpec],
+        bar_ns: int,
+        max_age_ns: int,
+        emit: Callable[[Event], None],
+        rejects: Rejects,
+        *,
+        price_source: TickKind = TickKind.TRADE,
+        symbols: Sequence[str] = (),
+    ) -> None:
+        if not pairs and not symbols:
+            raise ConfigError("pairs", "at least one pair is needed")
+        ids = [str(spec.pair) for spec in pairs]
+        if len(set(ids)) != len(ids):
+            raise ConfigError("pairs", f"a pair appears twice: {ids}")
+        for spec in pairs:
+            if spec.params.n_legs != len(spec.pair.xs):
+                raise ConfigError(
+                    f"pairs.{spec.pair}.n_legs",
+                    f"the pair has {len(spec.pair.xs)} hedge(s), params say {spec.params.n_legs}",
+                )
+        self.stats = PipelineStats()
+        self.rejects = rejects
+        self._emit = emit
+        self.actors = [PairActor(spec, max_age_ns, self._count_and_emit, rejects) for spec in pairs]
+        legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
+        self.symbols = tuple(sorted(legs))
+        self.bar_listeners: list[BarHandler] = []
+        """Called at each bar close after the actors, with the bar handler's arguments."""
+        self.bars = BarBuilder(
+            bar_ns, self.symbols, self.on_bar_close, rejects, price_source=price_source
+        )
+
+    def on_tick(self, tick: Tick) -> None:
+        """The one entry point of ticks into the core."""
+        self.stats.ticks_in += 1
+        self.bars.on_tick(tick)
+
+    def flush(self) -> None:
+        """Close the last bar (end of input)."""
+        self.bars.flush()
+        self.stats.stale_bars = {a.pair_id: a.stale_bars for a in self.actors if a.stale_bars}
+
+    def on_bar_close(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
+        """A bar closed at ``ts`` (from the bar builder, or from a compiled replay that built
+        the bars itself): every actor takes it."""
+        for actor in self.actors:
+            actor.handle_bar(ts, prices, ticked)
+        for listener in self.bar_listeners:
+            listener(ts, prices, ticked)
+
+    def _count_and_emit(self, event: Event) -> None:
+        self.stats.events += 1
+        self._emit(event)

@@ -1,0 +1,418 @@
+"""Hedge quality, measured out of sample: does the dynamic hedge beat the static one?
+
+:func:`evaluate_pair` splits a pair's history at ``split`` into a training window ``[0, split)``
+and a test window ``[split, T)``, builds every candidate on the training window, runs each over
+the *whole* history (training then test) and measures it on the test window only.
+
+Candidates (names as in the results):
+
+- ``kalman-<mode>-calibrated``: the filter in each input mode (levels, log, changes, returns)
+  with delta and R fitted on the training window by :func:`hedger.engine.calibrate.calibrate`;
+- ``kalman-<mode>-chan``: Chan's delta = 1e-4 and fixed R = Ve = 1e-3 (OLS warm-up start);
+- ``kalman-<mode>-seed``: the seed article's Q = I, R = 1, prior N(0, I);
+- ``static-levels``, ``static-changes``: OLS on the training window of Y on X and of dY on dX
+  (the minimum-variance hedge), held unchanged;
+- ``rolling-levels``, ``rolling-changes``: OLS on the last w bars at every bar, w chosen on the
+  training window (:func:`hedger.research.baselines.choose_window`).
+
+The recommended configuration, ``calibrate(training prices).best.filter_params()``, is the
+calibrated filter in the mode calibration picks; its row is flagged ``recommended`` (and it is
+a row of its own, ``recommended``, only if it differs from every calibrated candidate).
+
+Metrics (test window, bars ``[split, T)``; a hedge is always the one set at the previous close):
+
+- ``hedged_variance``: variance of ``dY_t - h_{t-1} dX_t`` per share of Y, on the bars where
+  every method has a value (the headline, in Y's price units squared);
+- ``reduction_vs_static_levels`` / ``_changes``: ``1 - var / var(static)``, fractions;
+- ``half_life``: AR(1) half-life in bars of the method's *spread*, defined for every method
+  alike as the value of the hedged position (long one Y, short ``h`` X re-hedged every bar),
+  i.e. the cumulative hedged P&L from the test's start; ``null`` in JSON unless a
+  Dickey-Fuller test rejects a unit root at 5% (:func:`hedger.research.metrics.half_life`);
+- ``share_abs_z_over_2``: the fraction of test bars where the method's forecast error is more
+  than 2 of its own predicted standard deviations (see
+  :class:`hedger.research.baselines.MethodPath`);
+- ``backtest``: :mod:`hedger.research.backtest` (Chan's rule on the same error and scale).
+
+The JSON form (:meth:`Evaluation.to_json`) is versioned and documented in
+``docs/evaluation.md``; the same inputs give byte-identical JSON.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+import orjson
+
+from hedger.engine.calibrate import calibrate
+from hedger.engine.linalg import FloatArray
+from hedger.engine.params import FilterParams, InputMode
+from hedger.engine.units import hedged_pnl
+from hedger.errors import ConfigError
+from hedger.research.backtest import BacktestResult, run_backtest
+from hedger.research.baselines import (
+    MethodPath,
+    chan_params,
+    choose_window,
+    kalman_path,
+    rolling_ols_path,
+    seed_params,
+    static_ols_path,
+)
+from hedger.research.metrics import (
+    half_life,
+    hedged_variance,
+    periods_per_year,
+    reduction,
+    share_beyond,
+)
+from hedger.research.prices import leading_bars
+
+JSON_VERSION = 1
+MIN_TRAIN_BARS = 60
+MIN_TEST_BARS = 20
+DEFAULT_COST_BPS = 5.0
+
+
+class NoiseFitLike(Protocol):
+    """What the evaluation reads of a calibrated fit (:class:`hedger.engine.calibrate.NoiseFit`)."""
+
+    @property
+    def mode(self) -> InputMode: ...
+    @property
+    def delta(self) -> float: ...
+    @property
+    def obs_cov(self) -> float: ...
+    def filter_params(self) -> FilterParams: ...
+
+
+class CalibrationLike(Protocol):
+    """What the evaluation reads of a calibration (:class:`hedger.engine.calibrate.Calibration`)."""
+
+    @property
+    def best(self) -> NoiseFitLike: ...
+    def fit_for(self, mode: InputMode) -> NoiseFitLike: ...
+
+
+Calibrator = Callable[[FloatArray, FloatArray], CalibrationLike]
+"""Fits noise parameters in every mode on training prices y, x (T,)."""
+
+
+def default_calibrator(y: FloatArray, x: FloatArray) -> CalibrationLike:
+    """hedger's own calibration (:func:`hedger.engine.calibrate.calibrate`), over every mode."""
+    return calibrate(y, x)
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """Where the history was cut. ``train_bars`` bars ``[0, split)`` train, the rest test;
+    the labels are the bars' times as written in the file. ``measured_bars``: the test bars
+    on which every method has a hedged P&L (the variances are over these)."""
+
+    train_bars: int
+    test_bars: int
+    train_start: str
+    train_end: str
+    test_start: str
+    test_end: str
+    measured_bars: int
+
+
+@dataclass(frozen=True, slots=True)
+class MethodResult:
+    """One candidate's out-of-sample numbers (see the module docstring for each metric).
+
+    name: the candidate's id; family: ``kalman``, ``static`` or ``rolling``; mode: its input
+    mode (``levels`` or ``changes`` for the OLS baselines); setting: ``calibrated``, ``chan``,
+    ``seed``, ``ols`` or ``window=<w>``; delta, obs_cov: the filter's noise (None otherwise);
+    window: the rolling window in bars (None otherwise); recommended: hedger's recommended
+    configuration; final_hedge: shares of X per share of Y at the last bar.
+    """
+
+    name: str
+    family: str
+    mode: str
+    setting: str
+    delta: float | None
+    obs_cov: float | None
+    window: int | None
+    recommended: bool
+    hedged_variance: float
+    reduction_vs_static_levels: float
+    reduction_vs_static_changes: float
+    half_life: float
+    share_abs_z_over_2: float
+    backtest: BacktestResult
+    final_hedge: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The whole comparison of one pair. ``methods`` are sorted by out-of-sample hedged
+    variance (then name); ``winner`` is the first; ``recommended`` the name of the row that is
+    hedger's recommended configuration. ``paths`` (not part of the JSON) keeps each method's
+    :class:`MethodPath` and ``ts`` (T,) the bar times, for plots."""
+
+    pair: str
+    bars: int
+    split: Split
+    cost_bps: float
+    periods_per_year: float
+    methods: tuple[MethodResult, ...]
+    winner: str
+    recommended: str
+    verdict: str
+    ts: np.ndarray = field(repr=False, compare=False)
+    paths: Mapping[str, MethodPath] = field(repr=False, compare=False)
+    y: FloatArray = field(repr=False, compare=False)
+    x: FloatArray = field(repr=False, compare=False)
+
+    def method(self, name: str) -> MethodResult:
+        """The row called ``name``."""
+        for row in self.methods:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form as plain values (NaN and infinities become None)."""
+        return {
+            "type": "hedge_evaluation",
+            "version": JSON_VERSION,
+            "pair": self.pair,
+            "bars": self.bars,
+            "split": _plain(self.split),
+            "cost_bps": self.cost_bps,
+            "periods_per_year": self.periods_per_year,
+            "winner": self.winner,
+            "recommended": self.recommended,
+            "verdict": self.verdict,
+            "methods": [_plain(row) for row in self.methods],
+        }
+
+    def to_json(self) -> bytes:
+        """The JSON document (UTF-8, 2-space indent, keys in a fixed order, newline-ended)."""
+        return orjson.dumps(self.to_dict(), option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def _plain(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "__dataclass_fields__"):
+        return {name: _plain(getattr(obj, name)) for name in obj.__dataclass_fields__}
+    return obj
+
+
+def split_index(spec: str | float | None, ts_labels: Any, n_bars: int) -> int:
+    """The first test bar from ``--train-until``: a fraction in (0, 1) of the bars, an
+    ISO-8601 date (training ends strictly before it), or None (0.5). ``ts_labels`` is anything
+    with ``index_of(date) -> int`` (a :class:`hedger.research.prices.PriceTable`)."""
+    return leading_bars(
+        0.5 if spec is None else spec, n_bars, ts_labels.index_of, key="train-until"
+    )
+
+
+def check_split(split: int, usable: int, n_bars: int) -> None:
+    """Refuse a split that leaves too little to train on or nothing to test on."""
+    if split >= n_bars or n_bars - split < MIN_TEST_BARS:
+        raise ConfigError(
+            "train-until",
+            f"leaves {max(n_bars - split, 0)} test bars; at least {MIN_TEST_BARS} are needed",
+        )
+    if usable < MIN_TRAIN_BARS:
+        raise ConfigError(
+            "train-until",
+            f"leaves {usable} training bars with both prices; at least {MIN_TRAIN_BARS} are needed",
+        )
+
+
+def candidate_paths(
+    y: FloatArray, x: FloatArray, split: int, calibration: CalibrationLike
+) -> tuple[dict[str, MethodPath], dict[str, dict[str, Any]], str]:
+    """Every candidate's path over the whole history, its description (family, mode,
+    setting, delta, obs_cov, window) and the name of the recommended row."""
+    paths: dict[str, MethodPath] = {}
+    about: dict[str, dict[str, Any]] = {}
+    calibrated: dict[str, FilterParams] = {}
+    # Log modes need prices > 0. Decided on the training bars (no look-ahead): a price <= 0
+    # there rules the log modes out; one in the test window is a missing bar for them.
+    train_y, train_x = y[:split], x[:split]
+    positive = not (np.any(train_y <= 0.0) or np.any(train_x <= 0.0))
+    for mode in InputMode:
+        if mode.logarithmic and not positive:
+            continue
+        settings = [("chan", chan_params(mode)), ("seed", seed_params(mode))]
+        try:
+            fitted = calibration.fit_for(mode).filter_params()
+        except ConfigError:
+            pass  # the mode could not be calibrated on the training bars (calibration.failed)
+        else:
+            settings.insert(0, ("calibrated", fitted))
+            calibrated[f"kalman-{mode.value}-calibrated"] = fitted
+        for setting, params in settings:
+            name = f"kalman-{mode.value}-{setting}"
+            paths[name] = kalman_path(params, y, x)
+            about[name] = _kalman_about(mode, setting, params)
+    for differenced, mode_name in ((False, "levels"), (True, "changes")):
+        paths[f"static-{mode_name}"] = static_ols_path(y, x, split, differenced)
+        about[f"static-{mode_name}"] = _about("static", mode_name, "ols")
+        window = choose_window(y, x, split, differenced)
+        paths[f"rolling-{mode_name}"] = rolling_ols_path(y, x, window, differenced)
+        about[f"rolling-{mode_name}"] = _about("rolling", mode_name, f"window={window}", window)
+    best = calibration.best.filter_params()
+    recommended = next((name for name, p in calibrated.items() if p == best), "recommended")
+    if recommended == "recommended":
+        paths[recommended] = kalman_path(best, y, x)
+        about[recommended] = _kalman_about(best.mode, "calibrated", best)
+    return paths, about, recommended
+
+
+def _about(family: str, mode: str, setting: str, window: int | None = None) -> dict[str, Any]:
+    return {
+        "family": family,
+        "mode": mode,
+        "setting": setting,
+        "delta": None,
+        "obs_cov": None,
+        "window": window,
+    }
+
+
+def _kalman_about(mode: InputMode, setting: str, params: FilterParams) -> dict[str, Any]:
+    about = _about("kalman", mode.value, setting)
+    if params.trans_cov is None:
+        about["delta"] = params.delta
+    else:
+        q = params.trans_cov[0][0]
+        about["delta"] = q / (1.0 + q)  # Q = delta / (1 - delta) I
+    about["obs_cov"] = params.obs_cov
+    return about
+
+
+def evaluate_pair(
+    y: FloatArray,
+    x: FloatArray,
+    *,
+    pair: str,
+    ts: np.ndarray,
+    labels: tuple[str, ...],
+    split: int,
+    cost_bps: float = DEFAULT_COST_BPS,
+    calibrator: Calibrator | None = None,
+) -> Evaluation:
+    """Compare every candidate hedge of Y (``y``, (T,) prices, NaN = missing) with X (``x``)
+    trained on bars ``[0, split)`` and tested on ``[split, T)``; ``ts`` (T,) ns and ``labels``
+    (T,) are the bar times. ``cost_bps`` is the backtest's cost per unit of notional traded.
+    ``calibrator`` defaults to hedger's own calibration."""
+    n = len(y)
+    both = np.isfinite(y) & np.isfinite(x)
+    check_split(split, int(both[:split].sum()), n)
+    if not (math.isfinite(cost_bps) and cost_bps >= 0.0):
+        raise ConfigError("cost", f"must be a number of basis points >= 0, got {cost_bps}")
+    calibration = (calibrator or default_calibrator)(y[:split], x[:split])
+    paths, about, recommended = candidate_paths(y, x, split, calibration)
+    pnls = {name: hedged_pnl(y, x, path.hedge) for name, path in paths.items()}
+    test = slice(split, n)
+    common = np.all(np.isfinite(np.vstack([p[test] for p in pnls.values()])), axis=0)
+    measured = int(common.sum())
+    if measured < MIN_TEST_BARS:
+        raise ConfigError(
+            "train-until",
+            f"the test window has {measured} bars on which every hedge has a P&L (both prices, "
+            f"and the bar before); at least {MIN_TEST_BARS} are needed",
+        )
+    variances = {name: hedged_variance(p[test][common]) for name, p in pnls.items()}
+    ppy = periods_per_year(ts)
+    rows = []
+    for name, path in paths.items():
+        test_pnl = np.where(np.isfinite(pnls[name][test]), pnls[name][test], 0.0)
+        backtest, _ = run_backtest(
+            y,
+            x,
+            path.hedge,
+            path.error,
+            path.scale,
+            start=max(split, 1),
+            cost_bps=cost_bps,
+            periods_per_year=ppy,
+        )
+        rows.append(
+            MethodResult(
+                name=name,
+                recommended=name == recommended,
+                hedged_variance=variances[name],
+                reduction_vs_static_levels=reduction(variances[name], variances["static-levels"]),
+                reduction_vs_static_changes=reduction(variances[name], variances["static-changes"]),
+                half_life=half_life(np.cumsum(test_pnl)),
+                share_abs_z_over_2=share_beyond(path.zscore[test]),
+                backtest=backtest,
+                final_hedge=float(path.hedge[-1]),
+                **about[name],
+            )
+        )
+    rows.sort(key=lambda r: (_sort_key(r.hedged_variance), r.name))
+    methods = tuple(rows)
+    split_info = Split(
+        train_bars=split,
+        test_bars=n - split,
+        train_start=labels[0],
+        train_end=labels[split - 1],
+        test_start=labels[split],
+        test_end=labels[-1],
+        measured_bars=measured,
+    )
+    return Evaluation(
+        pair=pair,
+        bars=n,
+        split=split_info,
+        cost_bps=float(cost_bps),
+        periods_per_year=ppy,
+        methods=methods,
+        winner=methods[0].name,
+        recommended=recommended,
+        verdict=verdict(methods, recommended),
+        ts=ts,
+        paths=paths,
+        y=y,
+        x=x,
+    )
+
+
+def _sort_key(value: float) -> float:
+    return value if math.isfinite(value) else math.inf
+
+
+def verdict(methods: tuple[MethodResult, ...], recommended: str) -> str:
+    """One line: did the recommended dynamic hedge cut the hedged variance versus the static
+    OLS hedges, and was it the best candidate?"""
+    rec = next(r for r in methods if r.name == recommended)
+    lv, ch = rec.reduction_vs_static_levels, rec.reduction_vs_static_changes
+    what = f"the recommended dynamic hedge (Kalman on {rec.mode}, calibrated)"
+    if lv > 0 and ch > 0:
+        text = (
+            f"{what} cut the hedged variance by {lv:.1%} vs the static OLS hedge on levels "
+            f"and by {ch:.1%} vs the static hedge on changes"
+        )
+    elif lv > 0:
+        text = (
+            f"{what} cut the hedged variance by {lv:.1%} vs the static OLS hedge on levels, "
+            f"but not vs the static hedge on changes ({-ch:+.1%} variance)"
+        )
+    elif ch > 0:
+        text = (
+            f"{what} cut the hedged variance by {ch:.1%} vs the static hedge on changes, "
+            f"but not vs the static OLS hedge on levels ({-lv:+.1%} variance)"
+        )
+    else:
+        text = (
+            f"{what} did NOT beat the static OLS hedges ({-lv:+.1%} variance vs levels, "
+            f"{-ch:+.1%} vs changes)"
+        )
+    best = methods[0]
+    if rec.hedged_variance <= best.hedged_variance:
+        return f"{text}; it was the best of all {len(methods)} candidates."
+    gap = rec.hedged_variance / best.hedged_variance - 1.0
+    return f"{text}; the best was {best.name}, {gap:.1%} lower than the recommended."

@@ -1,0 +1,191 @@
+"""Pictures of an evaluation (matplotlib, the optional extra ``hedger[plot]``).
+
+matplotlib is imported only when a plot is drawn, with the non-interactive Agg backend, so the
+rest of hedger never needs it; without it, :func:`plot_evaluation` raises a
+:class:`~hedger.errors.ConfigError` saying how to install it.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hedger.engine.units import hedged_pnl
+from hedger.errors import ConfigError
+from hedger.research.evaluate import Evaluation
+
+WIDTH_PX, HEIGHT_PX, DPI = 1400, 1000, 100
+
+# what the P&L panel draws boldly, with its colour; every other method is a thin grey line
+_HIGHLIGHT = {
+    "static-levels": "#d62728",
+    "static-changes": "#ff7f0e",
+    "rolling-levels": "#9467bd",
+    "rolling-changes": "#8c564b",
+}
+_RECOMMENDED = "#1f77b4"
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib  # noqa: PLC0415 (optional extra, lazily)
+    except ImportError:
+        raise ConfigError("plot", "needs matplotlib: pip install 'hedger[plot]'") from None
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt  # noqa: PLC0415 (after the backend is chosen)
+
+    return plt
+
+
+def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
+    """Draw ``ev`` as one PNG (1400 x 1000 px) at ``path``: four panels on a shared date axis
+    -- the recommended hedge with its +-2 sd band and the static OLS hedges; its forecast error
+    e with the +-sqrt(S) band; its z-score with the +-2 lines; the cumulative hedged P&L of
+    every method over the test window. Returns the path written."""
+    plt = _pyplot()
+    import matplotlib.dates as mdates  # noqa: PLC0415 (optional extra, lazily)
+
+    out = Path(path)
+    dates = np.asarray(ev.ts, dtype="datetime64[ns]").astype("datetime64[ms]").astype(object)
+    split = ev.split.train_bars
+    split_date = dates[split]
+    rec = ev.paths[ev.recommended]
+    rec_row = ev.method(ev.recommended)
+    y_sym, x_sym = ev.pair.split("/", 1)
+
+    fig, axes = plt.subplots(
+        4,
+        1,
+        sharex=True,
+        figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI),
+        dpi=DPI,
+        gridspec_kw={"height_ratios": [1.2, 1.0, 0.8, 1.4]},
+    )
+    fig.suptitle(
+        f"{y_sym} hedged with {x_sym}: recommended = Kalman on {rec_row.mode} (calibrated)  "
+        f"|  train to {ev.split.train_end}, test from {ev.split.test_start}",
+        fontsize=13,
+        fontweight="bold",
+    )
+    for ax in axes:
+        ax.axvspan(split_date, dates[-1], color="#f2f2f2", zorder=0)
+        ax.axvline(split_date, color="#555555", linewidth=1.0, linestyle="--", zorder=1)
+        ax.grid(True, color="#dddddd", linewidth=0.6)
+        ax.tick_params(labelsize=9)
+
+    ax = axes[0]
+    band = 2.0 * rec.hedge_sd
+    ax.fill_between(
+        dates,
+        rec.hedge - band,
+        rec.hedge + band,
+        color=_RECOMMENDED,
+        alpha=0.2,
+        linewidth=0,
+        label="+-2 sd",
+    )
+    ax.plot(dates, rec.hedge, color=_RECOMMENDED, linewidth=1.2, label="recommended (Kalman)")
+    for name, style in (("static-levels", "-"), ("static-changes", "--")):
+        ax.axhline(
+            float(ev.paths[name].hedge[-1]),
+            color=_HIGHLIGHT[name],
+            linewidth=1.2,
+            linestyle=style,
+            label=f"static OLS on {name.split('-')[1]} (training)",
+        )
+    _clip_to(ax, rec.hedge[np.isfinite(rec.hedge)], band[np.isfinite(band)])
+    ax.set_title("Hedge ratio  (y axis: 0.5-99.5% of the values)", fontsize=11, loc="left")
+    ax.set_ylabel(f"shares of {x_sym}\nper share of {y_sym}", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8, ncol=4, framealpha=0.9)
+
+    unit = _error_unit(rec_row.mode, y_sym)
+    ax = axes[1]
+    sd = rec.scale
+    ax.fill_between(dates, -sd, sd, color=_RECOMMENDED, alpha=0.2, linewidth=0, label="+-sqrt(S)")
+    ax.plot(dates, rec.error, color="#333333", linewidth=0.5, label="forecast error e")
+    ax.set_title(
+        "Forecast error e (innovation) with its predicted sd  (y axis: 0.5-99.5% of the values)",
+        fontsize=11,
+        loc="left",
+    )
+    ax.set_ylabel(unit, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
+    _clip_to(ax, rec.error[np.isfinite(rec.error)], np.zeros(0))
+
+    ax = axes[2]
+    z = rec.zscore
+    ax.plot(dates, z, color="#333333", linewidth=0.5)
+    for level in (-2.0, 2.0):
+        ax.axhline(level, color="#d62728", linewidth=1.0, linestyle="--")
+    share = rec_row.share_abs_z_over_2
+    ax.set_title(
+        f"z-score e / sqrt(S)  (|z| > 2 on {share:.1%} of test bars)", fontsize=11, loc="left"
+    )
+    ax.set_ylabel("z", fontsize=9)
+    ax.set_ylim(-6, 6)
+
+    ax = axes[3]
+    for row in reversed(ev.methods):
+        pnl = hedged_pnl(ev.y, ev.x, ev.paths[row.name].hedge)
+        cum = np.full(len(pnl), math.nan)
+        cum[split:] = np.cumsum(np.nan_to_num(pnl[split:]))
+        if row.recommended:
+            color, width, label, zorder = _RECOMMENDED, 2.0, "recommended", 5
+        elif row.name in _HIGHLIGHT:
+            color, width, label, zorder = _HIGHLIGHT[row.name], 1.3, row.name, 4
+        else:
+            color, width, label, zorder = "#aaaaaa", 0.6, None, 2
+        if label is not None:
+            label = f"{label}  (var {row.hedged_variance:.4g} {y_sym} units^2)"
+        ax.plot(dates, cum, color=color, linewidth=width, label=label, zorder=zorder)
+    ax.plot([], [], color="#aaaaaa", linewidth=0.6, label="other Kalman candidates")
+    ax.set_title(
+        "Cumulative hedged P&L per share of Y over the test window (dY - h dX)",
+        fontsize=11,
+        loc="left",
+    )
+    ax.set_ylabel(f"{y_sym} price units", fontsize=9)
+    ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+    ax.set_xlim(dates[0], dates[-1])
+    ax.text(
+        0.995,
+        0.03,
+        "shaded: test window",
+        transform=ax.transAxes,
+        ha="right",
+        fontsize=8,
+        color="#555555",
+    )
+
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.savefig(out, dpi=DPI)
+    plt.close(fig)
+    return out
+
+
+def _error_unit(mode: str, y_sym: str) -> str:
+    return {
+        "levels": f"{y_sym} price units",
+        "log": "log price",
+        "changes": f"{y_sym} price change",
+        "returns": "log return",
+    }[mode]
+
+
+def _clip_to(ax: Any, values: np.ndarray, band: np.ndarray) -> None:
+    """Scale the y axis to the 0.5-99.5% range of the data so a warm-up spike does not
+    flatten the rest."""
+    if values.size == 0:
+        return
+    lo, hi = np.percentile(values, [0.5, 99.5])
+    if band.size:
+        lo -= float(np.percentile(band, 99.5))
+        hi += float(np.percentile(band, 99.5))
+    pad = 0.1 * (hi - lo) if hi > lo else 1.0
+    ax.set_ylim(lo - pad, hi + pad)

@@ -1,0 +1,171 @@
+"""A recorded price file as one aligned table: bar times (T,), symbols (N,), prices (T, N).
+
+This is the input of the offline tools (``matrix``, ``calibrate``, ``evaluate``), which look at
+whole histories at once. A wide bar file is read as it is; a tick file (long CSV or JSON Lines)
+is cut into bars of a given length, each symbol's price in a bar being its last trade in it.
+A symbol with no usable price in a bar is NaN there; nothing is forward-filled.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from feeds.files.readers import (
+    file_layout,
+    read_ticks,
+    read_wide_bars,
+    wide_bar_symbols,
+)
+from feeds.files.timestamps import parse_timestamp_ns
+from hedger.core.bars import parse_duration_ns
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import TickKind
+from hedger.errors import ConfigError, DataFileError
+
+FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+
+
+@dataclass(frozen=True, slots=True)
+class PriceTable:
+    """Aligned prices of N symbols over T bars.
+
+    ts: (T,) int64 bar times, ns since the epoch, UTC, strictly increasing.
+    labels: (T,) the bars' times as written in the file (wide files) or as ISO-8601 UTC.
+    symbols: (N,) column names. prices: (T, N) float64, NaN where a symbol has no price.
+    rejects: unusable cells and rows met while reading, counted by reason.
+    """
+
+    ts: IntArray
+    labels: tuple[str, ...]
+    symbols: tuple[str, ...]
+    prices: FloatArray
+    rejects: Rejects
+
+    def rejects_note(self) -> str | None:
+        """One line saying what was skipped while reading (``None`` when nothing was):
+        ``"skipped while reading: bad_price 3, bad_timestamp 1"``."""
+        if not self.rejects.counts:
+            return None
+        parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.counts.items()))
+        return f"skipped while reading: {parts}"
+
+    def column(self, symbol: str) -> FloatArray:
+        """The prices (T,) of ``symbol``; a :class:`ConfigError` names the known ones."""
+        try:
+            index = self.symbols.index(symbol)
+        except ValueError:
+            known = ", ".join(self.symbols)
+            raise ConfigError("symbol", f"{symbol!r} is not in the file (it has {known})") from None
+        column: FloatArray = self.prices[:, index]
+        return column
+
+    def select(self, symbols: Sequence[str]) -> PriceTable:
+        """The table restricted to ``symbols``, in that order (each must exist, no repeats)."""
+        if len(set(symbols)) != len(symbols):
+            raise ConfigError("symbols", "a symbol is listed twice")
+        indices = []
+        for symbol in symbols:
+            self.column(symbol)
+            indices.append(self.symbols.index(symbol))
+        return PriceTable(
+            self.ts, self.labels, tuple(symbols), self.prices[:, indices], self.rejects
+        )
+
+    def index_of(self, moment: str) -> int:
+        """The number of bars strictly before ``moment`` (an ISO-8601 date or date-time)."""
+        try:
+            ts = parse_timestamp_ns(moment)
+        except ValueError:
+            raise ConfigError("date", f"not an ISO-8601 date or date-time: {moment!r}") from None
+        return int(np.searchsorted(self.ts, ts, side="left"))
+
+
+def leading_bars(
+    spec: str | float,
+    n_bars: int,
+    index_of: Callable[[str], int],
+    *,
+    key: str,
+    whole: bool = False,
+) -> int:
+    """The number of leading bars of ``n_bars`` that ``spec`` names: a fraction, rounded down
+    (in (0, 1); (0, 1] with ``whole``), or an ISO-8601 date, whose bar count ``index_of``
+    gives (e.g. :meth:`PriceTable.index_of`). A bad fraction is a :class:`ConfigError`
+    naming ``key``: the parsing of ``--until`` / ``--train-until``."""
+    try:
+        fraction = float(spec)
+    except ValueError:
+        return index_of(str(spec))
+    upper_ok = fraction <= 1.0 if whole else fraction < 1.0
+    if not (fraction > 0.0 and upper_ok):
+        interval = "(0, 1]" if whole else "(0, 1)"
+        raise ConfigError(key, f"a fraction must be in {interval}, got {spec}")
+    return math.floor(fraction * n_bars)
+
+
+def load_prices(
+    path: str | Path, *, bar: str = "1d", ts_unit: str = "auto", price_source: str = "trade"
+) -> PriceTable:
+    """Read ``path`` (wide bar CSV, long tick CSV or JSON Lines, any of them .gz) as a
+    :class:`PriceTable`.
+
+    ``bar`` (e.g. ``1s``, ``1min``, ``1d``) cuts tick files into bars, from trades or quote
+    mids (``price_source``); wide files keep their own rows, which must be in time order."""
+    file_path = Path(path)
+    if file_layout(file_path) == "wide":
+        return _load_wide(file_path)
+    return _load_ticks(file_path, parse_duration_ns(bar), ts_unit, TickKind(price_source))
+
+
+def _load_wide(path: Path) -> PriceTable:
+    symbols = wide_bar_symbols(path)
+    if len(set(symbols)) != len(symbols):
+        raise DataFileError(str(path), "a symbol column appears twice")
+    position = {symbol: i for i, symbol in enumerate(symbols)}
+    rejects = Rejects()
+    times: list[int] = []
+    labels: list[str] = []
+    rows: list[list[float]] = []
+    for row in read_wide_bars(path, rejects):
+        if times and row.ts <= times[-1]:
+            raise DataFileError(str(path), f"row {row.label!r} is not after the row before it")
+        values = [math.nan] * len(symbols)
+        for symbol, price in row.prices.items():
+            values[position[symbol]] = price
+        times.append(row.ts)
+        labels.append(row.label)
+        rows.append(values)
+    prices = np.array(rows, dtype=np.float64).reshape(len(rows), len(symbols))
+    return PriceTable(
+        np.array(times, dtype=np.int64), tuple(labels), tuple(symbols), prices, rejects
+    )
+
+
+def _load_ticks(path: Path, bar_ns: int, ts_unit: str, price_source: TickKind) -> PriceTable:
+    rejects = Rejects()
+    last: dict[int, dict[str, float]] = {}
+    for tick in read_ticks(path, rejects, ts_unit=ts_unit):
+        if tick.kind is not price_source:
+            continue
+        if not (math.isfinite(tick.price) and tick.price > 0.0):
+            rejects.add("bad_price", str(path))
+            continue
+        # bars as the bar builder cuts them: [k, k + 1) bar lengths, stamped at their close
+        last.setdefault(tick.ts_event // bar_ns, {})[tick.symbol] = tick.price
+    symbols = sorted({symbol for prices in last.values() for symbol in prices})
+    position = {symbol: i for i, symbol in enumerate(symbols)}
+    buckets = sorted(last)
+    prices = np.full((len(buckets), len(symbols)), math.nan)
+    for row, bucket in enumerate(buckets):
+        for symbol, price in last[bucket].items():
+            prices[row, position[symbol]] = price
+    ts = np.array([(bucket + 1) * bar_ns for bucket in buckets], dtype=np.int64)
+    labels = tuple(str(np.datetime64(int(t), "ns")) + "Z" for t in ts)
+    return PriceTable(ts, labels, tuple(symbols), prices, rejects)

@@ -1,0 +1,542 @@
+"""The MQTT bridge: bus messages to an MQTT broker, at least once, in order, pipelined.
+
+:class:`MqttBridge` takes messages from its :class:`~hedger.core.bus.Outbox` and publishes them
+with their topic, payload and retain flag at the configured QoS. A message leaves the outbox
+only once the broker has acknowledged it (PUBACK at QoS 1, PUBCOMP at QoS 2; written to the
+socket at QoS 0), so when the broker goes away nothing is lost: the bridge reconnects with
+backoff, on a fresh client, and sends again, in order, whatever was not acknowledged.
+Subscribers may see a message twice across a reconnect and drop repeats by ``seq``.
+
+Throughput comes from pipelining: up to ``window`` publishes are in flight at once, issued in
+outbox order on one connection, and new ones are issued as soon as acknowledgements come
+back (a sliding window, not stop-and-wait: waiting for a whole window to be acknowledged
+stalls on the broker's Nagle buffering of PUBACKs). MQTT keeps the order of one connection's
+messages of one QoS, so subscribers see them in outbox order.
+
+Presence: the connection carries a last will, ``offline`` retained (QoS 1) on
+``<root>/v1/status``; every (re)connect publishes ``online`` retained there, and a clean
+shutdown (:meth:`MqttBridge.close`, or cancelling :meth:`MqttBridge.run`) publishes
+``offline`` before disconnecting.
+
+This is the only module of hedger that talks to aiomqtt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import random
+import socket
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from feeds.reconnect import Backoff
+from hedger.core.bus import Message, Outbox
+from hedger.core.rejects import Logger, Rejects
+from hedger.core.topics import status_topic
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+
+_PLAIN_SCHEMES = frozenset({"mqtt", "tcp"})
+_TLS_SCHEMES = frozenset({"mqtts", "ssl", "tls"})
+_DROP_LOG_EVERY = 10_000  # overflow drops between two warnings, at most ...
+_DROP_LOG_INTERVAL = 1.0  # ... or seconds between two warnings, whichever comes first
+_TICK = 0.25  # seconds between checks of the time limits (acknowledgements, shutdown)
+_STATUS_TIMEOUT = 5.0  # seconds to wait for the broker to take an online/offline status
+_CLOSE_GRACE = 3.0  # seconds past the close timeout before a run that has not ended is cancelled
+
+
+class _BridgeOutbox(Outbox):
+    """The bridge's outbox: an :class:`Outbox` that also counts every message put and wakes
+    the bridge's sender, and reports overflow drops so that they are logged."""
+
+    def __init__(
+        self, capacity: int, name: str, wake: asyncio.Event, on_drop: Callable[[], None]
+    ) -> None:
+        super().__init__(capacity, name)
+        self.total = 0  # messages ever put: the stream position just past the newest one
+        self._wake = wake
+        self._on_drop = on_drop
+
+    def put(self, message: Message) -> None:
+        full = len(self) >= self.capacity
+        super().put(message)
+        self.total += 1
+        if full:
+            self._on_drop()
+        self._wake.set()
+
+    @property
+    def front(self) -> int:
+        """The stream position of the oldest message waiting."""
+        return self.total - len(self)
+
+
+class _ConnectionLostError(aiomqtt.MqttError):
+    """The connection broke, or stopped acknowledging, while publishing."""
+
+
+class MqttBridge:
+    """Publishes bus messages to an MQTT broker (see the module documentation).
+
+    Args:
+        url: ``mqtt://host[:port]`` (default port 1883) or ``mqtts://host[:port]`` (TLS,
+            default port 8883); user and password may be given in the URL.
+        root: the topic root; the status topic is ``<root>/v1/status`` (message topics come
+            from the bus, which builds them with its own root).
+        qos: the QoS of every publish (0, 1 or 2). At QoS 0 a message counts as delivered
+            once written to the socket, so a broker outage can lose what was in transit.
+        username, password: broker credentials (override those in the URL).
+        tls: ``True`` for TLS with the system's trust store, or an ``ssl.SSLContext``.
+        client_id: the MQTT client identifier (the broker assigns one by default). Two
+            clients with one identifier knock each other off the broker.
+        outbox_capacity: messages kept while the broker is slow or away; past it the oldest
+            are dropped, counted (``dropped``) and logged.
+        backoff: reconnect delays.
+        logger: a structlog-style logger for connects, drops and overflow.
+        keepalive: seconds between keepalive pings, about how long a silently vanished
+            broker (no TCP close) takes to be noticed.
+        window: publishes in flight at once (awaiting their acknowledgement).
+        ack_timeout: seconds without any acknowledgement, while publishes are in flight,
+            after which the connection is given up and made again.
+        seed: seeds the backoff jitter.
+
+    Run it with ``await bridge.run()`` (until cancelled or closed), or ``async with bridge``
+    (or :meth:`start`), which runs it in a task and closes it on exit.
+    """
+
+    name = "mqtt"
+
+    def __init__(
+        self,
+        url: str = "mqtt://127.0.0.1:1883",
+        *,
+        root: str = "hedger",
+        qos: int = 1,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        client_id: str | None = None,
+        outbox_capacity: int = 100_000,
+        backoff: Backoff | None = None,
+        logger: Logger | None = None,
+        keepalive: int = 30,
+        window: int = 128,
+        ack_timeout: float = 15.0,
+        seed: int | None = None,
+    ) -> None:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        if scheme not in _PLAIN_SCHEMES | _TLS_SCHEMES or not parts.hostname:
+            raise ValueError(f"expected an mqtt://host[:port] or mqtts://host[:port] URL: {url!r}")
+        if qos not in (0, 1, 2):
+            raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
+        if not 1 <= window <= 32_768:
+            raise ValueError(f"window must be between 1 and 32768, got {window!r}")
+        if not ack_timeout > 0:
+            raise ValueError(f"ack_timeout must be positive, got {ack_timeout!r}")
+        self.url = url
+        self.root = root
+        self.qos = qos
+        self.host: str = parts.hostname
+        use_tls = tls is not False or scheme in _TLS_SCHEMES
+        self.port = parts.port or (8883 if use_tls else 1883)
+        self._tls_context: ssl.SSLContext | None = None
+        if isinstance(tls, ssl.SSLContext):
+            self._tls_context = tls
+        elif use_tls:
+            self._tls_context = ssl.create_default_context()
+        self._username = username if username is not None else _url_part(parts.username)
+        self._password = password if password is not None else _url_part(parts.password)
+        self.client_id = client_id
+        self.keepalive = keepalive
+        self.window = window
+        self.ack_timeout = ack_timeout
+        self.status_topic = status_topic(root)
+        self._backoff = backoff or Backoff()
+        self._rng = random.Random(seed)
+        self._logger = logger
+
+        self._wake = asyncio.Event()  # something for the sender to look at
+        self._progress = asyncio.Event()  # acknowledgements came back
+        box = _BridgeOutbox(outbox_capacity, self.name, self._wake, self._drop)
+        self._box = box
+        self.outbox: Outbox = box
+
+        # counters
+        self.rejects = Rejects(logger)  # messages the client refuses (see _collect)
+        self.published = 0
+        self.acked = 0
+        self.connections = 0
+        self.reconnects = 0
+        self._connected = False
+        self._inflight: deque[tuple[Message, asyncio.Task[None]]] = deque()
+        self._failure: BaseException | None = None
+
+        # overflow logging
+        self._drops_unlogged = 0
+        self._last_drop_log = -math.inf
+
+        # lifecycle
+        self._running = False
+        self._runner: asyncio.Task[Any] | None = None
+        self._session_up = False
+        self._finished = asyncio.Event()
+        self._finished.set()
+        self._stop_requested = asyncio.Event()
+        self._stopping = False
+        self._stop_deadline = math.inf
+        self._closed = False
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Run the bridge in a task of its own (once; later calls give the same task)."""
+        if self._task is None or (self._task.done() and not self._closed):
+            self._task = asyncio.create_task(self.run(), name=f"bridge-mqtt-{self.host}")
+        return self._task
+
+    async def __aenter__(self) -> Self:
+        self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def run(self) -> None:
+        """Connect, publish, reconnect with backoff, until :meth:`close` (or cancelled).
+
+        Closing delivers what is waiting first (within the close timeout), then publishes
+        ``offline`` and disconnects; so does cancelling, without the delivering.
+        """
+        if self._running:
+            raise RuntimeError("this bridge is already running")
+        self._running = True
+        self._runner = asyncio.current_task()
+        self._finished.clear()
+        attempt = 0
+        try:
+            while not self._should_exit():
+                self._session_up = False
+                try:
+                    async with self._client() as client:
+                        await self._session(client)
+                    break  # a session ends without an error only when closing
+                except asyncio.CancelledError:
+                    raise
+                except (aiomqtt.MqttError, OSError) as exc:
+                    error = str(exc) or type(exc).__name__
+                    self._log("warning", "mqtt bridge disconnected", error=error)
+                except Exception as exc:  # keep publishing whatever the client library does
+                    self._log("warning", "mqtt bridge error", error=repr(exc))
+                finally:
+                    self._connected = False
+                if self._should_exit():
+                    break
+                if self._session_up:  # only a connection that came up resets the backoff
+                    attempt = 0
+                delay = self._backoff.delay(attempt, self._rng)
+                attempt += 1
+                if self._stopping:
+                    delay = min(delay, max(0.0, self._stop_deadline - _now()))
+                    await asyncio.sleep(delay)
+                else:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop_requested.wait(), delay)
+        finally:
+            self._running = False
+            self._runner = None
+            self._connected = False
+            self._flush_drop_log()
+            self._finished.set()
+
+    async def drain(self, timeout: float) -> bool:
+        """Wait, up to ``timeout`` seconds, until every waiting message has been delivered
+        (acknowledged); True if the outbox is empty. Delivering is :meth:`run`'s work: a
+        bridge that is not running gives its answer at once."""
+        deadline = _now() + timeout
+        while self.outbox and self._active():
+            remaining = deadline - _now()
+            if remaining <= 0:
+                break
+            self._progress.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), min(remaining, _TICK))
+        return not self.outbox
+
+    async def close(self, timeout: float = 5.0) -> bool:
+        """Deliver what is waiting (for up to ``timeout`` seconds, reconnecting if need
+        be), publish ``offline`` (retained) and disconnect; idempotent. True if everything
+        was delivered. A run that does not end in time (a hung connect) is cancelled."""
+        self._closed = True
+        if not self._stopping:
+            self._stopping = True
+            self._stop_deadline = _now() + timeout
+            self._stop_requested.set()
+            self._wake.set()
+        runner = self._runner or self._task
+        if runner is not None and not runner.done():
+            grace = max(0.0, self._stop_deadline - _now()) + _CLOSE_GRACE
+            await asyncio.wait({runner}, timeout=grace)
+            if not runner.done():
+                runner.cancel()
+                await asyncio.wait({runner})
+        if self._running:
+            await self._finished.wait()
+        return not self.outbox
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is up (and ``online`` was acknowledged on it)."""
+        return self._connected
+
+    def metrics(self) -> dict[str, float]:
+        """Counters: ``published`` (publishes issued, resends included), ``acked``
+        (acknowledged), ``dropped`` (outbox overflow), ``rejected`` (messages that cannot be
+        published at all), ``queued`` (waiting in the outbox, in flight included),
+        ``inflight``, ``reconnects`` (connections after the first), ``connected`` (0 or 1)."""
+        return {
+            "published": float(self.published),
+            "acked": float(self.acked),
+            "dropped": float(self.outbox.dropped),
+            "rejected": float(self.rejects.counts.total()),
+            "queued": float(len(self.outbox)),
+            "inflight": float(len(self._inflight)),
+            "reconnects": float(self.reconnects),
+            "connected": 1.0 if self._connected else 0.0,
+        }
+
+    # --- one connection ------------------------------------------------------------------
+
+    def _client(self) -> aiomqtt.Client:
+        # A fresh client per connection: one whose connection broke keeps stale state.
+        # paho's own inflight limit is off (0): its bookkeeping walks every message in
+        # flight on each acknowledgement when a limit is set; the window bounds it instead.
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            username=self._username,
+            password=self._password,
+            identifier=self.client_id,
+            keepalive=self.keepalive,
+            tls_context=self._tls_context,
+            will=aiomqtt.Will(self.status_topic, OFFLINE, qos=1, retain=True),
+            max_inflight_messages=0,
+            max_queued_outgoing_messages=0,
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
+        )
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        """Announce ``online``, publish until closing, then announce ``offline``. Raises
+        when the connection breaks."""
+        # aiomqtt logs a warning per publish while more than this many calls are pending
+        client.pending_calls_threshold = self.window + 16
+        watcher = asyncio.create_task(_watch(client), name="bridge-mqtt-watch")
+        watcher.add_done_callback(lambda _: self._wake.set())
+        ticker = asyncio.create_task(self._tick(), name="bridge-mqtt-tick")
+        try:
+            await client.publish(
+                self.status_topic, ONLINE, qos=1, retain=True, timeout=_STATUS_TIMEOUT
+            )
+            self.connections += 1
+            if self.connections > 1:
+                self.reconnects += 1
+            self._connected = True
+            self._session_up = True
+            self._log("info", "mqtt bridge connected", queued=len(self.outbox))
+            self._flush_drop_log()
+            await self._pump(client, watcher)
+            self._connected = False
+            await self._say_offline(client)
+        except asyncio.CancelledError:
+            self._connected = False
+            self._cancel_inflight()
+            if not watcher.done():
+                with contextlib.suppress(Exception, asyncio.CancelledError):
+                    await asyncio.wait_for(self._say_offline(client), 1.0)
+            raise
+        finally:
+            self._cancel_inflight()
+            ticker.cancel()
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await watcher
+
+    async def _say_offline(self, client: aiomqtt.Client) -> None:
+        await client.publish(
+            self.status_topic, OFFLINE, qos=1, retain=True, timeout=_STATUS_TIMEOUT
+        )
+        self._log("info", "mqtt bridge offline")
+
+    async def _tick(self) -> None:
+        # wakes the sender now and then so that it checks its time limits
+        while True:
+            await asyncio.sleep(_TICK)
+            self._wake.set()
+
+    async def _pump(self, client: aiomqtt.Client, watcher: asyncio.Task[None]) -> None:
+        """The sliding window: issue publishes in outbox order while fewer than ``window``
+        are in flight, take acknowledged ones off the front of the outbox. Returns when
+        closing and done (or out of time); raises when the connection breaks."""
+        box = self._box
+        inflight = self._inflight
+        inflight.clear()
+        self._failure = None
+        wake = self._wake
+        publish = client.publish
+        create_task = asyncio.get_running_loop().create_task
+        qos = self.qos
+        window = self.window
+        on_done = self._on_publish_done
+        # everything waiting is (re)sent, from the front
+        next_pos = box.front
+        last_ack = _now()
+        while True:
+            if inflight and inflight[0][1].done():
+                self._collect(inflight)
+                last_ack = _now()
+            if watcher.done():
+                raise _ConnectionLostError("connection lost")
+            if self._failure is not None:
+                failure, self._failure = self._failure, None
+                raise failure
+            if self._stopping and (not box or _now() >= self._stop_deadline):
+                return
+            if inflight and _now() - last_ack > self.ack_timeout:
+                raise _ConnectionLostError(f"no acknowledgement for {self.ack_timeout:g} s")
+            if not inflight:
+                last_ack = _now()
+            room = window - len(inflight)
+            front = box.front
+            # below 0 when overflow dropped messages that had not been sent yet
+            start = max(next_pos - front, 0)
+            if room > 0 and len(box) > start:
+                fresh = box.peek_batch(start + room)[start:]
+                for message in fresh:
+                    task = create_task(
+                        publish(
+                            message.topic, message.payload, qos, message.retain, timeout=math.inf
+                        )
+                    )
+                    task.add_done_callback(on_done)
+                    inflight.append((message, task))
+                self.published += len(fresh)
+                next_pos = front + start + len(fresh)
+            wake.clear()
+            await wake.wait()
+
+    def _on_publish_done(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled():
+            failure = task.exception()
+            if failure is not None and not isinstance(failure, ValueError | TypeError):
+                self._failure = self._failure or failure
+            self._wake.set()
+
+    def _collect(self, inflight: deque[tuple[Message, asyncio.Task[None]]]) -> None:
+        """Take the acknowledged front of the window off the outbox; raise the error of a
+        publish that failed. A message the client refuses outright (a topic with a wildcard,
+        a payload over the size limit) can never be published: it is taken off too, counted
+        as rejected and logged, instead of blocking everything behind it."""
+        batch: list[Message] = []
+        refused = 0
+        failure: BaseException | None = None
+        while inflight:
+            message, task = inflight[0]
+            if not task.done():
+                break
+            if task.cancelled():
+                failure = _ConnectionLostError("publish cancelled")
+                break
+            failure = task.exception()
+            if isinstance(failure, ValueError | TypeError):
+                self.rejects.add("unpublishable", message.topic[:120], error=str(failure))
+                refused += 1
+                failure = None
+            elif failure is not None:
+                break
+            inflight.popleft()
+            batch.append(message)
+        if batch:
+            self.outbox.ack(batch)
+            self.acked += len(batch) - refused
+            self._progress.set()
+        if failure is not None:
+            raise failure
+
+    def _cancel_inflight(self) -> None:
+        inflight = self._inflight
+        if inflight and inflight[0][1].done():
+            with contextlib.suppress(Exception):
+                self._collect(inflight)
+        for _, task in inflight:
+            task.cancel()
+        inflight.clear()
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _active(self) -> bool:
+        runner = self._runner or self._task
+        return runner is not None and not runner.done()
+
+    def _should_exit(self) -> bool:
+        return self._stopping and (not self.outbox or _now() >= self._stop_deadline)
+
+    def _drop(self) -> None:
+        self._drops_unlogged += 1
+        now = _now()
+        if (
+            self._drops_unlogged >= _DROP_LOG_EVERY
+            or now - self._last_drop_log >= _DROP_LOG_INTERVAL
+        ):
+            self._flush_drop_log(now)
+
+    def _flush_drop_log(self, now: float | None = None) -> None:
+        if not self._drops_unlogged:
+            return
+        self._log(
+            "warning",
+            "mqtt bridge outbox overflow: oldest messages dropped",
+            dropped=self._drops_unlogged,
+            dropped_total=self.outbox.dropped,
+            capacity=self.outbox.capacity,
+        )
+        self._drops_unlogged = 0
+        self._last_drop_log = _now() if now is None else now
+
+    def _log(self, level: str, event: str, **kw: Any) -> None:
+        if self._logger is not None:
+            getattr(self._logger, level)(event, bridge=self.name, url=self._safe_url(), **kw)
+
+    def _safe_url(self) -> str:
+        scheme = "mqtts" if self._tls_context is not None else "mqtt"
+        return f"{scheme}://{self.host}:{self.port}"
+
+
+async def _watch(client: aiomqtt.Client) -> None:
+    """Ends (with MqttError) when the client's connection breaks. The bridge subscribes to
+    nothing, so the message iterator yields nothing until then."""
+    async for _ in client.messages:
+        pass
+
+
+def _url_part(text: str | None) -> str | None:
+    return unquote(text) if text else None
+
+
+def _now() -> float:
+    return time.monotonic()

@@ -1,0 +1,217 @@
+"""``hedger replay``: recorded files through the same pipeline the daemon runs, as fast as
+possible (or paced), events written as JSON Lines."""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from feeds.files.compiled import OK, STATUS_REASONS, fast_path_unit, read_tick_blocks
+from feeds.files.readers import file_layout, read_ticks
+from hedger.config.pipeline import PipelineConfig
+from hedger.core.bar_kernel import CompiledBars
+from hedger.core.events import Event, encode
+from hedger.core.pipeline import Pipeline
+from hedger.core.rejects import Logger, Rejects
+from hedger.core.ticks import Tick, TickKind
+
+_WRITE_BATCH = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    """What a replay did."""
+
+    files: int
+    ticks: int
+    bars: int
+    events: int
+    duplicates: int
+    rejects: dict[str, int]
+    stale_bars: dict[str, int]
+    seconds: float
+
+    @property
+    def ticks_per_second(self) -> float:
+        """Throughput over the whole run."""
+        return self.ticks / self.seconds if self.seconds > 0 else float("inf")
+
+
+Progress = Callable[[int, int, float], None]
+"""Called now and then with (ticks so far, events so far, seconds so far)."""
+
+
+def merged_ticks(paths: Sequence[Path], rejects: Rejects, ts_unit: str) -> Iterator[Tick]:
+    """The ticks of every file in event-time order; ties keep the order of the files."""
+    streams = [read_ticks(path, rejects, ts_unit=ts_unit) for path in paths]
+    if len(streams) == 1:
+        return streams[0]
+    return heapq.merge(*streams, key=lambda tick: tick.ts_event)
+
+
+def replay(
+    paths: Sequence[Path],
+    config: PipelineConfig,
+    out: BinaryIO,
+    *,
+    ts_unit: str = "auto",
+    speed: float | None = None,
+    progress: Progress | None = None,
+    logger: Logger | None = None,
+    compiled: bool | None = None,
+) -> ReplaySummary:
+    """Run the pipeline over ``paths`` and write every event to ``out`` as a JSON line.
+
+    ``speed``: None for as fast as possible, else N times real time (event time paces the
+    run). The output depends only on the input and the configuration.
+
+    ``compiled``: a single long tick CSV with numeric times, replayed flat out with bars from
+    trades, goes through the compiled reader and bar rules (:mod:`feeds.files.compiled`,
+    :mod:`hedger.core.bar_kernel`); anything else through the streaming path. Both give the same
+    events and counts; ``True``/``False`` forces the choice (``True`` raises if the input does
+    not allow it).
+    """
+    rejects = Rejects(logger)
+    pending: list[bytes] = []
+
+    def emit(event: Event) -> None:
+        pending.append(encode(event))
+        if len(pending) >= _WRITE_BATCH:
+            _flush(out, pending)
+
+    pipeline = Pipeline(
+        config.pairs,
+        config.bars.length_ns,
+        config.bars.max_age_ns,
+        emit,
+        rejects,
+        price_source=config.bars.source,
+    )
+    unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
+    if compiled and unit is None:
+        raise ValueError("the compiled path needs one long tick CSV with numeric times")
+    if unit is not None:
+        return _replay_compiled(paths[0], unit, pipeline, rejects, out, pending, progress)
+    started = time.perf_counter()
+    next_report = started + 0.25
+    ticks = 0
+    first_ts: int | None = None
+    on_tick = pipeline.on_tick
+    for tick in merged_ticks(paths, rejects, ts_unit):
+        if speed is not None:
+            if first_ts is None:
+                first_ts = tick.ts_event
+            _pace(started, tick.ts_event - first_ts, speed)
+        on_tick(tick)
+        ticks += 1
+        if progress is not None and ticks & 0xFFF == 0:
+            now = time.perf_counter()
+            if now >= next_report:
+                progress(ticks, pipeline.stats.events, now - started)
+                next_report = now + 0.25
+    pipeline.flush()
+    _flush(out, pending)
+    out.flush()
+    elapsed = time.perf_counter() - started
+    if progress is not None:
+        progress(ticks, pipeline.stats.events, elapsed)
+    return ReplaySummary(
+        files=len(paths),
+        ticks=ticks,
+        bars=pipeline.bars.bars_closed,
+        events=pipeline.stats.events,
+        duplicates=pipeline.bars.duplicates,
+        rejects=rejects.summary(),
+        stale_bars=pipeline.stats.stale_bars,
+        seconds=elapsed,
+    )
+
+
+def _compiled_unit(
+    paths: Sequence[Path], config: PipelineConfig, ts_unit: str, speed: float | None
+) -> str | None:
+    if len(paths) != 1 or speed is not None or config.bars.source is not TickKind.TRADE:
+        return None
+    if file_layout(paths[0]) != "ticks":
+        return None
+    return fast_path_unit(paths[0], ts_unit)
+
+
+def _replay_compiled(
+    path: Path,
+    unit: str,
+    pipeline: Pipeline,
+    rejects: Rejects,
+    out: BinaryIO,
+    pending: list[bytes],
+    progress: Progress | None,
+) -> ReplaySummary:
+    started = time.perf_counter()
+    bars = CompiledBars(pipeline.symbols, pipeline.bars.bar_ns, pipeline.on_bar_close)
+    ticks = 0
+    source = str(path)
+    for block in read_tick_blocks(path, pipeline.symbols, unit):
+        status = block.status
+        for code, reason in STATUS_REASONS.items():
+            rejects.add_many(reason, int(np.count_nonzero(status == code)), source)
+        ok = status == OK
+        ticks += int(np.count_nonzero(ok))
+        bars.feed(block.ts, block.sym, block.price, block.size, block.has_size, ok)
+        if progress is not None:
+            progress(ticks, pipeline.stats.events, time.perf_counter() - started)
+    bars.flush()
+    for reason, count in bars.rejects().items():
+        rejects.add_many(reason, count, source)
+    pipeline.stats.ticks_in = ticks
+    pipeline.flush()
+    _flush(out, pending)
+    out.flush()
+    elapsed = time.perf_counter() - started
+    return ReplaySummary(
+        files=1,
+        ticks=ticks,
+        bars=bars.bars_closed,
+        events=pipeline.stats.events,
+        duplicates=bars.duplicates,
+        rejects=rejects.summary(),
+        stale_bars=pipeline.stats.stale_bars,
+        seconds=elapsed,
+    )
+
+
+def _flush(out: BinaryIO, pending: list[bytes]) -> None:
+    if pending:
+        out.write(b"\n".join(pending) + b"\n")
+        pending.clear()
+
+
+def _pace(started: float, event_elapsed_ns: int, speed: float) -> None:
+    due = started + event_elapsed_ns / 1e9 / speed
+    delay = due - time.perf_counter()
+    if delay > 0:
+        time.sleep(delay)
+
+
+def format_summary(summary: ReplaySummary) -> str:
+    """The human summary printed at the end of a replay."""
+    lines = [
+        f"replayed {summary.files} file(s): {summary.ticks:,} ticks, {summary.bars:,} bars, "
+        f"{summary.events:,} events in {summary.seconds:.2f} s "
+        f"({summary.ticks_per_second:,.0f} ticks/s)",
+    ]
+    if summary.duplicates:
+        lines.append(f"  duplicates ignored: {summary.duplicates:,}")
+    if summary.rejects:
+        detail = ", ".join(f"{reason} {count:,}" for reason, count in summary.rejects.items())
+        lines.append(f"  rejected: {sum(summary.rejects.values()):,} ({detail})")
+    else:
+        lines.append("  rejected: 0")
+    for pair, count in summary.stale_bars.items():
+        lines.append(f"  {pair}: {count:,} stale bar(s) (predict-only)")
+    return "\n".join(lines)
