@@ -13,7 +13,7 @@ from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
 from hedger.core.topics import PairId
-from hedger.engine import DiffuseInit, FilterParams
+from hedger.engine import DiffuseInit, FilterParams, InputMode
 from hedger.errors import ConfigError
 
 S = 1_000_000_000
@@ -76,13 +76,13 @@ def test_bars_close_on_event_time_with_last_prices() -> None:
 
 def test_late_backwards_duplicate_and_bad_ticks_are_counted_not_used() -> None:
     rec, rejects = Recorder(), Rejects()
-    bars = BarBuilder(S, {"A", "B"}, rec, rejects)
+    bars = BarBuilder(S, {"A", "B"}, rec, rejects, positive_symbols={"B"})  # B: in a log pair
     bars.on_tick(tick("A", 10.0, 1.5))
     bars.on_tick(tick("A", 10.0, 1.5))  # exact duplicate
     bars.on_tick(tick("A", 10.1, 1.2))  # backwards for A
     bars.on_tick(tick("B", 20.0, 0.5))  # older than the current bar
     bars.on_tick(tick("C", 1.0, 1.6))  # unknown
-    for bad in (math.nan, math.inf, 0.0, -3.0):
+    for bad in (math.nan, math.inf, 0.0, -3.0, 2e15):
         bars.on_tick(tick("B", bad, 1.7))
     bars.on_tick(Tick("B", 20.0, -5, -5))
     bars.on_tick(tick("B", 20.5, 1.8, TickKind.QUOTE))  # bars use trades
@@ -90,12 +90,32 @@ def test_late_backwards_duplicate_and_bad_ticks_are_counted_not_used() -> None:
     assert bars.duplicates == 1 and bars.skipped_kind == 1
     assert rejects.summary() == {
         "backwards": 1,
-        "bad_price": 4,
+        "bad_price": 5,
         "bad_timestamp": 1,
         "late": 1,
         "unknown_symbol": 1,
     }
     assert len(rec.bars) == 1 and rec.bars[0][1] == {"A": LegPrice(10.0, 1_500_000_000, True)}
+
+
+def test_prices_at_or_below_zero_are_kept_where_no_log_pair_needs_the_symbol() -> None:
+    rec, rejects = Recorder(), Rejects()
+    bars = BarBuilder(S, {"SPREAD", "B"}, rec, rejects, positive_symbols={"B"})
+    bars.on_tick(tick("SPREAD", -1.25, 0.5))  # a calendar spread or a futures price below 0
+    bars.on_tick(tick("B", -1.25, 0.6))
+    bars.on_tick(tick("SPREAD", 0.0, 1.5))
+    bars.flush()
+    assert rejects.summary() == {"bad_price": 1}
+    assert [(b[0], b[1]["SPREAD"].price) for b in rec.bars] == [(S, -1.25), (2 * S, 0.0)]
+
+
+def test_the_pipeline_needs_positive_prices_only_for_legs_of_log_pairs() -> None:
+    pairs = [
+        PairSpec(PairId.parse("A/B"), FilterParams(mode=InputMode.LEVELS)),
+        PairSpec(PairId.parse("C/B"), FilterParams(mode=InputMode.RETURNS)),
+    ]
+    pipeline = Pipeline(pairs, S, S, lambda event: None, Rejects())
+    assert pipeline.positive_symbols == {"B", "C"}
 
 
 def run_pipeline(ticks: list[Tick], max_age: int = S, mode: str = "levels") -> list[Event]:

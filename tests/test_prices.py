@@ -75,8 +75,10 @@ def test_ticks_become_last_trade_bars(tmp_path: Path) -> None:
         f"{0 * DAY_NS + 9},A,10.5,1",  # the last trade of day 0 wins
         f"{0 * DAY_NS + 7},B,20.0,1",
         f"{1 * DAY_NS},A,11.0,1",  # exactly on the boundary: day 1's bar, as bars.py cuts it
+        f"{0 * DAY_NS + 8},B,99.0,1",  # day 0 has closed: late, as the daemon would say
         f"{3 * DAY_NS + 1},B,21.0,1",  # day 2 has no ticks: no bar
-        f"{3 * DAY_NS + 2},B,-1,1",  # not a usable price
+        f"{3 * DAY_NS + 2},B,nan,1",  # not a usable price
+        f"{3 * DAY_NS},B,22.0,1",  # older than B's previous tick: backwards
     ]
     with gzip.open(path, "wt") as fh:
         fh.write("\n".join(rows) + "\n")
@@ -87,7 +89,15 @@ def test_ticks_become_last_trade_bars(tmp_path: Path) -> None:
         table.prices, np.array([[10.5, 20.0], [11.0, np.nan], [np.nan, 21.0]])
     )
     assert table.labels[0] == "1970-01-02T00:00:00.000000000Z"
-    assert table.rejects.counts["bad_price"] == 1
+    assert table.rejects.counts == {"bad_price": 1, "late": 1, "backwards": 1}
+
+
+def test_prices_at_or_below_zero_are_kept_for_the_modes_that_allow_them(tmp_path: Path) -> None:
+    wide = tmp_path / "spread.csv"
+    wide.write_text("date,SPREAD,BIG\n2020-04-20,-37.6,1e16\n2020-04-21,0,5\n")
+    table = load_prices(wide)
+    np.testing.assert_array_equal(table.prices, np.array([[-37.6, np.nan], [0.0, 5.0]]))
+    assert table.rejects.counts == {"bad_price": 1}  # 1e16 is past MAX_ABS_PRICE
 
 
 def test_filter_prices_is_the_online_filter_with_gaps() -> None:

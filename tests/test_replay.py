@@ -167,7 +167,17 @@ HANDWRITTEN_BAD_LINES = [
 ]
 
 
-def test_bad_lines_are_counted_and_change_no_event(tmp_path: Path) -> None:
+NON_POSITIVE_LINES = {"1700000100000000000,XXX,0,1", "1700000100000000000,XXX,-12.5,1"}
+
+
+@pytest.mark.parametrize("mode", ["returns", "levels"])
+def test_bad_lines_are_counted_and_change_no_event(tmp_path: Path, mode: str) -> None:
+    # prices <= 0 are bad only for the log modes (levels of a spread may be <= 0)
+    bad_lines = [
+        line
+        for line in HANDWRITTEN_BAD_LINES
+        if mode == "returns" or line not in NON_POSITIVE_LINES
+    ]
     rows = synthetic_rows(300)
     clean = tmp_path / "clean.csv"
     write_tick_csv(clean, rows)
@@ -176,11 +186,11 @@ def test_bad_lines_are_counted_and_change_no_event(tmp_path: Path) -> None:
     for i, line in enumerate(lines[1:]):
         dirty_lines.append(line)
         if i % 50 == 7:
-            dirty_lines.append(HANDWRITTEN_BAD_LINES[(i // 50) % len(HANDWRITTEN_BAD_LINES)])
+            dirty_lines.append(bad_lines[(i // 50) % len(bad_lines)])
     dirty = tmp_path / "dirty.csv"
     dirty.write_text("\n".join(dirty_lines) + "\n")
-    clean_events, clean_rejects = run([clean], config())
-    dirty_events, dirty_rejects = run([dirty], config())
+    clean_events, clean_rejects = run([clean], config(mode=mode))
+    dirty_events, dirty_rejects = run([dirty], config(mode=mode))
     assert clean_rejects == {}
     assert sum(dirty_rejects.values()) == len(dirty_lines) - len(lines)
     assert set(dirty_rejects) == {"short_row", "bad_timestamp", "bad_price", "unknown_symbol"}

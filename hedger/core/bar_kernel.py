@@ -1,21 +1,28 @@
-"""The bar builder's rules compiled, for replays of long tick files: the same checks in the
-same order as :class:`hedger.core.bars.BarBuilder` (unknown symbol, bad price, bad timestamp,
-duplicate, backwards, late), over arrays of parsed ticks, producing the same bar closes.
-Tests hold the two to identical events."""
+"""The bar builder compiled, for replays of long tick files: over arrays of parsed ticks it
+judges every tick by the same function as :class:`hedger.core.bars.BarBuilder`
+(:func:`~hedger.core.bars.tick_verdict`, compiled inline), after the same unknown-symbol check,
+and produces the same bar closes. Tests hold the two to identical events."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from hedger.core.bars import LegPrice
-from hedger.engine.kernels import compiled
+from hedger.core.bars import (
+    ACCEPTED,
+    DUPLICATE,
+    VERDICTS,
+    BarHandler,
+    LegPrice,
+    is_repeat,
+    tick_verdict,
+)
+from hedger.engine.kernels.jit import compiled
 
-UNKNOWN_SYMBOL, BAD_PRICE, BAD_TIMESTAMP, BACKWARDS, LATE, DUPLICATE, ACCEPTED = range(7)
-COUNTER_NAMES = ("unknown_symbol", "bad_price", "bad_timestamp", "backwards", "late")
+UNKNOWN_SYMBOL = len(VERDICTS)
+"""The counter after the verdicts' own: ticks of a symbol outside the table."""
+COUNTER_NAMES = (*VERDICTS, "unknown_symbol")
 
 
 @compiled
@@ -27,6 +34,7 @@ def _bar_pass(
     has_size: np.ndarray,
     ok: np.ndarray,
     bar_ns: int,
+    positive: np.ndarray,
     clock: np.ndarray,
     seen: np.ndarray,
     last_ts: np.ndarray,
@@ -55,25 +63,25 @@ def _bar_pass(
             counts[UNKNOWN_SYMBOL] += 1
             continue
         p = price[i]
-        if not (p > 0.0 and p != math.inf):
-            counts[BAD_PRICE] += 1
-            continue
         t = ts[i]
-        if t <= 0:
-            counts[BAD_TIMESTAMP] += 1
+        verdict = tick_verdict(
+            p,
+            t,
+            positive[s],
+            seen[s],
+            last_ts[s],
+            seen[s]
+            and is_repeat(
+                last_ts[s], last_price[s], last_has_size[s], last_size[s],
+                t, p, has_size[i], size[i],
+            ),
+            clock[0] != 0,
+            clock[1],
+            bar_ns,
+        )  # fmt: skip
+        if verdict != ACCEPTED:
+            counts[verdict] += 1
             continue
-        if seen[s]:
-            if (
-                last_ts[s] == t
-                and last_price[s] == p
-                and last_has_size[s] == has_size[i]
-                and (not has_size[i] or last_size[s] == size[i])
-            ):
-                counts[DUPLICATE] += 1
-                continue
-            if t < last_ts[s]:
-                counts[BACKWARDS] += 1
-                continue
         bar = t // bar_ns
         if clock[0] == 0:
             clock[0] = 1
@@ -90,9 +98,6 @@ def _bar_pass(
                 n_closes += 1
                 clock[2] = 0
             clock[1] = bar
-        elif bar < clock[1]:
-            counts[LATE] += 1
-            continue
         seen[s] = True
         last_ts[s] = t
         last_price[s] = p
@@ -107,16 +112,14 @@ def _bar_pass(
     return n_closes
 
 
-BarCloseHandler = Callable[[int, dict[str, LegPrice], frozenset[str]], None]
-
-
 @dataclass
 class CompiledBars:
     """Bar state for the compiled path, over a fixed symbol table."""
 
     symbols: tuple[str, ...]
     bar_ns: int
-    on_bar_close: BarCloseHandler
+    on_bar_close: BarHandler
+    positive_symbols: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
@@ -129,7 +132,8 @@ class CompiledBars:
         self._px = np.zeros(n)
         self._px_ts = np.zeros(n, dtype=np.int64)
         self._in_bar = np.zeros(n, dtype=np.bool_)
-        self.counts = np.zeros(7, dtype=np.int64)
+        self._positive = np.array([s in self.positive_symbols for s in self.symbols], np.bool_)
+        self.counts = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
         self.bars_closed = 0
 
     def feed(
@@ -150,10 +154,10 @@ class CompiledBars:
         out_in_bar = np.empty((cap, n), dtype=np.bool_)
         out_seen = np.empty((cap, n), dtype=np.bool_)
         closes = _bar_pass(
-            ts, sym, price, size, has_size, ok, self.bar_ns, self._clock, self._seen,
-            self._last_ts, self._last_price, self._last_size, self._last_has_size, self._px,
-            self._px_ts, self._in_bar, self.counts, out_ts, out_px, out_px_ts, out_in_bar,
-            out_seen,
+            ts, sym, price, size, has_size, ok, self.bar_ns, self._positive, self._clock,
+            self._seen, self._last_ts, self._last_price, self._last_size, self._last_has_size,
+            self._px, self._px_ts, self._in_bar, self.counts, out_ts, out_px, out_px_ts,
+            out_in_bar, out_seen,
         )  # fmt: skip
         for j in range(closes):
             self._emit(int(out_ts[j]), out_px[j], out_px_ts[j], out_in_bar[j], out_seen[j])
@@ -186,7 +190,11 @@ class CompiledBars:
 
     def rejects(self) -> dict[str, int]:
         """Counts by reason of the ticks the bar rules refused."""
-        return {name: int(self.counts[i]) for i, name in enumerate(COUNTER_NAMES) if self.counts[i]}
+        return {
+            name: int(self.counts[i])
+            for i, name in enumerate(COUNTER_NAMES)
+            if self.counts[i] and i not in (ACCEPTED, DUPLICATE)
+        }
 
     @property
     def duplicates(self) -> int:

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
+from hedger.engine.kernels.jit import jitable
+from hedger.engine.transforms import usable_price
 from hedger.errors import ConfigError
 
 _UNITS_NS = {
@@ -42,6 +44,68 @@ def parse_duration_ns(text: str, key: str = "bar") -> int:
     return value
 
 
+ACCEPTED, BAD_PRICE, BAD_TIMESTAMP, DUPLICATE, BACKWARDS, LATE = range(6)
+VERDICTS = ("accepted", "bad_price", "bad_timestamp", "duplicate", "backwards", "late")
+"""What :func:`tick_verdict` says of a tick, by code: the reject reasons are these names."""
+
+
+@jitable
+def is_repeat(
+    last_ts: int,
+    last_price: float,
+    last_has_size: bool,
+    last_size: float,
+    ts: int,
+    price: float,
+    has_size: bool,
+    size: float,
+) -> bool:
+    """Is the tick an exact repeat of the symbol's previous one (time, price and size; a NaN
+    size never repeats)?"""
+    if last_ts != ts or last_price != price or last_has_size != has_size:
+        return False
+    return not has_size or last_size == size
+
+
+@jitable
+def tick_verdict(
+    price: float,
+    ts: int,
+    positive: bool,
+    seen: bool,
+    last_ts: int,
+    repeat: bool,
+    has_bar: bool,
+    bar: int,
+    bar_ns: int,
+) -> int:
+    """The one bar rule, for a tick of a known symbol: :data:`ACCEPTED` or why not, judged in
+    this order.
+
+    - ``BAD_PRICE``: :func:`~hedger.engine.transforms.usable_price` refuses it (``positive``:
+      the symbol is a leg of a log-mode pair, so it needs prices > 0);
+    - ``BAD_TIMESTAMP``: ``ts`` (ns since the epoch) <= 0;
+    - ``DUPLICATE``: an exact repeat of the symbol's previous tick (``seen``: it has one, at
+      ``last_ts``; ``repeat``: :func:`is_repeat` of the two), ignored and counted apart;
+    - ``BACKWARDS``: older than the symbol's previous tick;
+    - ``LATE``: older than the current bar (``has_bar``: there is one, number ``bar`` of
+      length ``bar_ns``): its bar has closed.
+
+    The bar builder, its compiled twin and the price-table loader all call this function."""
+    if not usable_price(price, positive):
+        return BAD_PRICE
+    if ts <= 0:
+        return BAD_TIMESTAMP
+    if seen:
+        if repeat:
+            return DUPLICATE
+        if ts < last_ts:
+            return BACKWARDS
+    if has_bar and ts // bar_ns < bar:
+        return LATE
+    return ACCEPTED
+
+
 @dataclass(frozen=True, slots=True)
 class LegPrice:
     """A symbol's price at a bar close: the price, when it was set (ns), and whether it was
@@ -60,32 +124,37 @@ that ticked in the bar)."""
 class BarBuilder:
     """Turns ticks (any order of symbols, event time non-decreasing per bar) into bar closes.
 
-    Rejects (counted in ``rejects``): ``unknown_symbol``, ``bad_price`` (NaN, inf, <= 0),
-    ``bad_timestamp`` (<= 0), ``late`` (older than the current bar), ``backwards`` (older than
-    the symbol's previous tick). Exact repeats of a symbol's previous tick are ignored and
-    counted in ``duplicates``; quotes are skipped when bars use trades and vice versa.
+    ``symbols``: the symbols bars carry (``None``: every symbol that ticks).
+
+    Rejects (counted in ``rejects``): ``unknown_symbol``, then :func:`tick_verdict`'s
+    ``bad_price`` (NaN, inf, out of range, or <= 0 for a symbol in ``positive_symbols``),
+    ``bad_timestamp``, ``backwards`` and ``late``. Exact repeats of a symbol's previous tick
+    are ignored and counted in ``duplicates``; quotes are skipped when bars use trades and vice
+    versa.
     """
 
     def __init__(
         self,
         bar_ns: int,
-        symbols: Iterable[str],
+        symbols: Iterable[str] | None,
         on_bar: BarHandler,
         rejects: Rejects,
         *,
         price_source: TickKind = TickKind.TRADE,
+        positive_symbols: Iterable[str] = (),
     ) -> None:
         if bar_ns <= 0:
             raise ConfigError("bar", "must be > 0")
         self.bar_ns = bar_ns
-        self._symbols = frozenset(symbols)
+        self._symbols = None if symbols is None else frozenset(symbols)
         self._on_bar = on_bar
         self._rejects = rejects
         self._source = price_source
+        self._positive = frozenset(positive_symbols)
         self._bar: int | None = None
         self._prices: dict[str, LegPrice] = {}
         self._ticked: set[str] = set()
-        self._last: dict[str, tuple[int, float, float | None]] = {}
+        self._last: dict[str, tuple[int, float, bool, float]] = {}
         self.duplicates = 0
         self.skipped_kind = 0
         self.bars_closed = 0
@@ -94,44 +163,56 @@ class BarBuilder:
     def on_tick(self, tick: Tick) -> None:
         """Take one tick; may close the current bar first."""
         symbol = tick.symbol
-        if symbol not in self._symbols:
+        if self._symbols is not None and symbol not in self._symbols:
             self._rejects.add("unknown_symbol", tick.venue, symbol=symbol)
             return
         if tick.kind is not self._source:
             self.skipped_kind += 1
             return
-        price = tick.price
-        if not (price > 0.0 and price != math.inf):
-            self._rejects.add("bad_price", tick.venue, symbol=symbol, price=repr(price))
-            return
-        ts = tick.ts_event
-        if ts <= 0:
-            self._rejects.add("bad_timestamp", tick.venue, symbol=symbol, ts=ts)
-            return
+        price, ts, size = tick.price, tick.ts_event, tick.size
+        has_size = size is not None
+        size_value = math.nan if size is None else size
         previous = self._last.get(symbol)
-        if previous is not None:
-            if previous == (ts, price, tick.size):
-                self.duplicates += 1
-                return
-            if ts < previous[0]:
-                self._rejects.add(
-                    "backwards", tick.venue, symbol=symbol, ts=ts, previous=previous[0]
-                )
-                return
-        bar = ts // self.bar_ns
         current = self._bar
+        verdict = tick_verdict(
+            price,
+            ts,
+            symbol in self._positive,
+            previous is not None,
+            0 if previous is None else previous[0],
+            previous is not None and is_repeat(*previous, ts, price, has_size, size_value),
+            current is not None,
+            0 if current is None else current,
+            self.bar_ns,
+        )
+        if verdict != ACCEPTED:
+            self._refuse(verdict, tick, previous)
+            return
+        bar = ts // self.bar_ns
         if current is None:
             self._bar = bar
         elif bar > current:
             self._close()
             self._bar = bar
-        elif bar < current:
-            self._rejects.add("late", tick.venue, symbol=symbol, ts=ts)
-            return
-        self._last[symbol] = (ts, price, tick.size)
+        self._last[symbol] = (ts, price, has_size, size_value)
         self._prices[symbol] = LegPrice(price, ts, True)
         self._ticked.add(symbol)
         self.ticks_accepted += 1
+
+    def _refuse(
+        self, verdict: int, tick: Tick, previous: tuple[int, float, bool, float] | None
+    ) -> None:
+        if verdict == DUPLICATE:
+            self.duplicates += 1
+            return
+        detail: dict[str, object] = {"symbol": tick.symbol}
+        if verdict == BAD_PRICE:
+            detail["price"] = repr(tick.price)
+        else:
+            detail["ts"] = tick.ts_event
+        if verdict == BACKWARDS and previous is not None:
+            detail["previous"] = previous[0]
+        self._rejects.add(VERDICTS[verdict], tick.venue, **detail)
 
     def close_until(self, ts: int) -> None:
         """Close the current bar if ``ts`` (a clock's now, ns) is at or past its end."""

@@ -1,7 +1,10 @@
 """The synchronous core: ticks -> bars -> pair actors -> events, through one entry point.
 
-Everything after :meth:`Pipeline.on_tick` runs in one order on one thread, which is what makes
-a replay equal a live run on the same ticks.
+Ticks enter by :meth:`Pipeline.on_tick` (one :class:`~hedger.core.ticks.Tick`: feeds, the
+daemon, replays of any file), or, for a compiled reader of a long tick file, by
+:meth:`Pipeline.on_tick_columns` (a block of ticks as arrays, judged by the same bar rule
+compiled). Everything after runs in one order on one thread, which is what makes a replay equal
+a live run on the same ticks.
 """
 
 from __future__ import annotations
@@ -9,11 +12,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from hedger.core.actors import PairActor, PairSpec
+from hedger.core.bar_kernel import CompiledBars
 from hedger.core.bars import BarBuilder, BarHandler, LegPrice
 from hedger.core.events import Event
 from hedger.core.rejects import Rejects
-from hedger.core.ticks import Tick, TickKind
+from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.errors import ConfigError
 
 
@@ -69,25 +75,65 @@ class Pipeline:
         self.actors = [PairActor(spec, max_age_ns, self._count_and_emit, rejects) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
+        self.positive_symbols = frozenset(
+            symbol for spec in pairs if spec.params.mode.logarithmic for symbol in spec.pair.legs
+        )
+        """Legs of a log-mode pair: their prices must be > 0 (the bar rule refuses others)."""
         self.bar_listeners: list[BarHandler] = []
         """Called at each bar close after the actors, with the bar handler's arguments."""
         self.bars = BarBuilder(
-            bar_ns, self.symbols, self.on_bar_close, rejects, price_source=price_source
+            bar_ns,
+            self.symbols,
+            self.on_bar_close,
+            rejects,
+            price_source=price_source,
+            positive_symbols=self.positive_symbols,
         )
+        self._compiled: CompiledBars | None = None
 
     def on_tick(self, tick: Tick) -> None:
-        """The one entry point of ticks into the core."""
+        """The entry point of ticks into the core."""
         self.stats.ticks_in += 1
         self.bars.on_tick(tick)
 
+    def on_tick_columns(self, columns: TickColumns, source: str = "") -> None:
+        """The entry point of a block of trades parsed as columns (``columns.sym`` indexes
+        :attr:`symbols`): the same bar rule, compiled. A pipeline takes ticks one way or the
+        other, never both."""
+        if self._compiled is None:
+            if self.stats.ticks_in:
+                raise RuntimeError("this pipeline already takes ticks one by one")
+            self._compiled = CompiledBars(
+                self.symbols, self.bars.bar_ns, self.on_bar_close, self.positive_symbols
+            )
+            self._source = source
+        self.stats.ticks_in += int(np.count_nonzero(columns.ok))
+        self._compiled.feed(
+            columns.ts, columns.sym, columns.price, columns.size, columns.has_size, columns.ok
+        )
+
+    @property
+    def bars_closed(self) -> int:
+        """Bars closed so far."""
+        return self.bars.bars_closed if self._compiled is None else self._compiled.bars_closed
+
+    @property
+    def duplicates(self) -> int:
+        """Exact repeats of a symbol's previous tick, ignored."""
+        return self.bars.duplicates if self._compiled is None else self._compiled.duplicates
+
     def flush(self) -> None:
         """Close the last bar (end of input)."""
-        self.bars.flush()
+        if self._compiled is None:
+            self.bars.flush()
+        else:
+            self._compiled.flush()
+            for reason, count in self._compiled.rejects().items():
+                self.rejects.add_many(reason, count, self._source)
         self.stats.stale_bars = {a.pair_id: a.stale_bars for a in self.actors if a.stale_bars}
 
     def on_bar_close(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
-        """A bar closed at ``ts`` (from the bar builder, or from a compiled replay that built
-        the bars itself): every actor takes it."""
+        """A bar closed at ``ts``: every actor takes it, then the bar listeners."""
         for actor in self.actors:
             actor.handle_bar(ts, prices, ticked)
         for listener in self.bar_listeners:

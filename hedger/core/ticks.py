@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import numpy as np
+
 
 class TickKind(StrEnum):
     """What a tick's price is: a trade's price, or the mid of a quote."""
@@ -33,3 +35,23 @@ class Tick:
     size: float | None = None
     venue: str = ""
     kind: TickKind = TickKind.TRADE
+
+
+@dataclass(frozen=True, slots=True)
+class TickColumns:
+    """n trades parsed into columns over a fixed symbol table: how a compiled reader hands a
+    block of a long tick file to the pipeline
+    (:meth:`hedger.core.pipeline.Pipeline.on_tick_columns`).
+
+    ts: int64 (n,), event time, ns since the epoch, UTC. sym: int (n,), index into the
+    pipeline's ``symbols``, -1 for a symbol outside it. price: float64 (n,). size: float64 (n,),
+    read only where ``has_size`` (bool (n,)). ok: bool (n,), False for lines the reader refused
+    (counted by the reader).
+    """
+
+    ts: np.ndarray
+    sym: np.ndarray
+    price: np.ndarray
+    size: np.ndarray
+    has_size: np.ndarray
+    ok: np.ndarray

@@ -10,12 +10,24 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from hedger.engine.kernels.jit import jitable
 from hedger.engine.params import InputMode
 from hedger.errors import BadInputError
 
 MAX_ABS_PRICE = 1e15
 """Larger magnitudes are rejected: no instrument trades there, and squares of such numbers
 times a diffuse prior would overflow the filter's arithmetic."""
+
+
+@jitable
+def usable_price(price: float, positive: bool) -> bool:
+    """The one price rule: can ``price`` be a price? Finite, ``|price| <= MAX_ABS_PRICE``, and,
+    when ``positive`` (the log modes), > 0; levels and changes of spreads or futures may
+    legitimately be <= 0. The bar builder, its compiled twin, the price-table loader and the
+    filters all judge prices by this function (NaN fails every comparison, so it is refused)."""
+    if positive:
+        return 0.0 < price <= MAX_ABS_PRICE
+    return -MAX_ABS_PRICE <= price <= MAX_ABS_PRICE
 
 
 def check_price(value: float, *, positive: bool) -> float:
@@ -29,15 +41,15 @@ def check_price(value: float, *, positive: bool) -> float:
         price = float(value)
     except (TypeError, ValueError):
         raise BadInputError("not_a_number", value) from None
+    if usable_price(price, positive):
+        return price
     if math.isnan(price):
         raise BadInputError("nan", value)
     if math.isinf(price):
         raise BadInputError("inf", value)
     if abs(price) > MAX_ABS_PRICE:
         raise BadInputError("out_of_range", value, f"|price| must be <= {MAX_ABS_PRICE:g}")
-    if positive and price <= 0.0:
-        raise BadInputError("non_positive", value, "log modes need prices > 0")
-    return price
+    raise BadInputError("non_positive", value, "log modes need prices > 0")
 
 
 class InputTransform:

@@ -2,8 +2,11 @@
 
 This is the input of the offline tools (``matrix``, ``calibrate``, ``evaluate``), which look at
 whole histories at once. A wide bar file is read as it is; a tick file (long CSV or JSON Lines)
-is cut into bars of a given length, each symbol's price in a bar being its last trade in it.
-A symbol with no usable price in a bar is NaN there; nothing is forward-filled.
+is cut into bars by the daemon's own bar rule (:class:`hedger.core.bars.BarBuilder`: late,
+backwards and repeated ticks refused alike), each symbol's price in a bar being its last trade in
+it. Prices are judged by the one price rule (:func:`hedger.engine.transforms.usable_price`) with
+no mode yet: a price <= 0 is kept, and the log modes' consumers treat it as missing. A symbol
+with no usable price in a bar is NaN there; nothing is forward-filled.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from feeds.files.readers import (
     wide_bar_symbols,
 )
 from feeds.files.timestamps import parse_timestamp_ns
-from hedger.core.bars import parse_duration_ns
+from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import TickKind
+from hedger.engine.transforms import usable_price
 from hedger.errors import ConfigError, DataFileError
 
 FloatArray = NDArray[np.float64]
@@ -138,7 +142,10 @@ def _load_wide(path: Path) -> PriceTable:
             raise DataFileError(str(path), f"row {row.label!r} is not after the row before it")
         values = [math.nan] * len(symbols)
         for symbol, price in row.prices.items():
-            values[position[symbol]] = price
+            if usable_price(price, False):
+                values[position[symbol]] = price
+            else:
+                rejects.add("bad_price", str(path))
         times.append(row.ts)
         labels.append(row.label)
         rows.append(values)
@@ -150,22 +157,23 @@ def _load_wide(path: Path) -> PriceTable:
 
 def _load_ticks(path: Path, bar_ns: int, ts_unit: str, price_source: TickKind) -> PriceTable:
     rejects = Rejects()
-    last: dict[int, dict[str, float]] = {}
+    closes: list[int] = []
+    rows: list[dict[str, float]] = []
+
+    def on_bar(ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
+        closes.append(ts)
+        rows.append({symbol: prices[symbol].price for symbol in ticked})
+
+    bars = BarBuilder(bar_ns, None, on_bar, rejects, price_source=price_source)
     for tick in read_ticks(path, rejects, ts_unit=ts_unit):
-        if tick.kind is not price_source:
-            continue
-        if not (math.isfinite(tick.price) and tick.price > 0.0):
-            rejects.add("bad_price", str(path))
-            continue
-        # bars as the bar builder cuts them: [k, k + 1) bar lengths, stamped at their close
-        last.setdefault(tick.ts_event // bar_ns, {})[tick.symbol] = tick.price
-    symbols = sorted({symbol for prices in last.values() for symbol in prices})
+        bars.on_tick(tick)
+    bars.flush()
+    symbols = sorted({symbol for row in rows for symbol in row})
     position = {symbol: i for i, symbol in enumerate(symbols)}
-    buckets = sorted(last)
-    prices = np.full((len(buckets), len(symbols)), math.nan)
-    for row, bucket in enumerate(buckets):
-        for symbol, price in last[bucket].items():
-            prices[row, position[symbol]] = price
-    ts = np.array([(bucket + 1) * bar_ns for bucket in buckets], dtype=np.int64)
+    prices = np.full((len(rows), len(symbols)), math.nan)
+    for i, row in enumerate(rows):
+        for symbol, price in row.items():
+            prices[i, position[symbol]] = price
+    ts = np.array(closes, dtype=np.int64)
     labels = tuple(str(np.datetime64(int(t), "ns")) + "Z" for t in ts)
     return PriceTable(ts, labels, tuple(symbols), prices, rejects)

@@ -15,11 +15,10 @@ import numpy as np
 from feeds.files.compiled import OK, STATUS_REASONS, fast_path_unit, read_tick_blocks
 from feeds.files.readers import file_layout, read_ticks
 from hedger.config.pipeline import PipelineConfig
-from hedger.core.bar_kernel import CompiledBars
 from hedger.core.events import Event, encode
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Logger, Rejects
-from hedger.core.ticks import Tick, TickKind
+from hedger.core.ticks import Tick, TickColumns, TickKind
 
 _WRITE_BATCH = 4096
 
@@ -121,16 +120,7 @@ def replay(
     elapsed = time.perf_counter() - started
     if progress is not None:
         progress(ticks, pipeline.stats.events, elapsed)
-    return ReplaySummary(
-        files=len(paths),
-        ticks=ticks,
-        bars=pipeline.bars.bars_closed,
-        events=pipeline.stats.events,
-        duplicates=pipeline.bars.duplicates,
-        rejects=rejects.summary(),
-        stale_bars=pipeline.stats.stale_bars,
-        seconds=elapsed,
-    )
+    return _summary(pipeline, files=len(paths), ticks=ticks, seconds=elapsed)
 
 
 def _compiled_unit(
@@ -153,7 +143,6 @@ def _replay_compiled(
     progress: Progress | None,
 ) -> ReplaySummary:
     started = time.perf_counter()
-    bars = CompiledBars(pipeline.symbols, pipeline.bars.bar_ns, pipeline.on_bar_close)
     ticks = 0
     source = str(path)
     for block in read_tick_blocks(path, pipeline.symbols, unit):
@@ -161,27 +150,27 @@ def _replay_compiled(
         for code, reason in STATUS_REASONS.items():
             rejects.add_many(reason, int(np.count_nonzero(status == code)), source)
         ok = status == OK
+        columns = TickColumns(block.ts, block.sym, block.price, block.size, block.has_size, ok)
+        pipeline.on_tick_columns(columns, source)
         ticks += int(np.count_nonzero(ok))
-        bars.feed(block.ts, block.sym, block.price, block.size, block.has_size, ok)
         if progress is not None:
             progress(ticks, pipeline.stats.events, time.perf_counter() - started)
-    bars.flush()
-    for reason, count in bars.rejects().items():
-        rejects.add_many(reason, count, source)
-    pipeline.stats.ticks_in = ticks
     pipeline.flush()
     _flush(out, pending)
     out.flush()
-    elapsed = time.perf_counter() - started
+    return _summary(pipeline, files=1, ticks=ticks, seconds=time.perf_counter() - started)
+
+
+def _summary(pipeline: Pipeline, *, files: int, ticks: int, seconds: float) -> ReplaySummary:
     return ReplaySummary(
-        files=1,
+        files=files,
         ticks=ticks,
-        bars=bars.bars_closed,
+        bars=pipeline.bars_closed,
         events=pipeline.stats.events,
-        duplicates=bars.duplicates,
-        rejects=rejects.summary(),
+        duplicates=pipeline.duplicates,
+        rejects=pipeline.rejects.summary(),
         stale_bars=pipeline.stats.stale_bars,
-        seconds=elapsed,
+        seconds=seconds,
     )
 
 
