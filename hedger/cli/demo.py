@@ -18,6 +18,7 @@ from feeds.files.readers import read_wide_bars, wide_bar_symbols
 from hedger.cli.demo_live import run_live_demo
 from hedger.cli.options import at_least
 from hedger.core.rejects import Rejects
+from hedger.core.topics import PairId
 from hedger.engine import FilterParams, FilterStep, HedgeFilter, InputMode
 from hedger.engine.linalg import ols
 from hedger.errors import ConfigError, DataFileError
@@ -36,14 +37,6 @@ class DemoRow:
     step: FilterStep
 
 
-def split_pair(pair: str) -> tuple[str, str]:
-    """``"Y/X"`` -> ``("Y", "X")``."""
-    parts = pair.split("/")
-    if len(parts) != 2 or not all(parts):
-        raise ConfigError("pair", f"must look like Y/X (hedged/hedge), got {pair!r}")
-    return parts[0], parts[1]
-
-
 def run_demo(
     path: Path, pair: str | None, mode: InputMode, params: FilterParams
 ) -> tuple[str, str, list[DemoRow], Rejects, float]:
@@ -54,7 +47,10 @@ def run_demo(
             raise DataFileError(str(path), "needs at least two price columns")
         y_sym, x_sym = symbols[0], symbols[1]
     else:
-        y_sym, x_sym = split_pair(pair)
+        pair_id = PairId.parse(pair)
+        if len(pair_id.xs) != 1:
+            raise ConfigError("pair", f"the demo hedges with one symbol (Y/X), got {pair!r}")
+        y_sym, x_sym = pair_id.y, pair_id.xs[0]
     for symbol in (y_sym, x_sym):
         if symbol not in symbols:
             raise ConfigError(

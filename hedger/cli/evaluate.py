@@ -103,9 +103,9 @@ def _half_life(value: float) -> str:
 def render(out: TextIO, ev: Evaluation) -> None:
     """The human-readable table: one row per method, best (lowest variance) first."""
     s = ev.split
+    pair = PairId.parse(ev.pair)
     out.write(
-        f"hedger evaluate: {ev.pair} ({ev.pair.split('/')[0]} hedged with "
-        f"{ev.pair.split('/')[1]}), {ev.bars} bars\n"
+        f"hedger evaluate: {ev.pair} ({pair.y} hedged with {'+'.join(pair.xs)}), {ev.bars} bars\n"
         f"  train {s.train_start} .. {s.train_end} ({s.train_bars} bars), "
         f"test {s.test_start} .. {s.test_end} ({s.test_bars} bars, {s.measured_bars} measured), "
         f"backtest cost {ev.cost_bps:g} bps, Sharpe annualised with "

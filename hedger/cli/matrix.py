@@ -35,7 +35,8 @@ from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
 from hedger.engine.matrix import MatrixBars, MatrixFilter, clean_prices, load_kernel
 from hedger.errors import ConfigError, DataFileError
-from hedger.research.matrix_plot import plot_beta_matrix, require_matplotlib
+from hedger.research.matrix_plot import plot_beta_matrix
+from hedger.research.plots import figure_class
 from hedger.research.prices import PriceTable, load_prices
 
 FORMATS = ("jsonl", "csv")
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     params = filter_params_from(args)
     wanted = _symbols(args.symbols)
     if args.plot is not None:
-        require_matplotlib()
+        figure_class()
     table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit)
     note = table.rejects_note()
     if note is not None:

@@ -1,34 +1,22 @@
 """The hedge-ratio matrix as an annotated heatmap (PNG), with matplotlib.
 
-matplotlib is the optional extra ``hedger[plot]``: it is imported only when a plot is asked
-for, and its absence is a :class:`~hedger.errors.ConfigError` that says how to install it. The
-figure is drawn on matplotlib's Agg canvas directly (no pyplot, no display, no global state).
+matplotlib is the optional extra ``hedger[plot]``, loaded only when a plot is asked for (by
+:func:`hedger.research.plots.figure_class`).
 """
 
 from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from hedger.engine.linalg import FloatArray
 from hedger.errors import ConfigError
+from hedger.research.plots import figure_class
 
 ANNOTATE_UP_TO = 30
 """Cells carry their value as text up to this many symbols; beyond, only colour."""
-
-
-def require_matplotlib() -> Any:
-    """matplotlib's ``Figure`` class, or a :class:`ConfigError` telling how to install it."""
-    try:
-        from matplotlib.figure import Figure  # noqa: PLC0415 (optional extra, lazily)
-    except ImportError:
-        raise ConfigError(
-            "plot", "needs matplotlib, the optional extra: pip install 'hedger[plot]'"
-        ) from None
-    return Figure
 
 
 def plot_beta_matrix(
@@ -43,7 +31,7 @@ def plot_beta_matrix(
     """Write ``beta`` (N, N) (row = Y hedged, column = X hedge; NaN on the diagonal, drawn
     grey) as a heatmap PNG at ``path``; ``units`` labels the colour bar; values of pairs not
     yet warm (``warm`` (N, N) bool) are in italics."""
-    figure_cls = require_matplotlib()
+    figure_cls = figure_class()
     from matplotlib import colormaps  # noqa: PLC0415 (optional extra, lazily)
 
     matplotlib_colormap = colormaps.get_cmap

@@ -1,8 +1,9 @@
 """Pictures of an evaluation (matplotlib, the optional extra ``hedger[plot]``).
 
-matplotlib is imported only when a plot is drawn, with the non-interactive Agg backend, so the
-rest of hedger never needs it; without it, :func:`plot_evaluation` raises a
-:class:`~hedger.errors.ConfigError` saying how to install it.
+matplotlib is loaded in one place, :func:`figure_class`, only when a plot is drawn, so the rest
+of hedger never needs it; without it, a :class:`~hedger.errors.ConfigError` says how to install
+it. Figures are drawn on matplotlib's ``Figure`` directly (its Agg canvas: no pyplot, no
+display, no global state).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from hedger.core.topics import PairId
 from hedger.engine.units import hedged_pnl
 from hedger.errors import ConfigError
 from hedger.research.evaluate import Evaluation
@@ -29,15 +31,15 @@ _HIGHLIGHT = {
 _RECOMMENDED = "#1f77b4"
 
 
-def _pyplot() -> Any:
+def figure_class() -> Any:
+    """matplotlib's ``Figure`` class, or a :class:`ConfigError` telling how to install it."""
     try:
-        import matplotlib  # noqa: PLC0415 (optional extra, lazily)
+        from matplotlib.figure import Figure  # noqa: PLC0415 (optional extra, lazily)
     except ImportError:
-        raise ConfigError("plot", "needs matplotlib: pip install 'hedger[plot]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt  # noqa: PLC0415 (after the backend is chosen)
-
-    return plt
+        raise ConfigError(
+            "plot", "needs matplotlib, the optional extra: pip install 'hedger[plot]'"
+        ) from None
+    return Figure
 
 
 def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
@@ -45,7 +47,7 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     -- the recommended hedge with its +-2 sd band and the static OLS hedges; its forecast error
     e with the +-sqrt(S) band; its z-score with the +-2 lines; the cumulative hedged P&L of
     every method over the test window. Returns the path written."""
-    plt = _pyplot()
+    figure = figure_class()
     import matplotlib.dates as mdates  # noqa: PLC0415 (optional extra, lazily)
 
     out = Path(path)
@@ -54,16 +56,11 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     split_date = dates[split]
     rec = ev.paths[ev.recommended]
     rec_row = ev.method(ev.recommended)
-    y_sym, x_sym = ev.pair.split("/", 1)
+    pair = PairId.parse(ev.pair)
+    y_sym, x_sym = pair.y, pair.xs[0]
 
-    fig, axes = plt.subplots(
-        4,
-        1,
-        sharex=True,
-        figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI),
-        dpi=DPI,
-        gridspec_kw={"height_ratios": [1.2, 1.0, 0.8, 1.4]},
-    )
+    fig = figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
+    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [1.2, 1.0, 0.8, 1.4]})
     fig.suptitle(
         f"{y_sym} hedged with {x_sym}: recommended = Kalman on {rec_row.mode} (calibrated)  "
         f"|  train to {ev.split.train_end}, test from {ev.split.test_start}",
@@ -165,7 +162,6 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
 
     fig.tight_layout(rect=(0, 0, 1, 0.97))
     fig.savefig(out, dpi=DPI)
-    plt.close(fig)
     return out
 
 
