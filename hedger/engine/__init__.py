@@ -5,12 +5,16 @@
 - :class:`PairBank` -- P pair filters in one compiled call; :func:`filter_pair` -- a whole
   series in one compiled pass;
 - :class:`MatrixFilter` -- every ordered pair of N symbols, one compiled pass per bar;
-- :class:`FilterParams` and the initialisations, :class:`InputMode`.
+- :class:`FilterParams` and the initialisations, :class:`InputMode`;
+- :func:`calibrate` (delta and R by maximum likelihood, and the mode), :func:`filter_prices`
+  (a filter over whole price histories), :func:`shares_hedge` and :func:`hedged_pnl` (the
+  hedge in shares of X and its P&L).
 """
 
 from hedger.engine.bank import PairBank
 from hedger.engine.basket import BasketFilter
 from hedger.engine.batch import PairSeries, filter_pair
+from hedger.engine.calibrate import Calibration, NoiseFit, calibrate
 from hedger.engine.filter import FilterStep, HedgeFilter
 from hedger.engine.matrix import MatrixFilter
 from hedger.engine.pair import PairFilter, PairState
@@ -22,21 +26,29 @@ from hedger.engine.params import (
     InputMode,
     OlsWarmupInit,
 )
+from hedger.engine.units import HedgePath, filter_prices, hedged_pnl, shares_hedge
 
 __all__ = [
     "BasketFilter",
+    "Calibration",
     "DiffuseInit",
     "FilterParams",
     "FilterStep",
     "GivenInit",
     "HedgeFilter",
+    "HedgePath",
     "Init",
     "InputMode",
     "MatrixFilter",
+    "NoiseFit",
     "OlsWarmupInit",
     "PairBank",
     "PairFilter",
     "PairSeries",
     "PairState",
+    "calibrate",
     "filter_pair",
+    "filter_prices",
+    "hedged_pnl",
+    "shares_hedge",
 ]
