@@ -89,25 +89,13 @@ class AlpacaStocks:
 
     def parse(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> list[Tick]:
         """The ticks in one message; never raises."""
-        ticks: list[Tick] = []
-        try:
-            self._parse(message, ts_recv, rejects, ticks)
-        except Exception as exc:  # a bug must cost one message, not the feed
-            rejects.add("internal_error", self.name, error=repr(exc)[:200])
-        return ticks
+        return fields.parse_guarded(self._parse, self.name, message, ts_recv, rejects)
 
     def _parse(
         self, message: str | bytes, ts_recv: int, rejects: Rejects, ticks: list[Tick]
     ) -> None:
-        try:
-            batch = orjson.loads(message)
-        except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=fields.snippet(message))
-            return
-        if not isinstance(batch, list):
-            rejects.add("malformed", self.name, message=fields.snippet(message))
-            return
-        for item in batch:
+        batch = fields.json_payload(message, self.name, rejects, list)
+        for item in batch if isinstance(batch, list) else ():
             tick = self._item(item, ts_recv, rejects)
             if tick is not None:
                 ticks.append(tick)
@@ -148,18 +136,8 @@ class AlpacaStocks:
         if price is None:
             rejects.add("bad_price", self.name, symbol=symbol, type=item["T"])
             return None
-        ts_event = _timestamp(item.get("t"))
+        ts_event = fields.rfc3339_to_ns(item.get("t"))
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=symbol, t=repr(item.get("t"))[:64])
             return None
         return Tick(symbol, price, ts_event, ts_recv, size, self.name, kind)
-
-
-def _timestamp(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ns = fields.parse_rfc3339_ns(value)
-    except ValueError:
-        return None
-    return ns if 0 < ns <= fields.MAX_NS else None

@@ -84,12 +84,7 @@ class BinanceSpot:
 
     def parse(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> list[Tick]:
         """The ticks in one message; never raises."""
-        ticks: list[Tick] = []
-        try:
-            self._parse(message, ts_recv, rejects, ticks)
-        except Exception as exc:  # a bug must cost one message, not the feed
-            rejects.add("internal_error", self.name, error=repr(exc)[:200])
-        return ticks
+        return fields.parse_guarded(self._parse, self.name, message, ts_recv, rejects)
 
     def _parse(
         self, message: str | bytes, ts_recv: int, rejects: Rejects, ticks: list[Tick]

@@ -81,20 +81,20 @@ class CoinbaseExchange:
 
     def parse(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> list[Tick]:
         """The ticks in one message (at most one); never raises."""
-        try:
-            tick = self._parse(message, ts_recv, rejects)
-        except Exception as exc:  # a bug must cost one message, not the feed
-            rejects.add("internal_error", self.name, error=repr(exc)[:200])
-            return []
-        return [] if tick is None else [tick]
+        return fields.parse_guarded(self._parse, self.name, message, ts_recv, rejects)
 
-    def _parse(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> Tick | None:
-        try:
-            obj = orjson.loads(message)
-        except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=fields.snippet(message))
+    def _parse(
+        self, message: str | bytes, ts_recv: int, rejects: Rejects, ticks: list[Tick]
+    ) -> None:
+        tick = self._message(message, ts_recv, rejects)
+        if tick is not None:
+            ticks.append(tick)
+
+    def _message(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> Tick | None:
+        obj = fields.json_payload(message, self.name, rejects, dict)
+        if not isinstance(obj, dict):
             return None
-        if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        if not isinstance(obj.get("type"), str):
             rejects.add("malformed", self.name, message=fields.snippet(message))
             return None
         kind = obj["type"]
@@ -125,7 +125,7 @@ class CoinbaseExchange:
         if price is None:
             rejects.add("bad_price", self.name, symbol=product, price=repr(obj.get("price"))[:64])
             return None
-        ts_event = _timestamp(obj.get("time"))
+        ts_event = fields.rfc3339_to_ns(obj.get("time"))
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=product, time=repr(obj.get("time"))[:64])
             return None
@@ -146,18 +146,8 @@ class CoinbaseExchange:
             rejects.add("bad_price", self.name, symbol=product, **detail)
             return None
         raw_time = obj.get("time")
-        ts_event = ts_recv if raw_time is None else _timestamp(raw_time)
+        ts_event = ts_recv if raw_time is None else fields.rfc3339_to_ns(raw_time)
         if ts_event is None:
             rejects.add("bad_timestamp", self.name, symbol=product, time=repr(raw_time)[:64])
             return None
         return Tick(product, (bid + ask) / 2.0, ts_event, ts_recv, None, self.name, TickKind.QUOTE)
-
-
-def _timestamp(value: object) -> int | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        ns = fields.parse_rfc3339_ns(value)
-    except ValueError:
-        return None
-    return ns if 0 < ns <= fields.MAX_NS else None

@@ -1,11 +1,53 @@
-"""Reading the fields of venue messages: numbers, prices, sizes and times, each either a valid
-value or ``None`` (the adapter then counts a reject). Shared by the websocket venue adapters."""
+"""Reading venue messages: JSON payloads, numbers, prices, sizes and times, each either a valid
+value or ``None`` (the adapter then counts a reject), and the guard that keeps a bug in a parser
+from costing more than one message. Shared by the websocket venue adapters."""
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from datetime import date
+
+import orjson
+
+from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick
+
+Parser = Callable[[str | bytes, int, Rejects, list[Tick]], None]
+"""A venue's message parser: (message, ts_recv ns, rejects, ticks to append to)."""
+
+
+def parse_guarded(
+    parser: Parser, venue: str, message: str | bytes, ts_recv: int, rejects: Rejects
+) -> list[Tick]:
+    """The ticks ``parser`` finds in ``message``; never raises: an exception in the parser is
+    counted as ``internal_error`` and costs this one message, not the feed."""
+    ticks: list[Tick] = []
+    try:
+        parser(message, ts_recv, rejects, ticks)
+    except Exception as exc:
+        rejects.add("internal_error", venue, error=repr(exc)[:200])
+    return ticks
+
+
+def json_payload(
+    message: str | bytes,
+    venue: str,
+    rejects: Rejects,
+    kind: type[dict[str, object]] | type[list[object]],
+) -> object | None:
+    """``message`` decoded as JSON if it is a ``kind`` (``dict`` or ``list``); otherwise counted
+    as ``malformed`` and ``None``."""
+    try:
+        payload = orjson.loads(message)
+    except (orjson.JSONDecodeError, TypeError):
+        payload = None
+    if not isinstance(payload, kind):
+        rejects.add("malformed", venue, message=snippet(message))
+        return None
+    return payload
+
 
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _NS_PER_MS = 1_000_000
@@ -86,3 +128,14 @@ def parse_rfc3339_ns(text: str) -> int:
         offset = (off_hours * 3600 + off_minutes * 60) * (1 if match.group(9) == "+" else -1)
     seconds = days * 86_400 + hour * 3600 + minute * 60 + second - offset
     return seconds * _NS_PER_S + nanos
+
+
+def rfc3339_to_ns(value: object) -> int | None:
+    """An RFC 3339 string (:func:`parse_rfc3339_ns`) to ns, if it is one and in range."""
+    if not isinstance(value, str):
+        return None
+    try:
+        ns = parse_rfc3339_ns(value)
+    except ValueError:
+        return None
+    return ns if 0 < ns <= MAX_NS else None

@@ -84,25 +84,13 @@ class PolygonStocks:
 
     def parse(self, message: str | bytes, ts_recv: int, rejects: Rejects) -> list[Tick]:
         """The ticks in one message; never raises."""
-        ticks: list[Tick] = []
-        try:
-            self._parse(message, ts_recv, rejects, ticks)
-        except Exception as exc:  # a bug must cost one message, not the feed
-            rejects.add("internal_error", self.name, error=repr(exc)[:200])
-        return ticks
+        return fields.parse_guarded(self._parse, self.name, message, ts_recv, rejects)
 
     def _parse(
         self, message: str | bytes, ts_recv: int, rejects: Rejects, ticks: list[Tick]
     ) -> None:
-        try:
-            batch = orjson.loads(message)
-        except (orjson.JSONDecodeError, TypeError):
-            rejects.add("malformed", self.name, message=fields.snippet(message))
-            return
-        if not isinstance(batch, list):
-            rejects.add("malformed", self.name, message=fields.snippet(message))
-            return
-        for item in batch:
+        batch = fields.json_payload(message, self.name, rejects, list)
+        for item in batch if isinstance(batch, list) else ():
             tick = self._item(item, ts_recv, rejects)
             if tick is not None:
                 ticks.append(tick)

@@ -25,11 +25,12 @@ import sys
 import time
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 import numpy as np
 import orjson
 
+from hedger.cli.options import write_to
 from hedger.core.events import MatrixEvent
 from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
@@ -133,15 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if table.prices.shape[0] == 0:
         raise DataFileError(str(args.file), "no bars with prices")
     matrix = MatrixFilter(len(table.symbols), params)
-    if args.out is None:
-        summary = _write(matrix, table, args, sys.stdout.buffer)
-    else:
-        try:
-            out = args.out.open("wb")
-        except OSError as exc:
-            raise ConfigError("out", f"{args.out}: {exc.strerror}") from None
-        with out:
-            summary = _write(matrix, table, args, out)
+    summary = write_to(args.out, lambda out: _write(matrix, table, args, out))
     if args.plot is not None:
         label = table.labels[-1]
         title = f"Hedge ratios Y/X at {label} ({params.mode.value}, delta {params.delta:g})"
@@ -172,14 +165,10 @@ def _write(matrix: MatrixFilter, table: PriceTable, args: argparse.Namespace, ou
     if args.last:
         matrix.run(table.prices)
         filtering = time.perf_counter() - started
-        writer.write_bar(
-            n_bars - 1,
-            np.array(matrix.beta),
-            np.array(matrix.alpha),
-            matrix.beta_se,
-            np.array(matrix.zscore),
-            matrix.warm,
+        last = _Bar(
+            np.array(matrix.beta), np.array(matrix.alpha), matrix.beta_se, np.array(matrix.zscore)
         )
+        writer.write_bar(n_bars - 1, last, matrix.warm)
         records = 1
     else:
         chunks = matrix.run_bars(table.prices)
@@ -212,6 +201,15 @@ def _progress(done: int, total: int) -> None:
     sys.stderr.flush()
 
 
+class _Bar(NamedTuple):
+    """One bar's float matrices (N, N) each, in this order (the CSV's column order)."""
+
+    beta: FloatArray
+    alpha: FloatArray
+    beta_se: FloatArray
+    zscore: FloatArray
+
+
 class _Writer(ABC):
     """What the two output formats share: a chunk of recorded bars is written bar by bar
     (:meth:`write_bar`, one per format), and :meth:`finish` flushes."""
@@ -222,26 +220,12 @@ class _Writer(ABC):
 
     def write_chunk(self, chunk: MatrixBars) -> None:
         for i in range(chunk.beta.shape[0]):
-            self.write_bar(
-                chunk.start + i,
-                chunk.beta[i],
-                chunk.alpha[i],
-                chunk.beta_se[i],
-                chunk.zscore[i],
-                chunk.warm[i],
-            )
+            bar = _Bar(chunk.beta[i], chunk.alpha[i], chunk.beta_se[i], chunk.zscore[i])
+            self.write_bar(chunk.start + i, bar, chunk.warm[i])
 
     @abstractmethod
-    def write_bar(
-        self,
-        bar: int,
-        beta: FloatArray,
-        alpha: FloatArray,
-        beta_se: FloatArray,
-        zscore: FloatArray,
-        warm: np.ndarray,
-    ) -> None:
-        """Write bar ``bar``'s matrices (P,) each, in pair order."""
+    def write_bar(self, bar: int, values: _Bar, warm: np.ndarray) -> None:
+        """Write bar ``bar``'s matrices (N, N) each; ``warm`` (N, N) bool."""
 
     def finish(self) -> None:
         self._out.flush()
@@ -256,24 +240,16 @@ class _JsonlWriter(_Writer):
         self._symbols = table.symbols
         self._missing = np.isnan(clean_prices(table.prices, mode))
 
-    def write_bar(
-        self,
-        bar: int,
-        beta: FloatArray,
-        alpha: FloatArray,
-        beta_se: FloatArray,
-        zscore: FloatArray,
-        warm: np.ndarray,
-    ) -> None:
+    def write_bar(self, bar: int, values: _Bar, warm: np.ndarray) -> None:
         symbols = self._symbols
         event = MatrixEvent(
             seq=bar + 1,
             ts=int(self._table.ts[bar]),
             symbols=symbols,
-            beta=beta,
-            alpha=alpha,
-            beta_std=beta_se,
-            zscore=zscore,
+            beta=values.beta,
+            alpha=values.alpha,
+            beta_std=values.beta_se,
+            zscore=values.zscore,
             warm=warm,
             stale=tuple(symbols[i] for i in np.flatnonzero(self._missing[bar])),
         )
@@ -298,19 +274,11 @@ class _CsvWriter(_Writer):
         names = [_csv_field(symbol) for symbol in table.symbols]
         self._pairs = [f"{names[y]},{names[x]}" for y, x in zip(iy, ix, strict=True)]
 
-    def write_bar(
-        self,
-        bar: int,
-        beta: FloatArray,
-        alpha: FloatArray,
-        beta_se: FloatArray,
-        zscore: FloatArray,
-        warm: np.ndarray,
-    ) -> None:
+    def write_bar(self, bar: int, values: _Bar, warm: np.ndarray) -> None:
         mask = self._offdiag
         label = _csv_field(self._table.labels[bar])
         heads = [f"{label},{pair}" for pair in self._pairs]
-        columns = [_cells(m[mask]) for m in (beta, alpha, beta_se, zscore)]
+        columns = [_cells(m[mask]) for m in values]
         flags = ["true" if w else "false" for w in warm[mask].tolist()]
         lines = map(",".join, zip(heads, *columns, flags, strict=True))
         self._out.write(("\n".join(lines) + "\n").encode())

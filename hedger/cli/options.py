@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from pathlib import Path
+from typing import BinaryIO, TypeVar
+
+from hedger.errors import ConfigError
+
+T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -29,3 +35,16 @@ def progress_line(ticks: int, events: int, seconds: float) -> None:
     rate = ticks / seconds if seconds > 0 else 0.0
     sys.stderr.write(f"\r{ticks:,} ticks, {events:,} events, {rate:,.0f} ticks/s ")
     sys.stderr.flush()
+
+
+def write_to(path: Path | None, write: Callable[[BinaryIO], T]) -> T:
+    """``write(stdout)``, or ``write(file)`` with ``path`` opened for writing and closed after;
+    a path that cannot be opened is a :class:`ConfigError` naming ``out``."""
+    if path is None:
+        return write(sys.stdout.buffer)
+    try:
+        out = path.open("wb")
+    except OSError as exc:
+        raise ConfigError("out", f"{path}: {exc.strerror}") from None
+    with out:
+        return write(out)

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hedger.cli.options import LOG_LEVELS, progress_line
+from hedger.cli.options import LOG_LEVELS, progress_line, write_to
 from hedger.config.pipeline import load_toml, pipeline_config
 from hedger.engine import InputMode
 from hedger.errors import ConfigError
@@ -100,15 +100,7 @@ def run(args: argparse.Namespace) -> int:
         )
         return format_summary(summary)
 
-    if args.out is None:
-        report = replay_into(sys.stdout.buffer)
-    else:
-        try:
-            out = args.out.open("wb")
-        except OSError as exc:
-            raise ConfigError("out", f"{args.out}: {exc.strerror}") from None
-        with out:
-            report = replay_into(out)
+    report = write_to(args.out, replay_into)
     if progress is not None:
         sys.stderr.write("\n")
     print(report, file=sys.stderr)

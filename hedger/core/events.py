@@ -22,6 +22,11 @@ def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def _envelope(kind: str, pair: str, seq: int, ts: int) -> dict[str, Any]:
+    """The keys every pair event starts with, in schema order."""
+    return {"type": kind, "version": SCHEMA_VERSION, "pair": pair, "seq": seq, "ts": ts}
+
+
 def _one_or_list(values: tuple[float, ...]) -> float | list[float | None] | None:
     if len(values) == 1:
         return _number(values[0])
@@ -54,19 +59,14 @@ class HedgeRatioEvent(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in schema order."""
-        return {
-            "type": self.type,
-            "version": SCHEMA_VERSION,
-            "pair": self.pair,
-            "seq": self.seq,
-            "ts": self.ts,
-            "beta": _one_or_list(self.beta),
-            "alpha": self.alpha,
-            "cov": self.cov,
-            "beta_std": _one_or_list(self.beta_std),
-            "warm": self.warm,
-            "stale": self.stale,
-        }
+        body = _envelope(self.type, self.pair, self.seq, self.ts)
+        body["beta"] = _one_or_list(self.beta)
+        body["alpha"] = self.alpha
+        body["cov"] = self.cov
+        body["beta_std"] = _one_or_list(self.beta_std)
+        body["warm"] = self.warm
+        body["stale"] = self.stale
+        return body
 
 
 class SpreadEvent(NamedTuple):
@@ -91,17 +91,12 @@ class SpreadEvent(NamedTuple):
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in schema order."""
-        return {
-            "type": self.type,
-            "version": SCHEMA_VERSION,
-            "pair": self.pair,
-            "seq": self.seq,
-            "ts": self.ts,
-            "spread": self.spread,
-            "innovation": self.innovation,
-            "innovation_std": self.innovation_std,
-            "zscore": self.zscore,
-        }
+        body = _envelope(self.type, self.pair, self.seq, self.ts)
+        body["spread"] = self.spread
+        body["innovation"] = self.innovation
+        body["innovation_std"] = self.innovation_std
+        body["zscore"] = self.zscore
+        return body
 
 
 Event = HedgeRatioEvent | SpreadEvent
