@@ -61,6 +61,7 @@ from feeds.files.compiled import OK, fast_path_unit, read_tick_blocks
 from feeds.synthetic import SyntheticMarket, SyntheticSpec
 from hedger.config.pipeline import pipeline_config
 from hedger.core.bar_kernel import CompiledBars
+from hedger.core.ticks import TickColumns
 from hedger.runtime.replay import ReplaySummary, replay
 
 DESCRIPTION = "Benchmark hedger replay end to end (tick CSV -> events), speed and peak memory."
@@ -284,8 +285,9 @@ def helper(mode: str, path: Path, out: Path, warm: Path) -> int:
         spent = 0.0
         for block in read_tick_blocks(path, symbols, unit):
             ok = block.status == OK
+            columns = TickColumns(block.ts, block.sym, block.price, block.size, block.has_size, ok)
             started = time.perf_counter()
-            bars.feed(block.ts, block.sym, block.price, block.size, block.has_size, ok)
+            bars.feed(columns)
             spent += time.perf_counter() - started
         bars.flush()
         feed_times.append(spent)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from hedger.core.bar_kernel import CompiledBars
 from hedger.core.bars import BarBuilder, LegPrice
 from hedger.core.rejects import Rejects
-from hedger.core.ticks import Tick
+from hedger.core.ticks import Tick, TickColumns
 from hedger.engine import InputMode
 from hedger.engine.matrix import clean_prices
 from hedger.engine.transforms import MAX_ABS_PRICE, check_price, usable_price
@@ -68,12 +68,14 @@ def test_the_compiled_bars_judge_every_tick_as_the_bar_builder(
     compiled = CompiledBars(TABLE, BAR_NS, lambda *bar: got.append(bar), positive)
     index = {symbol: i for i, symbol in enumerate(TABLE)}
     compiled.feed(
-        np.array([t.ts_event for t in ticks], dtype=np.int64),
-        np.array([index.get(t.symbol, -1) for t in ticks], dtype=np.int64),
-        np.array([t.price for t in ticks], dtype=np.float64),
-        np.array([math.nan if t.size is None else t.size for t in ticks], dtype=np.float64),
-        np.array([t.size is not None for t in ticks], dtype=np.bool_),
-        np.ones(len(ticks), dtype=np.bool_),
+        TickColumns(
+            np.array([t.ts_event for t in ticks], dtype=np.int64),
+            np.array([index.get(t.symbol, -1) for t in ticks], dtype=np.int64),
+            np.array([t.price for t in ticks], dtype=np.float64),
+            np.array([math.nan if t.size is None else t.size for t in ticks], dtype=np.float64),
+            np.array([t.size is not None for t in ticks], dtype=np.bool_),
+            np.ones(len(ticks), dtype=np.bool_),
+        )
     )
     compiled.flush()
     assert got == expected

@@ -122,22 +122,13 @@ class AlpacaStocks:
     def _data(
         self, item: dict[str, object], kind: TickKind, ts_recv: int, rejects: Rejects
     ) -> Tick | None:
-        symbol = item.get("S")
-        if not isinstance(symbol, str) or not symbol:
-            rejects.add("malformed", self.name, item=repr(item)[:200])
-            return None
-        size: float | None = None
-        if kind is TickKind.TRADE:
-            price = fields.price(item.get("p"))
-            size = fields.size(item.get("s"))
-        else:
-            bid, ask = fields.price(item.get("bp")), fields.price(item.get("ap"))
-            price = None if bid is None or ask is None else (bid + ask) / 2.0
-        if price is None:
-            rejects.add("bad_price", self.name, symbol=symbol, type=item["T"])
-            return None
-        ts_event = fields.rfc3339_to_ns(item.get("t"))
-        if ts_event is None:
-            rejects.add("bad_timestamp", self.name, symbol=symbol, t=repr(item.get("t"))[:64])
-            return None
-        return Tick(symbol, price, ts_event, ts_recv, size, self.name, kind)
+        return fields.stock_tick(
+            item,
+            kind,
+            ts_recv,
+            rejects,
+            self.name,
+            symbol_key="S",
+            type_key="T",
+            time_ns=fields.rfc3339_to_ns,
+        )

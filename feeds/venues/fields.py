@@ -12,7 +12,7 @@ from datetime import date
 import orjson
 
 from hedger.core.rejects import Rejects
-from hedger.core.ticks import Tick
+from hedger.core.ticks import Tick, TickKind
 
 Parser = Callable[[str | bytes, int, Rejects, list[Tick]], None]
 """A venue's message parser: (message, ts_recv ns, rejects, ticks to append to)."""
@@ -139,3 +139,38 @@ def rfc3339_to_ns(value: object) -> int | None:
     except ValueError:
         return None
     return ns if 0 < ns <= MAX_NS else None
+
+
+def stock_tick(
+    item: dict[str, object],
+    kind: TickKind,
+    ts_recv: int,
+    rejects: Rejects,
+    venue: str,
+    *,
+    symbol_key: str,
+    type_key: str,
+    time_ns: Callable[[object], int | None],
+) -> Tick | None:
+    """A trade (``p`` price, ``s`` size) or a quote (``bp``/``ap``: its mid) in the layout the
+    stock venues share (Alpaca, Polygon); they differ in the symbol and type keys and in how
+    ``t`` holds the time (``time_ns`` reads it). Anything unusable is counted, ``None``."""
+    symbol = item.get(symbol_key)
+    if not isinstance(symbol, str) or not symbol:
+        rejects.add("malformed", venue, item=repr(item)[:200])
+        return None
+    size_value: float | None = None
+    if kind is TickKind.TRADE:
+        value = price(item.get("p"))
+        size_value = size(item.get("s"))
+    else:
+        bid, ask = price(item.get("bp")), price(item.get("ap"))
+        value = None if bid is None or ask is None else (bid + ask) / 2.0
+    if value is None:
+        rejects.add("bad_price", venue, symbol=symbol, type=item[type_key])
+        return None
+    ts_event = time_ns(item.get("t"))
+    if ts_event is None:
+        rejects.add("bad_timestamp", venue, symbol=symbol, t=repr(item.get("t"))[:64])
+        return None
+    return Tick(symbol, value, ts_event, ts_recv, size_value, venue, kind)

@@ -116,22 +116,13 @@ class PolygonStocks:
     def _data(
         self, item: dict[str, object], kind: TickKind, ts_recv: int, rejects: Rejects
     ) -> Tick | None:
-        symbol = item.get("sym")
-        if not isinstance(symbol, str) or not symbol:
-            rejects.add("malformed", self.name, item=repr(item)[:200])
-            return None
-        size: float | None = None
-        if kind is TickKind.TRADE:
-            price = fields.price(item.get("p"))
-            size = fields.size(item.get("s"))
-        else:
-            bid, ask = fields.price(item.get("bp")), fields.price(item.get("ap"))
-            price = None if bid is None or ask is None else (bid + ask) / 2.0
-        if price is None:
-            rejects.add("bad_price", self.name, symbol=symbol, type=item["ev"])
-            return None
-        ts_event = fields.ms_to_ns(item.get("t"))
-        if ts_event is None:
-            rejects.add("bad_timestamp", self.name, symbol=symbol, t=repr(item.get("t"))[:64])
-            return None
-        return Tick(symbol, price, ts_event, ts_recv, size, self.name, kind)
+        return fields.stock_tick(
+            item,
+            kind,
+            ts_recv,
+            rejects,
+            self.name,
+            symbol_key="sym",
+            type_key="ev",
+            time_ns=fields.ms_to_ns,
+        )

@@ -18,6 +18,7 @@ from hedger.core.bars import (
     is_repeat,
     tick_verdict,
 )
+from hedger.core.ticks import TickColumns
 from hedger.engine.kernels.jit import compiled
 
 UNKNOWN_SYMBOL = len(VERDICTS)
@@ -136,16 +137,12 @@ class CompiledBars:
         self.counts = np.zeros(len(COUNTER_NAMES), dtype=np.int64)
         self.bars_closed = 0
 
-    def feed(
-        self,
-        ts: np.ndarray,
-        sym: np.ndarray,
-        price: np.ndarray,
-        size: np.ndarray,
-        has_size: np.ndarray,
-        ok: np.ndarray,
-    ) -> None:
-        """Run one block of parsed ticks (arrays of equal length) through the bar rules."""
+    def feed(self, ticks: TickColumns) -> None:
+        """Run one block of parsed trades (``ticks.sym`` indexes :attr:`symbols`) through the
+        bar rules."""
+        ts, sym, price, size, has_size, ok = (
+            ticks.ts, ticks.sym, ticks.price, ticks.size, ticks.has_size, ticks.ok
+        )  # fmt: skip
         cap = int(ts.shape[0]) + 1
         n = len(self.symbols)
         out_ts = np.empty(cap, dtype=np.int64)

@@ -108,9 +108,7 @@ class Pipeline:
             )
             self._source = source
         self.stats.ticks_in += int(np.count_nonzero(columns.ok))
-        self._compiled.feed(
-            columns.ts, columns.sym, columns.price, columns.size, columns.has_size, columns.ok
-        )
+        self._compiled.feed(columns)
 
     @property
     def bars_closed(self) -> int:
