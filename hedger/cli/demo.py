@@ -16,7 +16,7 @@ import numpy as np
 
 from feeds.files.readers import read_wide_bars, wide_bar_symbols
 from hedger.cli.demo_live import run_live_demo
-from hedger.cli.options import at_least
+from hedger.cli.options import add_mode, at_least
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams, FilterStep, HedgeFilter, InputMode
@@ -159,12 +159,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pair", help="Y/X: the hedged symbol, then the hedge (default: the first two columns)"
     )
-    parser.add_argument(
-        "--mode",
-        choices=[m.value for m in InputMode],
-        default=InputMode.LEVELS.value,
-        help="input transform (default: levels)",
-    )
+    add_mode(parser)
     parser.add_argument(
         "--delta",
         type=float,

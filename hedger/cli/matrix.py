@@ -30,7 +30,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 import orjson
 
-from hedger.cli.options import write_to
+from hedger.cli.options import TS_UNITS, add_mode, write_to
 from hedger.core.events import MatrixEvent
 from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
@@ -72,12 +72,7 @@ def add_arguments(matrix: argparse.ArgumentParser) -> None:
     matrix.add_argument(
         "--plot", type=Path, metavar="PNG", help="draw the final beta matrix as a heatmap"
     )
-    matrix.add_argument(
-        "--mode",
-        choices=[m.value for m in InputMode],
-        default=InputMode.LEVELS.value,
-        help="input transform (default: levels)",
-    )
+    add_mode(matrix)
     matrix.add_argument(
         "--delta", type=float, default=1e-4, help="state noise, Q = delta/(1-delta) I (1e-4)"
     )
@@ -91,7 +86,7 @@ def add_arguments(matrix: argparse.ArgumentParser) -> None:
     matrix.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
     matrix.add_argument(
         "--ts-unit",
-        choices=["auto", "iso", "s", "ms", "us", "ns"],
+        choices=TS_UNITS,
         default="auto",
         help="unit of numeric timestamps in tick files (default: detected)",
     )

@@ -8,11 +8,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from hedger.engine import InputMode
 from hedger.errors import ConfigError
 
 T = TypeVar("T")
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+TS_UNITS = ("auto", "iso", "s", "ms", "us", "ns")
+"""``--ts-unit``: how numeric timestamps of tick files are read (``auto``: from the first row)."""
+
+
+def add_mode(parser: argparse.ArgumentParser, default: InputMode | None = InputMode.LEVELS) -> None:
+    """``--mode``: the input transform of the filter (levels, log, changes, returns)."""
+    parser.add_argument(
+        "--mode",
+        choices=[m.value for m in InputMode],
+        default=None if default is None else default.value,
+        help="input transform" + ("" if default is None else f" (default: {default.value})"),
+    )
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

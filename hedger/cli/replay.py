@@ -7,9 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hedger.cli.options import LOG_LEVELS, progress_line, write_to
+from hedger.cli.options import LOG_LEVELS, TS_UNITS, add_mode, progress_line, write_to
 from hedger.config.pipeline import load_toml, pipeline_config
-from hedger.engine import InputMode
 from hedger.errors import ConfigError
 from hedger.logs import configure_logging, get_logger
 from hedger.runtime.replay import format_summary, replay
@@ -40,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--price-source", choices=["trade", "mid"], help="bars from trades or quote mids"
     )
-    parser.add_argument("--mode", choices=[m.value for m in InputMode], help="input transform")
+    add_mode(parser, default=None)
     parser.add_argument("--delta", type=float, help="state noise, Q = delta/(1-delta) I")
     parser.add_argument("--obs-cov", type=float, help="observation noise R (its start if adaptive)")
     parser.add_argument(
@@ -54,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ts-unit",
-        choices=["auto", "iso", "s", "ms", "us", "ns"],
+        choices=TS_UNITS,
         default="auto",
         help="unit of numeric timestamps (default: detected from the first row)",
     )

@@ -8,6 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 FloatArray = NDArray[np.float64]
+IntArray = NDArray[np.int64]
+BoolArray = NDArray[np.bool_]
 VectorLike = Sequence[float] | FloatArray
 """A vector (n,): a sequence of floats or a float64 array."""
 MatrixLike = Sequence[Sequence[float]] | FloatArray

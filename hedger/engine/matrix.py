@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
 from hedger.engine.kernels.matrix import (
     ALPHA,
@@ -64,7 +64,7 @@ from hedger.engine.kernels.matrix import (
     config_vector,
     matrix_advance,
 )
-from hedger.engine.linalg import FloatArray
+from hedger.engine.linalg import BoolArray, FloatArray, IntArray
 from hedger.engine.params import (
     DiffuseInit,
     FilterParams,
@@ -74,9 +74,6 @@ from hedger.engine.params import (
 )
 from hedger.engine.transforms import MAX_ABS_PRICE
 from hedger.errors import ConfigError
-
-IntArray = NDArray[np.int64]
-BoolArray = NDArray[np.bool_]
 
 _DEFAULT_RECORD_CELLS = 1 << 20
 """Recorded chunks hold about this many pair-bars (5 planes x 8 bytes each: 40 MiB)."""

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
-from numpy.typing import NDArray
 
+from hedger.engine.linalg import FloatArray
 from hedger.errors import ConfigError
-
-FloatArray = NDArray[np.float64]
 
 
 class InputMode(StrEnum):

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from numpy.typing import NDArray
 
 from feeds.files.readers import (
     file_layout,
@@ -29,11 +28,9 @@ from feeds.files.timestamps import parse_timestamp_ns
 from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import TickKind
+from hedger.engine.linalg import FloatArray, IntArray
 from hedger.engine.transforms import usable_price
 from hedger.errors import ConfigError, DataFileError
-
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
