@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import tomllib
 from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Any, Self
 
 import orjson
@@ -27,12 +26,16 @@ from tests.waiting import eventually
 S = 1_000_000_000
 T0 = 1_700_000_000 * S  # a bar boundary for 1 s bars
 GRACE = 200_000_000
-CONFIG = """
+
+
+def daemon_text(*pairs: str) -> str:
+    """A daemon of 1 s bars over ``pairs`` with a 200 ms grace (its one feed is replaced)."""
+    tables = "".join(f'[pairs."{pair}"]\n' for pair in pairs)
+    return f"""
 [bars]
 length = "1s"
 max_age = "10s"
-[pairs."YYY/XXX"]
-[pairs."ZZZ/XXX"]
+{tables}
 [[feeds]]
 kind = "synthetic"
 [daemon]
@@ -40,6 +43,9 @@ metrics_interval = "5s"
 bar_grace = "200ms"
 shutdown_timeout = "3s"
 """
+
+
+CONFIG = daemon_text("YYY/XXX", "ZZZ/XXX")
 
 
 class QueueFeed:
@@ -56,18 +62,10 @@ class QueueFeed:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    async def __aexit__(self, *exc_info: object) -> None:
+        pass  # nothing to release
 
-    def __aiter__(self) -> AsyncIterator[Tick]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[Tick]:
+    async def __aiter__(self) -> AsyncIterator[Tick]:
         while True:
             yield await self._ticks.get()
 

@@ -15,7 +15,7 @@ from hedger.core.failures import Failures
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
-from tests.test_clock import GRACE, T0, Running, S
+from tests.test_clock import GRACE, T0, Running, S, daemon_text
 from tests.test_refit import RecordingLogger
 from tests.waiting import eventually
 
@@ -175,18 +175,7 @@ def _clean_events(bars: int) -> list[Event]:
 
 
 async def test_the_daemon_counts_contained_failures_by_pair_in_its_metrics() -> None:
-    text = """
-[bars]
-length = "1s"
-[pairs."AAA/XXX"]
-[pairs."BBB/XXX"]
-[[feeds]]
-kind = "synthetic"
-[daemon]
-metrics_interval = "5s"
-bar_grace = "200ms"
-"""
-    run = Running(text)
+    run = Running(daemon_text(*PAIRS))
 
     def picky(message: Message) -> None:
         if message.pair == "BBB/XXX":

@@ -162,12 +162,25 @@ async def collect(
     return got
 
 
+def launch(
+    broker: MosquittoBroker, tmp_path: Path, started: list[DaemonProcess], name: str
+) -> tuple[DaemonProcess, str]:
+    """`hedger run` of :func:`daemon_toml` under a topic root of its own; the daemon, the root."""
+    root = f"{name}{os.getpid()}"
+    return start(tmp_path, daemon_toml(broker, root), started), root
+
+
+async def status_of(broker: MosquittoBroker, root: str, timeout: float) -> bytes:
+    """The retained daemon status under ``root``."""
+    [(_, payload)] = await collect(broker.url, f"{root}/v1/status", 1, timeout=timeout)
+    return payload
+
+
 @pytest.mark.slow
 async def test_daemon_end_to_end(
     mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
-    root = f"e2e{os.getpid()}"
-    daemon = start(tmp_path, daemon_toml(mosquitto, root), daemon_factory)
+    daemon, root = launch(mosquitto, tmp_path, daemon_factory, "e2e")
     ws_port = await daemon.ws_port()
     # 1. ratio events on MQTT, contiguous seq per pair
     messages = await collect(mosquitto.url, f"{root}/v1/ratio/#", 24)
@@ -182,8 +195,7 @@ async def test_daemon_end_to_end(
     # 2. a late subscriber gets the retained ratio of every pair at once
     late = await collect(mosquitto.url, f"{root}/v1/ratio/#", 2, timeout=2.0)
     assert {orjson.loads(p)["pair"] for _, p in late} == {"YYY/XXX", "ZZZ/XXX"}
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=2.0)
-    assert status[0][1] == b"online"
+    assert await status_of(mosquitto, root, timeout=2.0) == b"online"
     # 3. the WebSocket server: a bearer token, a subscription, the same events
     headers = {"Authorization": "Bearer s3cret"}
     async with (
@@ -219,23 +231,19 @@ async def test_daemon_end_to_end(
     assert code == 0, err[-3000:]
     assert daemon.logged("stopping") and daemon.logged("stopped")
     assert daemon.logged("undelivered at shutdown") == [], err[-3000:]
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=2.0)
-    assert status[0][1] == b"offline"
+    assert await status_of(mosquitto, root, timeout=2.0) == b"offline"
 
 
 @pytest.mark.slow
 async def test_killed_daemon_leaves_offline_by_last_will(
     mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
-    root = f"will{os.getpid()}"
-    daemon = start(tmp_path, daemon_toml(mosquitto, root), daemon_factory)
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=20.0)
-    assert status[0][1] == b"online"
+    daemon, root = launch(mosquitto, tmp_path, daemon_factory, "will")
+    assert await status_of(mosquitto, root, timeout=20.0) == b"online"
     daemon.kill()
 
     async def offline() -> bool:  # the broker publishes the will once it sees the socket close
-        status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=5.0)
-        return status[0][1] == b"offline"
+        return await status_of(mosquitto, root, timeout=5.0) == b"offline"
 
     await eventually(offline, timeout=10.0, what="status offline by the last will")
 
