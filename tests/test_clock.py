@@ -101,9 +101,9 @@ class Running:
         await eventually(lambda: self.node.pipeline.stats.ticks_in == want, what="ticks taken")
 
     async def settled(self) -> None:
-        """Wait until the core has taken everything queued so far."""
+        """Wait until the core has taken everything queued so far (it works on an item in
+        the step that takes it off the queue)."""
         await eventually(lambda: self.node.queue.qsize() == 0, what="tick queue empty")
-        await asyncio.sleep(0)  # the core takes an item, then works on it before its next get
 
     async def shutdown(self) -> None:
         assert self.task is not None
@@ -211,6 +211,7 @@ async def test_metrics_are_published_every_interval_of_clock_time() -> None:
     run = Running()
     await run.start()
     await run.clock.advance_ns(5 * S - 1)
+    assert T0 + 5 * S in run.clock.pending()  # the metrics loop waits for its interval
     await run.settled()
     assert run.metrics() == []
     await run.clock.advance_ns(1)

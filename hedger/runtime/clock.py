@@ -106,7 +106,7 @@ class TestClock(Clock):
         self._now = start_ns
         self._origin = start_ns
         self._order = itertools.count()
-        self._sleepers: list[tuple[int, int, asyncio.Future[None], asyncio.Task[Any] | None]] = []
+        self._sleepers: list[_Sleeper] = []
 
     def time_ns(self) -> int:
         return self._now
@@ -116,7 +116,7 @@ class TestClock(Clock):
 
     def pending(self) -> list[int]:
         """The wall times (ns) the current sleepers wake at, earliest first."""
-        return sorted(ts for ts, _, future, _ in self._sleepers if not future.done())
+        return sorted(ts for ts, _, _, _ in self._sleepers)
 
     async def sleep_until_ns(self, ts_ns: int) -> None:
         if ts_ns <= self._now:
@@ -128,8 +128,7 @@ class TestClock(Clock):
         try:
             await future
         finally:
-            if not future.done():  # cancelled: forget the sleeper
-                future.cancel()
+            if entry in self._sleepers:  # cancelled before its time: forget it
                 self._sleepers.remove(entry)
                 heapq.heapify(self._sleepers)
 
@@ -161,6 +160,6 @@ class TestClock(Clock):
     async def _settle(self, woken: list[asyncio.Task[Any]]) -> None:
         for _ in range(self._SETTLE_ROUNDS):
             await asyncio.sleep(0)
-            waiting = {id(task) for _, _, future, task in self._sleepers if not future.done()}
+            waiting = {id(task) for _, _, _, task in self._sleepers}
             if all(task.done() or id(task) in waiting for task in woken):
                 return
