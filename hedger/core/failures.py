@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import traceback
 from collections import Counter
-from typing import Any, Protocol
+from typing import Any
 
-from hedger.core.rejects import in_log_sample
-
-
-class ErrorLogger(Protocol):
-    """The slice of a structlog logger that failure reports need."""
-
-    def error(self, event: str, **kw: Any) -> Any: ...
+from hedger.core.rejects import Logger, in_log_sample
 
 
 class Failures:
@@ -21,10 +15,11 @@ class Failures:
     ``counts``: contained exceptions by pair id (or, where no pair is involved, by the
     listener's name or the message's topic). Each key's failures are logged with their
     traceback on the first few occurrences, then at each power of ten (as rejects are), so a
-    subscriber that fails on every message cannot flood the log.
+    subscriber that fails on every message cannot flood the log; at ``error`` level where the
+    logger has one (structlog's do), else ``warning``.
     """
 
-    def __init__(self, logger: ErrorLogger | None = None) -> None:
+    def __init__(self, logger: Logger | None = None) -> None:
         self.counts: Counter[str] = Counter()
         self._logger = logger
 
@@ -34,7 +29,8 @@ class Failures:
         n = self.counts[key] + 1
         self.counts[key] = n
         if self._logger is not None and in_log_sample(n):
-            self._logger.error(
+            log = getattr(self._logger, "error", self._logger.warning)
+            log(
                 f"{component} failed",
                 pair=key,
                 error=repr(exc),
