@@ -14,7 +14,7 @@ Method:
   over the generator writes every file still missing (a smaller file is a prefix of a larger
   one: the generator is deterministic), through a temporary name and a rename, so a file present
   with the right line count is complete.
-* Each timed run is the real command line, ``python -m hedger.cli.main replay FILE --pair YYY/XXX
+* Each timed run is the real command line, ``python -m hedger.cli replay FILE --pair YYY/XXX
   --bar 1s --out OUT``, in a fresh child process, timed by the wall clock around the child
   (interpreter start-up, imports and loading numba's disk cache included) and measured for peak
   RSS and CPU time by ``/usr/bin/time -v`` (without it: ``getrusage(RUSAGE_CHILDREN)`` in a fresh
@@ -22,14 +22,12 @@ Method:
   (compiling if the sources changed), the second gives the start-up footprint.
 * The streaming (pure Python) path runs on the smaller file in a child calling
   ``hedger.runtime.replay.replay(..., compiled=False)``; the same child mode with
-  ``compiled=True`` checks
-  that both paths write the same number of events.
+  ``compiled=True`` checks that both paths write the same number of events.
 * Profile of the larger file, in one child that has already replayed the small file (numba
   loaded, so these are steady-state figures): ``feeds.files.compiled.read_tick_blocks`` alone
-  over the
-  file (parse); the same loop feeding ``CompiledBars`` with a bar-close handler that does
-  nothing, its ``feed`` calls timed on their own (bar rules); the whole compiled replay; best of
-  2 each. Rest = replay - parse (per bar); filter + events + writing = rest - bar rules.
+  over the file (parse); the same loop feeding ``CompiledBars`` with a bar-close handler that
+  does nothing, its ``feed`` calls timed on their own (bar rules); the whole compiled replay;
+  best of 2 each. Rest = replay - parse (per bar); filter + events + writing = rest - bar rules.
 * Memory diagnosis: the two sizes again with glibc's ``MALLOC_MMAP_THRESHOLD_`` pinned at
   128 KiB (glibc otherwise raises the threshold after large blocks are freed, and later blocks
   then come from the heap, which keeps freed pages resident).

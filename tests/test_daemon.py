@@ -1,5 +1,6 @@
 """The daemon as a user runs it: `hedger run` in a real process, a real mosquitto, a real
-WebSocket client, `hedger subscribe`, signals."""
+WebSocket client, `hedger subscribe`, signals. The daemon's WebSocket server binds port 0 and
+the tests read the bound port from its log."""
 
 from __future__ import annotations
 
@@ -9,35 +10,23 @@ import signal
 import socket
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import orjson
 import pytest
 from websockets.asyncio.client import connect
 
+from tests.waiting import eventually
+
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def daemon_toml(broker: MosquittoBroker, ws_port: int, root: str, extra: str = "") -> str:
-    return f"""
-[bars]
-length = "250ms"
-max_age = "1s"
-[pairs."YYY/XXX"]
-intercept = false
-delta = 2.5e-7
-[pairs."ZZZ/XXX"]
+SYNTHETIC_FEEDS = """
 [[feeds]]
 kind = "synthetic"
 y = "YYY"
@@ -51,13 +40,27 @@ y = "ZZZ"
 xs = ["XXX"]
 seed = 4
 rate = 40.0
+"""
+"""Two live synthetic pairs sharing XXX, 40 ticks a second per symbol."""
+
+
+def daemon_toml(broker: MosquittoBroker, root: str, extra: str = "") -> str:
+    return f"""
+[bars]
+length = "250ms"
+max_age = "1s"
+[pairs."YYY/XXX"]
+intercept = false
+delta = 2.5e-7
+[pairs."ZZZ/XXX"]
+{SYNTHETIC_FEEDS}
 [bus]
 root = "{root}"
 [bus.mqtt]
 url = "{broker.url}"
 qos = 1
 [bus.websocket]
-port = {ws_port}
+port = 0
 token = "s3cret"
 [daemon]
 shutdown_timeout = "5s"
@@ -71,23 +74,57 @@ json = true
 
 
 class DaemonProcess:
+    """`hedger run` in a child process; its log (JSON lines on stderr) is read as it comes."""
+
     def __init__(self, config: Path) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hedger.cli", "run", "--config", str(config)],
-            stdout=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
         )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append(line)
+
+    def logged(self, event: str) -> list[dict[str, Any]]:
+        """The log records so far whose event is ``event``."""
+        records = []
+        for line in list(self.lines):
+            try:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(record, dict) and record.get("event") == event:
+                records.append(record)
+        return records
+
+    async def ws_port(self) -> int:
+        """The port the daemon's WebSocket server bound (the config says port 0)."""
+        await eventually(lambda: bool(self.logged("websocket listening")), timeout=20.0)
+        return int(self.logged("websocket listening")[0]["port"])
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> tuple[int, str]:
+        """Signal the daemon and wait for it to exit (a hang guard, not a timing assert);
+        its exit code and log."""
         self.proc.send_signal(sig)
         try:
-            _, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.proc.kill()
-            _, err = self.proc.communicate()
-            pytest.fail(f"daemon did not stop within {timeout} s:\n{err[-2000:]}")
-        return self.proc.returncode, err
+            self.kill()
+            pytest.fail(f"daemon did not stop within {timeout} s:\n{''.join(self.lines)[-2000:]}")
+        self._reader.join(timeout)
+        return self.proc.returncode, "".join(self.lines)
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        self._reader.join(15)
 
 
 @pytest.fixture
@@ -96,8 +133,7 @@ def daemon_factory(tmp_path: Path) -> Iterator[list[DaemonProcess]]:
     yield started
     for daemon in started:
         if daemon.proc.poll() is None:
-            daemon.proc.kill()
-            daemon.proc.communicate()
+            daemon.kill()
 
 
 def start(tmp_path: Path, text: str, started: list[DaemonProcess]) -> DaemonProcess:
@@ -126,13 +162,26 @@ async def collect(
     return got
 
 
+def launch(
+    broker: MosquittoBroker, tmp_path: Path, started: list[DaemonProcess], name: str
+) -> tuple[DaemonProcess, str]:
+    """`hedger run` of :func:`daemon_toml` under a topic root of its own; the daemon, the root."""
+    root = f"{name}{os.getpid()}"
+    return start(tmp_path, daemon_toml(broker, root), started), root
+
+
+async def status_of(broker: MosquittoBroker, root: str, timeout: float) -> bytes:
+    """The retained daemon status under ``root``."""
+    [(_, payload)] = await collect(broker.url, f"{root}/v1/status", 1, timeout=timeout)
+    return payload
+
+
 @pytest.mark.slow
 async def test_daemon_end_to_end(
     mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
-    root = f"e2e{os.getpid()}"
-    ws_port = free_port()
-    daemon = start(tmp_path, daemon_toml(mosquitto, ws_port, root), daemon_factory)
+    daemon, root = launch(mosquitto, tmp_path, daemon_factory, "e2e")
+    ws_port = await daemon.ws_port()
     # 1. ratio events on MQTT, contiguous seq per pair
     messages = await collect(mosquitto.url, f"{root}/v1/ratio/#", 24)
     by_pair: dict[str, list[int]] = {}
@@ -146,8 +195,7 @@ async def test_daemon_end_to_end(
     # 2. a late subscriber gets the retained ratio of every pair at once
     late = await collect(mosquitto.url, f"{root}/v1/ratio/#", 2, timeout=2.0)
     assert {orjson.loads(p)["pair"] for _, p in late} == {"YYY/XXX", "ZZZ/XXX"}
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=2.0)
-    assert status[0][1] == b"online"
+    assert await status_of(mosquitto, root, timeout=2.0) == b"online"
     # 3. the WebSocket server: a bearer token, a subscription, the same events
     headers = {"Authorization": "Bearer s3cret"}
     async with (
@@ -178,29 +226,26 @@ async def test_daemon_end_to_end(
     assert result.returncode == 0, result.stderr
     lines = [orjson.loads(line) for line in result.stdout.splitlines()]
     assert sum(1 for e in lines if e.get("type") == "hedge_ratio") >= 3
-    # 6. SIGTERM: drain, final events, `offline`, exit 0
-    started = time.monotonic()
+    # 6. SIGTERM: the feeds stop, the bridges drain everything, `offline`, exit 0
     code, err = await asyncio.to_thread(daemon.stop)
     assert code == 0, err[-3000:]
-    assert time.monotonic() - started < 10
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=2.0)
-    assert status[0][1] == b"offline"
-    assert '"stopped"' in err
+    assert daemon.logged("stopping") and daemon.logged("stopped")
+    assert daemon.logged("undelivered at shutdown") == [], err[-3000:]
+    assert await status_of(mosquitto, root, timeout=2.0) == b"offline"
 
 
 @pytest.mark.slow
 async def test_killed_daemon_leaves_offline_by_last_will(
     mosquitto: MosquittoBroker, tmp_path: Path, daemon_factory: list[DaemonProcess]
 ) -> None:
-    root = f"will{os.getpid()}"
-    daemon = start(tmp_path, daemon_toml(mosquitto, free_port(), root), daemon_factory)
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=20.0)
-    assert status[0][1] == b"online"
-    daemon.proc.kill()
-    daemon.proc.communicate()
-    await asyncio.sleep(0.3)
-    status = await collect(mosquitto.url, f"{root}/v1/status", 1, timeout=5.0)
-    assert status[0][1] == b"offline"
+    daemon, root = launch(mosquitto, tmp_path, daemon_factory, "will")
+    assert await status_of(mosquitto, root, timeout=20.0) == b"online"
+    daemon.kill()
+
+    async def offline() -> bool:  # the broker publishes the will once it sees the socket close
+        return await status_of(mosquitto, root, timeout=5.0) == b"offline"
+
+    await eventually(offline, timeout=10.0, what="status offline by the last will")
 
 
 def test_bad_config_is_one_line_and_exit_2(tmp_path: Path) -> None:

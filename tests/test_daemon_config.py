@@ -17,6 +17,7 @@ from hedger.errors import ConfigError
 from hedger.logs import get_logger
 from hedger.runtime.daemon import Daemon
 from hedger.runtime.replay import replay
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,9 +96,8 @@ metrics_interval = "1h"
     node.bus.subscribe(received.append)
     stop = asyncio.Event()
     runner = asyncio.create_task(node.run(stop))
-    async with asyncio.timeout(60):
-        while node.pipeline.stats.events < 2 * 5031:
-            await asyncio.sleep(0.05)
+    stats = node.pipeline.stats
+    await eventually(lambda: stats.events == 2 * 5031, timeout=60.0, what="every bar's events")
     stop.set()
     await runner
     events = [m.payload for m in received if m.event is not None]

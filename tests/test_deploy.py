@@ -9,6 +9,7 @@ from pathlib import Path
 import aiomqtt
 
 from tests.mosquitto import find_mosquitto, free_port
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -28,16 +29,19 @@ async def test_shipped_mosquitto_conf_starts_and_carries_a_burst(tmp_path: Path)
     conf.write_text(text)
     tmp_path.chmod(0o777)
     broker = subprocess.Popen([find_mosquitto(), "-c", str(conf)], stderr=subprocess.PIPE)
+
+    async def listening() -> bool:
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            assert broker.poll() is None, broker.stderr.read() if broker.stderr else ""
+            return False
+        writer.close()
+        return True
+
     try:
+        await eventually(listening, timeout=20.0, what="mosquitto listening")
         async with asyncio.timeout(20):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", port)
-                    writer.close()
-                    break
-                except OSError:
-                    assert broker.poll() is None, broker.stderr.read() if broker.stderr else ""
-                    await asyncio.sleep(0.05)
             n = 3000  # three times the default per-client queue of 1000
             async with aiomqtt.Client(
                 "127.0.0.1", port, identifier="sub", clean_session=False

@@ -24,7 +24,8 @@ from hedger.errors import ConfigError
 from hedger.logs import get_logger
 from hedger.research.prices import load_prices
 from hedger.runtime.daemon import Daemon
-from tests.test_daemon import DaemonProcess, collect, daemon_factory, free_port, start
+from tests.test_daemon import SYNTHETIC_FEEDS, DaemonProcess, collect, daemon_factory, start
+from tests.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
@@ -135,9 +136,9 @@ metrics_interval = "1h"
     runner = asyncio.create_task(node.run(stop))
     table = load_prices(ISHARES)
     n_bars = len(table.ts)
-    async with asyncio.timeout(60):
-        while node.matrix is None or node.matrix.seq < n_bars:
-            await asyncio.sleep(0.05)
+    matrix = node.matrix
+    assert matrix is not None
+    await eventually(lambda: matrix.seq == n_bars, timeout=60.0, what="every bar's matrix")
     stop.set()
     await runner
     snapshots = [m for m in received if m.topic == "hedger/v1/matrix"]
@@ -172,24 +173,13 @@ max_age = "1s"
 [pairs."YYY/XXX"]
 [matrix]
 symbols = ["XXX", "YYY", "ZZZ", "NONE"]
-[[feeds]]
-kind = "synthetic"
-y = "YYY"
-xs = ["XXX"]
-seed = 3
-rate = 40.0
-[[feeds]]
-kind = "synthetic"
-y = "ZZZ"
-xs = ["XXX"]
-seed = 4
-rate = 40.0
+{SYNTHETIC_FEEDS}
 [bus]
 root = "{root}"
 [bus.mqtt]
 url = "{mosquitto.url}"
 [bus.websocket]
-port = {free_port()}
+port = 0
 [daemon]
 shutdown_timeout = "5s"
 bar_grace = "50ms"

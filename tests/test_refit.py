@@ -29,6 +29,7 @@ from hedger.errors import ConfigError
 from hedger.research.prices import load_prices
 from hedger.runtime.daemon import Daemon
 from tests.conftest import ROOT
+from tests.waiting import eventually
 
 Q2 = ((3e-5, 1e-6), (1e-6, 2e-5))
 
@@ -208,13 +209,16 @@ metrics_interval = "1h"
     node.bus.subscribe(received.append)
     stop = asyncio.Event()
     runner = asyncio.create_task(node.run(stop))
-    async with asyncio.timeout(60):
-        while node.pipeline.stats.events < 2 * bars:
-            await asyncio.sleep(0.02)
-        while node.refitter._due.qsize() or any(  # let a fit still running land
-            h.running for h in node.refitter._histories.values()
-        ):
-            await asyncio.sleep(0.02)
+    refitter = node.refitter
+    stats = node.pipeline.stats
+    await eventually(lambda: stats.events == 2 * bars, timeout=60.0, what="every bar's events")
+    await eventually(  # let a fit still running land
+        lambda: (
+            not refitter._due.qsize() and not any(h.running for h in refitter._histories.values())
+        ),
+        timeout=60.0,
+        what="refits settled",
+    )
     stop.set()
     await runner
 

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
+import feeds.paced as paced_module
 from feeds.synthetic import SyntheticFeed, SyntheticMarket, SyntheticSpec
 from hedger.config.pipeline import pipeline_config
 from hedger.core.events import Event, HedgeRatioEvent
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
+from hedger.core.ticks import Tick
 from hedger.errors import ConfigError
 
 SPEC = SyntheticSpec(sigma_x=0.002, beta_vol=0.0005, spread_vol=0.01, rate=5.0)
@@ -85,13 +87,27 @@ def test_filter_tracks_the_true_beta_better_than_a_static_hedge(seed: int) -> No
     assert dynamic_rmse < static_rmse / 5
 
 
-async def test_synthetic_feed_is_an_async_iterator_paced_in_event_time() -> None:
+async def test_synthetic_feed_is_an_async_iterator_paced_in_event_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At speed 4, each tick comes once a quarter of its event-time offset from the first has
+    passed: read on a stand-in for the pacer's monotonic clock that moves only when the pacer
+    sleeps (so nothing sleeps for real and no wall time is asserted)."""
+    now = [0.0]
+
+    async def sleep(delay: float) -> None:
+        now[0] += max(0.0, delay)
+
+    monkeypatch.setattr(paced_module, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(paced_module, "asyncio", SimpleNamespace(sleep=sleep))
     market = SyntheticMarket(SPEC, seed=1)
-    loop = asyncio.get_running_loop()
-    started = loop.time()
+    ticks: list[Tick] = []
+    came_at: list[float] = []
     async with SyntheticFeed(market, 2.0, speed=4.0) as feed:
-        ticks = [tick async for tick in feed]
-    elapsed = loop.time() - started
+        async for tick in feed:
+            ticks.append(tick)
+            came_at.append(now[0])
     assert ticks == list(SyntheticMarket(SPEC, seed=1).ticks(2.0))
-    span = (ticks[-1].ts_event - ticks[0].ts_event) / 1e9
-    assert elapsed >= span / 4.0 * 0.9
+    first = ticks[0].ts_event
+    assert came_at == pytest.approx([(t.ts_event - first) / 1e9 / 4.0 for t in ticks], abs=1e-9)
+    assert came_at[-1] > 0.4  # the 2 s of ticks took about half a second of (fake) time

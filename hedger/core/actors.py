@@ -9,6 +9,7 @@ from typing import Any
 
 from hedger.core.bars import LegPrice
 from hedger.core.events import Event, HedgeRatioEvent, SpreadEvent
+from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams, HedgeFilter
@@ -30,9 +31,12 @@ BarListener = Callable[["PairActor", int, list[float | None]], None]
 class PairActor:
     """One pair's filter and sequence counter; never shares mutable state with other actors.
 
-    ``handle_bar`` guards (is this bar about us, is any leg stale, does the step fail) and
-    ``_on_bar`` holds the logic; every bar the pair takes part in yields a ``hedge_ratio`` and a
-    ``spread`` event with the same ``seq``.
+    :meth:`handle_bar` guards (is this bar about us, which legs are fresh) and contains
+    failures; :meth:`on_bar` holds the logic. Every bar the pair takes part in yields a
+    ``hedge_ratio`` and a ``spread`` event with the same ``seq``. A step that raises is
+    counted in ``failures`` under the pair's id and logged; the bar then publishes nothing and
+    ``seq``, ``last_ts`` and ``stale_bars`` stay as they were. (The filter itself is left as
+    the exception left it: bad prices, the one failure the engine expects, leave it unchanged.)
     """
 
     def __init__(
@@ -41,6 +45,7 @@ class PairActor:
         max_age_ns: int,
         publish: Callable[[Event], None],
         rejects: Rejects,
+        failures: Failures | None = None,
     ) -> None:
         self.pair = spec.pair
         self.pair_id = str(spec.pair)
@@ -48,6 +53,7 @@ class PairActor:
         self._max_age = max_age_ns
         self._publish = publish
         self._rejects = rejects
+        self._failures = failures if failures is not None else Failures()
         self.seq = 0
         self.last_ts = 0
         self.stale_bars = 0
@@ -64,13 +70,32 @@ class PairActor:
         for symbol in legs:
             leg = prices.get(symbol)
             fresh.append(leg.price if leg is not None and ts - leg.ts <= self._max_age else None)
-        stale = any(price is None for price in fresh)
-        if stale:
+        try:
+            ratio, spread, taken = self.on_bar(ts, fresh)
+        except Exception as exc:
+            self._failures.record("actor", self.pair_id, exc, ts=ts)
+            return
+        # Publishing is outside the guard: the bus contains its subscribers, and a sink that
+        # fails (a replay's output file) must stop the run, not be counted.
+        self.seq = ratio.seq
+        self.last_ts = ts
+        if any(price is None for price in fresh):
             self.stale_bars += 1
-        self._on_bar(ts, fresh, stale)
+        self._publish(ratio)
+        self._publish(spread)
+        if self.bar_listener is not None:
+            try:
+                self.bar_listener(self, ts, taken)
+            except Exception as exc:
+                self._failures.record("bar listener", self.pair_id, exc, ts=ts)
 
-    def _on_bar(self, ts: int, fresh: list[float | None], stale: bool) -> None:
+    def on_bar(
+        self, ts: int, fresh: list[float | None]
+    ) -> tuple[HedgeRatioEvent, SpreadEvent, list[float | None]]:
+        """Step the filter on a bar closed at ``ts`` (ns) with the legs' fresh prices (Y
+        first; None for a stale leg): the bar's two events and the prices the filter took."""
         y, xs = fresh[0], fresh[1:]
+        stale = any(price is None for price in fresh)
         try:
             step = self._filter.step(y, xs)
         except BadInputError as exc:
@@ -78,34 +103,13 @@ class PairActor:
             step = self._filter.step(None, [None] * len(xs))
             stale = True
             fresh = [None] * len(fresh)
-        self.seq += 1
-        self.last_ts = ts
-        self._publish(
-            HedgeRatioEvent(
-                pair=self.pair_id,
-                seq=self.seq,
-                ts=ts,
-                beta=step.betas,
-                alpha=step.alpha,
-                cov=step.cov,
-                beta_std=step.beta_std,
-                warm=step.warm,
-                stale=stale,
-            )
+        head = (self.pair_id, self.seq + 1, ts)
+        ratio = HedgeRatioEvent(
+            *head, step.betas, step.alpha, step.cov, step.beta_std, step.warm, stale
         )
-        self._publish(
-            SpreadEvent(
-                pair=self.pair_id,
-                seq=self.seq,
-                ts=ts,
-                spread=step.spread,
-                innovation=step.innovation,
-                innovation_std=math.sqrt(step.innovation_var),
-                zscore=step.zscore,
-            )
-        )
-        if self.bar_listener is not None:
-            self.bar_listener(self, ts, fresh)
+        std = math.sqrt(step.innovation_var)
+        spread = SpreadEvent(*head, step.spread, step.innovation, std, step.zscore)
+        return ratio, spread, fresh
 
     @property
     def params(self) -> FilterParams:

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import orjson
 
 from hedger.core.events import Event, MatrixEvent, encode, encode_matrix
+from hedger.core.failures import Failures
 from hedger.core.topics import matrix_topic, metrics_topic, pair_id_topic, status_topic
 
 
@@ -113,12 +114,16 @@ class Bus:
     """Routes events to local subscribers and to bridges' outboxes.
 
     ``root``: the topic root (``hedger``); topics come from :mod:`hedger.core.topics`.
+    ``failures``: counts and logs a local subscriber's exception (by the message's pair, or
+    its topic), which is contained: the other subscribers and the bridges still get the
+    message, and the publisher never sees it.
     """
 
     root: str = "hedger"
     bridges: list[Bridge] = field(default_factory=list)
     subscribers: list[LocalSubscriber] = field(default_factory=list)
     published: int = 0
+    failures: Failures = field(default_factory=Failures)
     _topics: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
 
     def attach(self, bridge: Bridge) -> None:
@@ -154,6 +159,11 @@ class Bus:
         """Deliver a ready message to everyone."""
         self.published += 1
         for callback in self.subscribers:
-            callback(message)
+            try:
+                callback(message)
+            except Exception as exc:
+                self.failures.record(
+                    "subscriber", message.pair or message.topic, exc, topic=message.topic
+                )
         for bridge in self.bridges:
             bridge.outbox.put(message)

@@ -47,9 +47,13 @@ class MatrixActor:
         self.last_ts = 0
 
     def handle_bar(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
-        """A bar closed at ``ts`` (ns): step the matrix and publish its snapshot."""
-        if not any(symbol in ticked for symbol in self.symbols):
-            return
+        """A bar closed at ``ts`` (ns): if any of the symbols ticked in it, :meth:`on_bar`.
+        (Its failures are contained by the pipeline, which calls it as a bar listener.)"""
+        if any(symbol in ticked for symbol in self.symbols):
+            self.on_bar(ts, prices)
+
+    def on_bar(self, ts: int, prices: dict[str, LegPrice]) -> None:
+        """Step the matrix on the bar closed at ``ts`` (ns) and publish its snapshot."""
         row = self._row
         stale: list[str] = []
         for i, symbol in enumerate(self.symbols):

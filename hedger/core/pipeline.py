@@ -18,6 +18,7 @@ from hedger.core.actors import PairActor, PairSpec
 from hedger.core.bar_kernel import CompiledBars
 from hedger.core.bars import BarBuilder, BarHandler, LegPrice
 from hedger.core.events import Event
+from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.errors import ConfigError
@@ -30,6 +31,9 @@ class PipelineStats:
     ticks_in: int = 0
     events: int = 0
     stale_bars: dict[str, int] = field(default_factory=dict)
+    actor_errors: dict[str, int] = field(default_factory=dict)
+    """Contained failures by pair id (or bar listener name); live, shared with the
+    pipeline's :class:`Failures`."""
 
 
 class Pipeline:
@@ -57,6 +61,7 @@ class Pipeline:
         *,
         price_source: TickKind = TickKind.TRADE,
         symbols: Sequence[str] = (),
+        failures: Failures | None = None,
     ) -> None:
         if not pairs and not symbols:
             raise ConfigError("pairs", "at least one pair is needed")
@@ -69,18 +74,23 @@ class Pipeline:
                     f"pairs.{spec.pair}.n_legs",
                     f"the pair has {len(spec.pair.xs)} hedge(s), params say {spec.params.n_legs}",
                 )
-        self.stats = PipelineStats()
+        self.failures = failures if failures is not None else Failures()
+        self.stats = PipelineStats(actor_errors=self.failures.counts)
         self.rejects = rejects
         self._emit = emit
-        self.actors = [PairActor(spec, max_age_ns, self._count_and_emit, rejects) for spec in pairs]
+        self.actors = [
+            PairActor(spec, max_age_ns, self._count_and_emit, rejects, self.failures)
+            for spec in pairs
+        ]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
         self.positive_symbols = frozenset(
             symbol for spec in pairs if spec.params.mode.logarithmic for symbol in spec.pair.legs
         )
         """Legs of a log-mode pair: their prices must be > 0 (the bar rule refuses others)."""
-        self.bar_listeners: list[BarHandler] = []
-        """Called at each bar close after the actors, with the bar handler's arguments."""
+        self.bar_listeners: list[tuple[str, BarHandler]] = []
+        """(name, handler): called at each bar close after the actors, with the bar
+        handler's arguments; a handler that raises is counted under its name."""
         self.bars = BarBuilder(
             bar_ns,
             self.symbols,
@@ -134,8 +144,11 @@ class Pipeline:
         """A bar closed at ``ts``: every actor takes it, then the bar listeners."""
         for actor in self.actors:
             actor.handle_bar(ts, prices, ticked)
-        for listener in self.bar_listeners:
-            listener(ts, prices, ticked)
+        for name, listener in self.bar_listeners:
+            try:
+                listener(ts, prices, ticked)
+            except Exception as exc:
+                self.failures.record("bar listener", name, exc, ts=ts)
 
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1

@@ -31,7 +31,7 @@ class Rejects:
         """Count one reject; log it if it is in the sample."""
         n = self.counts[reason] + 1
         self.counts[reason] = n
-        if self._logger is not None and (n <= self._first or _is_power_of_ten(n)):
+        if self._logger is not None and in_log_sample(n, self._first):
             self._logger.warning("rejected", reason=reason, source=source, count=n, **detail)
 
     def add_many(self, reason: str, count: int, source: str = "") -> None:
@@ -50,6 +50,12 @@ class Rejects:
     def summary(self) -> dict[str, int]:
         """Counts by reason, sorted by reason."""
         return dict(sorted(self.counts.items()))
+
+
+def in_log_sample(n: int, first: int = 5) -> bool:
+    """Whether the ``n``-th occurrence (from 1) of something is logged: the first ``first``,
+    then each power of ten."""
+    return n <= first or _is_power_of_ten(n)
 
 
 def _is_power_of_ten(n: int) -> bool:

@@ -8,27 +8,34 @@ in a replay.
 Shutdown (SIGTERM or SIGINT request it): the feeds stop, the ticks already queued are
 processed, the open bar is closed and its events published, the bridges drain within the
 configured timeout, and the MQTT bridge publishes ``offline`` before it disconnects.
+
+Time comes only from the injected :class:`~hedger.runtime.clock.Clock`: its wall time closes
+bars (after ``bar_grace``, so that a tick a little late still lands in its bar), its monotonic
+time paces the metrics and measures uptime and the shutdown timeout. Tests pass a
+:class:`~hedger.runtime.clock.TestClock` and advance it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import time
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
+from feeds.protocol import Feed
 from hedger.config.daemon import DaemonConfig
 from hedger.core.bus import Bridge, Bus
+from hedger.core.failures import Failures
 from hedger.core.matrix_actor import MatrixActor
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
+from hedger.runtime.clock import Clock, LiveClock
 from hedger.runtime.feeds import build_feed
 from hedger.runtime.refit import Refitter
 
 
-class _Clock:
+class _BarTime:
     """A bar-clock reading in the tick queue: close bars whose end is at or before ``ts``."""
 
     __slots__ = ("ts",)
@@ -41,16 +48,31 @@ _STOP = object()
 
 
 class Daemon:
-    """One daemon's components and counters."""
+    """One daemon's components and counters.
 
-    def __init__(self, config: DaemonConfig, logger: Any) -> None:
+    ``clock``: where all time comes from (the host's, :class:`LiveClock`, if None).
+    ``feeds``: feeds to run instead of those the configuration builds, one per configured
+    feed and of its kind (which still names it and picks the bar clock): for tests and
+    programs that embed the daemon.
+    """
+
+    def __init__(
+        self,
+        config: DaemonConfig,
+        logger: Any,
+        *,
+        clock: Clock | None = None,
+        feeds: Sequence[Feed] | None = None,
+    ) -> None:
         self.config = config
         self.log = logger
+        self.clock = clock if clock is not None else LiveClock()
         self.rejects = Rejects(logger)
-        self.bus = Bus(root=config.root)
-        self.bridges: list[Bridge] = self._bridges()
-        for bridge in self.bridges:
-            self.bus.attach(bridge)
+        self.failures = Failures(logger)
+        self.bus = Bus(root=config.root, failures=self.failures)
+        self.bridges: list[Bridge] = []
+        for bridge in self._bridges():
+            self.add_bridge(bridge)
         bars = config.pipeline.bars
         self.pipeline = Pipeline(
             config.pipeline.pairs,
@@ -60,6 +82,7 @@ class Daemon:
             self.rejects,
             price_source=bars.source,
             symbols=config.matrix.symbols if config.matrix is not None else (),
+            failures=self.failures,
         )
         self.matrix: MatrixActor | None = None
         if config.matrix is not None:
@@ -69,17 +92,27 @@ class Daemon:
                 bars.max_age_ns,
                 self.bus.publish_matrix,
             )
-            self.pipeline.bar_listeners.append(self.matrix.handle_bar)
+            self.pipeline.bar_listeners.append(("matrix", self.matrix.handle_bar))
         self.refitter: Refitter | None = None
         if config.refit is not None:
             self.refitter = Refitter(config.refit, logger)
             self.refitter.attach(self.pipeline.actors)
-        self.queue: asyncio.Queue[Tick | _Clock | object] = asyncio.Queue(config.tick_queue)
-        self.feeds = [build_feed(settings, logger) for settings in config.feeds]
+        self.queue: asyncio.Queue[Tick | _BarTime | object] = asyncio.Queue(config.tick_queue)
+        if feeds is None:
+            feeds = [build_feed(settings, logger, self.clock) for settings in config.feeds]
+        elif len(feeds) != len(config.feeds):
+            raise ValueError(f"{len(feeds)} feeds given for {len(config.feeds)} configured")
+        self.feeds = list(feeds)
         self.wall_clock = any(settings.kind != "file" for settings in config.feeds)
-        self.started_ns = time.time_ns()
+        self._started_mono_ns = self.clock.monotonic_ns()
         self.feed_errors: Counter[str] = Counter()
         self._feeds_running = len(self.feeds)
+
+    def add_bridge(self, bridge: Bridge) -> None:
+        """Run ``bridge`` with the daemon (before :meth:`run`): it gets every message from now
+        on and is drained and closed at shutdown."""
+        self.bridges.append(bridge)
+        self.bus.attach(bridge)
 
     def _bridges(self) -> list[Bridge]:
         bridges: list[Bridge] = []
@@ -118,17 +151,21 @@ class Daemon:
         return bridges
 
     def metrics(self) -> dict[str, float]:
-        """Counters: ticks, bars, updates, events, rejects by reason, queues, bridges'."""
+        """Counters: ticks, bars, updates, events, rejects by reason, contained failures by
+        pair (``actor_errors_<pair>``, their sum ``actor_errors``), queues, bridges'."""
         stats = self.pipeline.stats
         values: dict[str, float] = {
-            "uptime_seconds": (time.time_ns() - self.started_ns) / 1e9,
+            "uptime_seconds": (self.clock.monotonic_ns() - self._started_mono_ns) / 1e9,
             "ticks_in": stats.ticks_in,
-            "bars": self.pipeline.bars.bars_closed,
+            "bars": self.pipeline.bars_closed,
             "updates": sum(actor.seq for actor in self.pipeline.actors),
             "events_published": stats.events,
             "tick_queue": self.queue.qsize(),
-            "duplicates": self.pipeline.bars.duplicates,
+            "duplicates": self.pipeline.duplicates,
+            "actor_errors": self.failures.total,
         }
+        for key, count in sorted(stats.actor_errors.items()):
+            values[f"actor_errors_{key}"] = count
         if self.matrix is not None:
             values["matrix_bars"] = self.matrix.seq
         if self.refitter is not None:
@@ -171,7 +208,7 @@ class Daemon:
             if self.refitter is not None:
                 side.append(group.create_task(self.refitter.run(), name="refit"))
             if self.wall_clock:
-                side.append(group.create_task(self._clock(), name="clock"))
+                side.append(group.create_task(self._close_bars(), name="bar-clock"))
             await stop.wait()
             self.log.info("stopping")
             for task in feed_tasks + side:
@@ -179,23 +216,34 @@ class Daemon:
             await self.queue.put(_STOP)
             await core
             self.bus.publish_metrics(self.metrics())
-            deadline = self.config.shutdown_timeout_s
-            drained = await asyncio.gather(*(b.drain(deadline) for b in self.bridges))
-            for bridge, ok in zip(self.bridges, drained, strict=True):
-                if not ok:
-                    self.log.warning(
-                        "undelivered at shutdown", bridge=bridge.name, left=len(bridge.outbox)
-                    )
+            await self._drain()
             for task in bridge_tasks:
                 task.cancel()
-        for bridge in self.bridges:
-            close = getattr(bridge, "close", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(close(), timeout=self.config.shutdown_timeout_s)
+        await self._close_bridges()
         self.log.info(
             "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
         )
+
+    async def _drain(self) -> None:
+        """Let the bridges deliver what is waiting, within the shutdown timeout on the clock."""
+        timeout = self.config.shutdown_timeout_s
+        drains = asyncio.gather(*(bridge.drain(timeout) for bridge in self.bridges))
+        in_time, drained = await self.clock.within(timeout, drains)
+        for i, bridge in enumerate(self.bridges):
+            if not (in_time and drained is not None and drained[i]):
+                self.log.warning(
+                    "undelivered at shutdown", bridge=bridge.name, left=len(bridge.outbox)
+                )
+
+    async def _close_bridges(self) -> None:
+        for bridge in self.bridges:
+            close = getattr(bridge, "close", None)
+            if close is None:
+                continue
+            try:
+                await self.clock.within(self.config.shutdown_timeout_s, close())
+            except Exception as exc:
+                self.log.warning("bridge close failed", bridge=bridge.name, error=repr(exc))
 
     async def _feed(self, index: int) -> None:
         feed = self.feeds[index]
@@ -213,7 +261,7 @@ class Daemon:
             self.log.error("feed failed", feed=kind, error=repr(exc))
         self._feeds_running -= 1
         if not self.wall_clock and self._feeds_running == 0:
-            await put(_Clock(-1))  # recorded data ended: close its last bar
+            await put(_BarTime(-1))  # recorded data ended: close its last bar
 
     async def _core(self) -> None:
         get = self.queue.get
@@ -223,7 +271,7 @@ class Daemon:
             item = await get()
             if isinstance(item, Tick):
                 on_tick(item)
-            elif isinstance(item, _Clock):
+            elif isinstance(item, _BarTime):
                 if item.ts < 0:
                     self.pipeline.flush()  # recorded data ended: close its last bar
                 else:
@@ -232,16 +280,18 @@ class Daemon:
                 self.pipeline.flush()
                 return
 
-    async def _clock(self) -> None:
+    async def _close_bars(self) -> None:
+        """Live feeds: close each bar ``bar_grace`` after its end on the wall clock."""
         bar_ns = self.config.pipeline.bars.length_ns
         grace = self.config.bar_grace_ns
+        clock = self.clock
         while True:
-            now = time.time_ns()
-            next_close = (now - grace) // bar_ns * bar_ns + bar_ns + grace
-            await asyncio.sleep(max(0.0, (next_close - now) / 1e9))
-            await self.queue.put(_Clock(time.time_ns() - grace))
+            next_close = (clock.time_ns() - grace) // bar_ns * bar_ns + bar_ns + grace
+            await clock.sleep_until_ns(next_close)
+            await self.queue.put(_BarTime(clock.time_ns() - grace))
 
     async def _metrics(self) -> None:
+        interval_ns = round(self.config.metrics_interval_s * 1e9)
         while True:
-            await asyncio.sleep(self.config.metrics_interval_s)
+            await self.clock.sleep_ns(interval_ns)
             self.bus.publish_metrics(self.metrics())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hedger.config.daemon import FeedSettings
 from hedger.core.rejects import Logger
 from hedger.core.ticks import Tick
 from hedger.errors import ConfigError
+from hedger.runtime.clock import Clock, LiveClock
 from hedger.runtime.replay import merged_ticks
 
 _FOREVER_S = 10.0 * 365 * 86_400
@@ -47,8 +47,9 @@ def _floats(options: dict[str, Any], key: str) -> tuple[float, ...] | None:
     return tuple(float(v) for v in value)
 
 
-def build_feed(settings: FeedSettings, logger: Logger | None) -> Feed:
-    """One configured feed, ready to be entered (``async with``)."""
+def build_feed(settings: FeedSettings, logger: Logger | None, clock: Clock | None = None) -> Feed:
+    """One configured feed, ready to be entered (``async with``); a synthetic market starts
+    at ``clock``'s wall time (the live clock's if None)."""
     o = dict(settings.options)
     kind = settings.kind
     try:
@@ -57,7 +58,7 @@ def build_feed(settings: FeedSettings, logger: Logger | None) -> Feed:
             spec_args: dict[str, Any] = {
                 "y": o.get("y", "YYY"),
                 "xs": xs,
-                "start_ns": time.time_ns(),
+                "start_ns": (clock or LiveClock()).time_ns(),
             }
             for key in (
                 "alpha",

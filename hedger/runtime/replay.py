@@ -16,6 +16,7 @@ from feeds.files.compiled import OK, STATUS_REASONS, fast_path_unit, read_tick_b
 from feeds.files.readers import file_layout, read_ticks
 from hedger.config.pipeline import PipelineConfig
 from hedger.core.events import Event, encode
+from hedger.core.failures import Failures
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
@@ -91,6 +92,7 @@ def replay(
         emit,
         rejects,
         price_source=config.bars.source,
+        failures=Failures(logger),
     )
     unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
     if compiled and unit is None:
