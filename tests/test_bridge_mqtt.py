@@ -25,6 +25,7 @@ import pytest
 from feeds.reconnect import Backoff
 from hedger.core.bus import Bus, Message
 from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode
+from hedger.errors import TransportError
 from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
 
@@ -163,8 +164,9 @@ def topics(root: str, pair: str) -> tuple[str, str]:
     ],
 )
 def test_bad_arguments_are_refused(url: str, kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(TransportError) as caught:
         MqttBridge(url, **kwargs)
+    assert caught.value.problem in str(caught.value)
 
 
 def test_url_gives_host_port_and_credentials() -> None:
@@ -174,7 +176,8 @@ def test_url_gives_host_port_and_credentials() -> None:
         1999,
         "desk/v1/status",
     )
-    assert (bridge._username, bridge._password) == ("user", "p@ss")
+    assert (bridge._broker.username, bridge._broker.password) == ("user", "p@ss")
+    assert bridge.url == "mqtt://user:***@broker.example:1999"
     assert MqttBridge("mqtts://broker.example").port == 8883
     assert bridge.metrics() == {
         "published": 0.0,

@@ -22,6 +22,7 @@ from feeds.mqtt import MqttTickFeed, parse_tick_payload, timestamp_parser
 from feeds.reconnect import Backoff
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
+from hedger.errors import TransportError
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
@@ -253,13 +254,15 @@ def test_every_item_is_a_tick_or_a_reject(items: list[object]) -> None:
 def test_url_credentials_and_defaults() -> None:
     feed = MqttTickFeed("mqtt://trader:s%40cret@broker.example", "ticks/+/AAPL")
     assert (feed.host, feed.port, feed.topics) == ("broker.example", 1883, ["ticks/+/AAPL"])
-    assert (feed._username, feed._password) == ("trader", "s@cret")
-    assert feed._tls_context is None
+    assert (feed._broker.username, feed._broker.password) == ("trader", "s@cret")
+    assert feed._broker.tls_context is None
+    assert feed.url == "mqtt://trader:***@broker.example:1883"  # never the password
     secure = MqttTickFeed("mqtts://broker.example", username="u", password="p")
     assert secure.port == 8883
-    assert isinstance(secure._tls_context, ssl.SSLContext)
-    assert (secure._username, secure._password) == ("u", "p")
-    assert MqttTickFeed("mqtt://h:1", tls=True)._tls_context is not None
+    assert isinstance(secure._broker.tls_context, ssl.SSLContext)
+    assert (secure._broker.username, secure._broker.password) == ("u", "p")
+    assert MqttTickFeed("mqtt://h:1", tls=True)._broker.tls_context is not None
+    assert MqttTickFeed("mqtt://h", tls=True).port == 8883
 
 
 @pytest.mark.parametrize(
@@ -274,8 +277,9 @@ def test_url_credentials_and_defaults() -> None:
     ],
 )
 def test_bad_settings_fail_at_construction(make: Callable[[], MqttTickFeed]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(TransportError) as caught:
         make()
+    assert caught.value.transport == "mqtt" and caught.value.problem
 
 
 # --- against a real broker ----------------------------------------------------------------
