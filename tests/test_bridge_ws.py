@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,20 +12,16 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidStatus
 
 from hedger.core.bus import Bus, Message
 from hedger.core.events import HedgeRatioEvent, MatrixEvent, SpreadEvent, encode, encode_matrix
 from hedger.core.topics import matrix_topic
-from hedger.runtime.bridges.ws import (
-    FanOut,
-    WebSocketBridge,
-    format_value,
-    metric_name,
-    render_prometheus,
-    take_frame,
-)
+from hedger.errors import TransportError
+from hedger.runtime.bridges.prometheus import CountersCollector, metric_kind, metric_name, render
+from hedger.runtime.bridges.ws import FanOut, WebSocketBridge, take_frame
 
 WAIT = 3.0
 
@@ -109,6 +106,11 @@ async def nothing_more(ws: ClientConnection, wait: float = 0.1) -> None:
     with pytest.raises(TimeoutError):
         async with asyncio.timeout(wait):
             await ws.recv()
+
+
+def samples(page: str) -> dict[str, float]:
+    """Every sample of a Prometheus text page, by name, as prometheus_client parses it."""
+    return {s.name: s.value for f in text_string_to_metric_families(page) for s in f.samples}
 
 
 async def http_get(
@@ -366,7 +368,7 @@ async def test_bearer_token_is_required(started: Started) -> None:
     assert headers["www-authenticate"].startswith("Bearer")
     status, _, body = await http_get(bridge.port, "/metrics", auth)
     assert status == 200
-    assert "hedger_ws_unauthorized 4" in body.splitlines()
+    assert samples(body)["hedger_ws_unauthorized_total"] == 4
 
 
 async def test_metrics_page_is_prometheus_text(started: Started) -> None:
@@ -380,25 +382,23 @@ async def test_metrics_page_is_prometheus_text(started: Started) -> None:
 
     assert status == 200
     assert headers["content-type"].startswith("text/plain; version=0.0.4")
-    lines = body.splitlines()
-    for name, kind in [
-        ("hedger_ws_clients", "gauge"),
-        ("hedger_ws_sent", "counter"),
-        ("hedger_ws_dropped", "counter"),
-        ("hedger_ws_queued", "gauge"),
-        ("hedger_ticks_in", "untyped"),
-        ("hedger_rejected_bad_price", "untyped"),
-    ]:
-        assert f"# TYPE {name} {kind}" in lines
-    assert "hedger_ws_clients 1" in lines
-    assert "hedger_ws_sent 2" in lines  # the reply and one event
-    assert "hedger_ticks_in 42" in lines
-    assert "hedger_uptime_seconds 1.5" in lines
-    for line in lines:  # every sample is "name value" under its TYPE line
-        if not line.startswith("#"):
-            name, value = line.split(" ")
-            assert f"# TYPE {name} " in body
-            float(value)
+    families = {family.name: family for family in text_string_to_metric_families(body)}
+    types = {name: family.type for name, family in families.items()}
+    values = samples(body)
+    assert {
+        "hedger_ws_clients": "gauge",
+        "hedger_ws_sent": "counter",
+        "hedger_ws_dropped": "counter",
+        "hedger_ws_queued": "gauge",
+        "hedger_ticks_in": "counter",
+        "hedger_rejected_bad_price": "counter",
+        "hedger_uptime_seconds": "gauge",
+    }.items() <= types.items()
+    assert "untyped" not in types.values()
+    assert values["hedger_ws_clients"] == 1
+    assert values["hedger_ws_sent_total"] == 2  # the reply and one event
+    assert values["hedger_ticks_in_total"] == 42
+    assert values["hedger_uptime_seconds"] == 1.5
 
     # a plain GET elsewhere is not a websocket upgrade: refused, server unharmed
     status, _, _ = await http_get(bridge.port, "/")
@@ -406,28 +406,37 @@ async def test_metrics_page_is_prometheus_text(started: Started) -> None:
 
 
 def test_prometheus_rendering() -> None:
-    text = render_prometheus(
-        [("hedger_ws_clients", "gauge", "Clients.", 2.0)],
-        {"ws_clients": 9.0, "events_total": 7.0, "9lives": float("inf"), "x": float("nan")},
+    collector = CountersCollector(
+        lambda: [("hedger_ws_clients", "gauge", "Clients.", 2.0)],
+        lambda: {
+            "ws_clients": 9.0,  # the provider's repeat of the same name is left out
+            "events_total": 7.0,
+            "9lives": float("inf"),
+            "mqtt_queued": float("nan"),
+            "flag": True,  # not a number: skipped
+        },
     )
-    assert text.splitlines() == [
-        "# HELP hedger_ws_clients Clients.",
-        "# TYPE hedger_ws_clients gauge",
-        "hedger_ws_clients 2",  # the provider's repeat of the same name is left out
-        "# TYPE hedger_9lives untyped",
-        "hedger_9lives +Inf",
-        "# TYPE hedger_events_total counter",
-        "hedger_events_total 7",
-        "# TYPE hedger_x untyped",
-        "hedger_x NaN",
-    ]
+    text = render(collector)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert {name: f.type for name, f in families.items()} == {
+        "hedger_ws_clients": "gauge",
+        "hedger_events": "counter",
+        "hedger_9lives": "counter",
+        "hedger_mqtt_queued": "gauge",
+    }
+    values = samples(text)
+    assert values["hedger_ws_clients"] == 2.0
+    assert values["hedger_events_total"] == 7.0
+    assert values["hedger_9lives_total"] == float("inf")
+    assert math.isnan(values["hedger_mqtt_queued"])
+    assert "# HELP hedger_ws_clients Clients." in text.splitlines()
     assert metric_name("rejected_bad.price") == "hedger_rejected_bad_price"
     assert metric_name("hedger_up") == "hedger_up"
-    assert [format_value(v) for v in (3.0, 0.25, -float("inf"), 1e300)] == [
-        "3",
-        "0.25",
-        "-Inf",
-        "1e+300",
+    assert [metric_kind(k) for k in ("tick_queue", "ws_clients", "ticks_in", "mqtt_acked")] == [
+        "gauge",
+        "gauge",
+        "counter",
+        "counter",
     ]
 
 
@@ -506,7 +515,7 @@ async def test_close_is_idempotent_and_clients_see_the_close() -> None:
     assert await bridge.drain(WAIT)
     run.cancel()
     await asyncio.wait([run])
-    with pytest.raises(RuntimeError):
+    with pytest.raises(TransportError, match="closed"):
         await bridge.start()
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from hedger.config.daemon import DaemonConfig
 from hedger.core.bus import Bridge, Bus
+from hedger.core.lifecycle import State
 from hedger.core.matrix_actor import MatrixActor
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
@@ -41,9 +42,11 @@ _STOP = object()
 
 
 class Daemon:
-    """One daemon's components and counters."""
+    """One daemon's components and counters; :attr:`state` is the lifecycle state feeds and
+    bridges have (:class:`~hedger.core.lifecycle.State`)."""
 
     def __init__(self, config: DaemonConfig, logger: Any) -> None:
+        self.state = State.STARTING
         self.config = config
         self.log = logger
         self.rejects = Rejects(logger)
@@ -172,7 +175,9 @@ class Daemon:
                 side.append(group.create_task(self.refitter.run(), name="refit"))
             if self.wall_clock:
                 side.append(group.create_task(self._clock(), name="clock"))
+            self.state = State.RUNNING
             await stop.wait()
+            self.state = State.STOPPING
             self.log.info("stopping")
             for task in feed_tasks + side:
                 task.cancel()
@@ -193,6 +198,7 @@ class Daemon:
             if close is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(close(), timeout=self.config.shutdown_timeout_s)
+        self.state = State.STOPPED
         self.log.info(
             "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
         )
