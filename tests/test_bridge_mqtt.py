@@ -25,6 +25,7 @@ import pytest
 from feeds.reconnect import Backoff
 from hedger.core.bus import Bus, Message
 from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode
+from hedger.core.lifecycle import Lifecycle, State
 from hedger.errors import TransportError
 from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
@@ -36,6 +37,11 @@ FAST = Backoff(initial=0.05, maximum=0.2)
 # would miss messages through no fault of the bridge: the bridge retries every 1.5 s (no
 # jitter) and the subscriber every 20 ms.
 SLOW = Backoff(initial=1.5, maximum=1.5, jitter=0.0)
+
+
+def state_of(component: Lifecycle) -> State:
+    """The component's state now (a call, so that mypy does not narrow it between steps)."""
+    return component.state
 
 
 def new_root() -> str:
@@ -150,6 +156,14 @@ def topics(root: str, pair: str) -> tuple[str, str]:
     return f"{root}/v1/ratio/{pair}", f"{root}/v1/spread/{pair}"
 
 
+async def send_sentinel(bus: Bus, sub: Subscriber, root: str) -> None:
+    """Publish a marker after everything else and wait until it arrives: one connection and
+    one QoS keep the order, so whatever was published before it has arrived by then."""
+    topic = f"{root}/v1/sentinel/end"
+    bus.send(Message(topic, b"end"))
+    await until(lambda: sub.payloads(topic) == [b"end"], what="the sentinel")
+
+
 # --- configuration --------------------------------------------------------------------------
 
 
@@ -213,13 +227,15 @@ async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker
                 await asyncio.sleep(0)  # let the bridge pipeline while the actors publish
         assert await bridge.drain(20.0), (bridge.metrics(), sub.count(), len(expected))
         await until(lambda: sub.count() >= len(expected), 20.0, "every event")
-        await asyncio.sleep(0.1)  # nothing more (no repeats) arrives
+        await send_sentinel(bus, sub, root)  # nothing more (no repeats) came before it
+    events = [m[:2] for m in sub.messages if not m[0].endswith("/status")]
+    assert events[-1] == (f"{root}/v1/sentinel/end", b"end")
 
     # the whole stream, not just each topic, arrives in publish order: one connection, one QoS
     received = [
         (topic, decode(payload)["seq"])
         for topic, payload, _ in sub.messages
-        if not topic.endswith("/status")
+        if not topic.endswith(("/status", "/end"))
     ]
     assert received == expected
     for pair in pairs:
@@ -231,7 +247,7 @@ async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker
         assert decode(sub.payloads(spread_topic)[0])["type"] == "spread"
     assert f"{root}/v1/ratio/BRK%2FB/SPY" in sub.seqs()
     metrics = bridge.metrics()
-    assert metrics["published"] == metrics["acked"] == len(expected)
+    assert metrics["published"] == metrics["acked"] == len(expected) + 1  # and the sentinel
     assert (metrics["dropped"], metrics["queued"], metrics["reconnects"]) == (0, 0, 0)
 
 
@@ -272,8 +288,9 @@ async def test_a_late_subscriber_gets_the_current_ratio_at_once(
         assert await bridge.drain(5.0)
         async with Subscriber(mosquitto, f"{root}/v1/#") as late:
             await until(lambda: len(late.messages) >= 2, 2.0, "the retained messages")
-            await asyncio.sleep(0.2)  # and nothing else: spreads are not retained
-    retained = {topic: (payload, retain) for topic, payload, retain in late.messages}
+            await send_sentinel(bus, late, root)  # and nothing else: spreads are not retained
+    assert late.messages[-1][:2] == (f"{root}/v1/sentinel/end", b"end")
+    retained = {topic: (payload, retain) for topic, payload, retain in late.messages[:-1]}
     assert set(retained) == {f"{root}/v1/status", f"{root}/v1/ratio/AAPL/SPY"}
     payload, was_retained = retained[f"{root}/v1/ratio/AAPL/SPY"]
     assert was_retained
@@ -366,20 +383,20 @@ async def _restart_mid_stream(mosquitto: MosquittoBroker) -> None:
         await asyncio.to_thread(mosquitto.stop)
         await until(lambda: not bridge.connected, what="the bridge to notice")
         outage_from = published
-        await asyncio.sleep(0.3)
-        assert published > outage_from + 20  # the actors kept publishing ...
-        assert bridge.metrics()["queued"] > 40  # ... into the outbox
+        # the actors keep publishing, into the outbox
+        await until(lambda: published > outage_from + 20, what="publishing during the outage")
+        await until(lambda: bridge.metrics()["queued"] > 40, what="the outbox to fill")
 
         await asyncio.to_thread(mosquitto.start)
         await until(lambda: sub.subscriptions >= 2, what="the subscriber to come back")
         assert not bridge.connected, "the bridge came back before the subscriber"
         await until(lambda: bridge.connected, 5.0, "the bridge to reconnect")
-        await asyncio.sleep(0.2)
+        back_from = published
+        await until(lambda: published > back_from + 20, what="publishing after the reconnect")
         streaming = False
         await streamer
         assert await bridge.drain(10.0)
         await until(lambda: sub.count() >= 4 * published, 10.0, "the resent events")
-        await asyncio.sleep(0.1)
 
     seqs = sub.seqs()
     assert sorted(seqs) == sorted(topic for pair in pairs for topic in topics(root, pair))
@@ -427,7 +444,7 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
             publish_bar(bus, pair, seq)
         assert await bridge.drain(5.0)
         await until(lambda: sub.count() >= 200 + 40 + 20, what="the rest")
-        await asyncio.sleep(0.1)
+        await send_sentinel(bus, sub, root)  # every resend came before it
 
     missing = 0
     for topic, received in sub.seqs().items():
@@ -445,8 +462,10 @@ async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> No
     root = new_root()
     status = f"{root}/v1/status"
     bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
+    states: list[State] = []
+    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST, on_state=states.append)
     bus.attach(bridge)
+    assert state_of(bridge) is State.STARTING
     async with Subscriber(mosquitto, f"{root}/v1/#") as sub:
         bridge.start()
         await until(lambda: sub.payloads(status) == [b"online"], what="online")
@@ -458,7 +477,9 @@ async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> No
         assert sub.count() == 100
         assert sub.messages[-1][:2] == (status, b"offline")
     assert bridge.metrics()["connected"] == 0
+    assert states == [State.RUNNING, State.STOPPING, State.STOPPED]
     assert await bridge.close()  # idempotent
+    assert states[-1] is State.STOPPED and len(states) == 3
     async with Subscriber(mosquitto, status) as late:
         await until(lambda: late.messages != [], what="the retained status")
     assert late.messages == [(status, b"offline", True)]
@@ -477,10 +498,13 @@ async def test_drain_and_close_during_an_outage_give_up_in_time(
     await until(lambda: not bridge.connected, what="the bridge to notice")
     for seq in range(1, 11):
         publish_bar(bus, "AAA/BBB", seq)
-    started = time.monotonic()
-    assert not await bridge.drain(0.3)
-    assert not await bridge.close(timeout=0.3)
-    assert time.monotonic() - started < 2.0
+    retries = bridge.reconnector.retries
+    async with asyncio.timeout(10):  # a guard against a hang, not a measurement
+        assert not await bridge.drain(0.3)
+        assert not await bridge.close(timeout=0.3)
+    assert state_of(bridge) is State.STOPPED
+    assert bridge.reconnector.retries > retries  # it kept trying until it gave up
+    assert max(bridge.reconnector.delays) <= FAST.maximum
     assert bridge.metrics()["queued"] == 20  # kept, not lost: nothing was acknowledged
 
 

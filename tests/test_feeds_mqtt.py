@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from feeds.mqtt import MqttTickFeed, parse_tick_payload, timestamp_parser
 from feeds.reconnect import Backoff
+from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
 from hedger.errors import TransportError
@@ -33,6 +34,11 @@ if TYPE_CHECKING:
 TS_S = 1_700_000_000
 TS_NS = TS_S * 1_000_000_000
 RECV = 1_800_000_000_000_000_000
+
+
+def state_of(component: Lifecycle) -> State:
+    """The component's state now (a call, so that mypy does not narrow it between steps)."""
+    return component.state
 
 
 def parse(payload: bytes | str, rejects: Rejects | None = None, unit: str = "auto") -> list[Tick]:
@@ -415,15 +421,21 @@ async def test_the_feed_reconnects_when_the_broker_comes_back(
         await asyncio.to_thread(mosquitto.stop if outage == "stop" else mosquitto.kill)
         await wait_until(lambda: feed.reconnects >= 1)
         assert not feed.connected
-        await asyncio.sleep(0.3)  # a few failed attempts while the broker is away
+        assert state_of(feed) is State.DEGRADED
+        # a few failed attempts while the broker is away
+        await wait_until(lambda: feed.reconnector.attempts >= 4)
         assert feed.connections == 1
 
         await asyncio.to_thread(mosquitto.start)
-        started = time.perf_counter()
         await asyncio.wait_for(feed.wait_connected(), 5)
-        assert time.perf_counter() - started < 2.0  # the backoff is capped at 0.2 s
+        assert state_of(feed) is State.RUNNING
         assert feed.connections == 2
-        assert feed.reconnects >= 2
+        assert feed.reconnects >= 3
+        # failed attempts back off, the first after a connection at the initial delay, all
+        # within the cap
+        delays = list(feed.reconnector.delays)
+        assert delays[0] <= FAST.initial and delays[1] > delays[0]
+        assert max(delays) <= FAST.maximum
 
         await publish(mosquitto, [(topic, trade("AAA", 2.0, 1)), (topic, trade("AAA", 3.0, 2))])
         assert [t.price for t in await take(ticks, 2)] == [2.0, 3.0]
@@ -452,18 +464,32 @@ async def test_close_is_idempotent_prompt_and_ends_iteration(mosquitto: Mosquitt
         await publish(mosquitto, [(f"{root}/x", trade("X", 4.0, 0))])
         await wait_until(lambda: feed.messages == 1)
 
+        got: list[Tick] = []
+
         async def consume() -> list[Tick]:
-            return [t async for t in feed]
+            async for t in feed:
+                got.append(t)
+            return got
 
         consumer = asyncio.create_task(consume())
-        await asyncio.sleep(0.05)
-        assert not consumer.done()
-        await asyncio.to_thread(mosquitto.stop)  # close while reconnecting, too
-        await wait_until(lambda: feed.reconnects >= 1)
-        started = time.perf_counter()
-        await feed.close()
-        assert time.perf_counter() - started < 1.0
+        await wait_until(lambda: len(got) == 1)
+        assert not consumer.done()  # waiting for more
+        # close while reconnecting, too: in a backoff delay that would never end by itself
+        never = asyncio.Event()
+        waited: list[float] = []
+
+        async def endless(delay: float) -> None:
+            waited.append(delay)
+            await never.wait()
+
+        feed.reconnector.sleep = endless
+        await asyncio.to_thread(mosquitto.stop)
+        await wait_until(lambda: waited != [])
+        assert state_of(feed) is State.DEGRADED
+        await asyncio.wait_for(feed.close(), 5)  # the guard fails only if close hangs
+        assert state_of(feed) is State.STOPPED
         await feed.close()
         assert [t.price for t in await asyncio.wait_for(consumer, 2)] == [4.0]
     await feed.close()
+    assert state_of(feed) is State.STOPPED
     assert [t async for t in feed] == []
