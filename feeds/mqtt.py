@@ -185,16 +185,16 @@ class _MqttStream(ReconnectingStream[T]):
         topics: Sequence[str],
         *,
         qos: int,
-        username: str | None,
-        password: str | None,
-        tls: bool | ssl.SSLContext,
-        client_id: str | None,
-        keepalive: int,
         backoff: Backoff | None,
         logger: Logger | None,
         queue_size: int,
-        seed: int | None,
         on_state: StateListener | None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | ssl.SSLContext = False,
+        client_id: str | None = None,
+        keepalive: int = 30,
+        seed: int | None = None,
     ) -> None:
         broker = broker_address(url, tls=tls, username=username, password=password)
         if isinstance(topics, str):
@@ -360,19 +360,14 @@ class MqttMessages(_MqttStream[tuple[str, bytes]]):
         queue_size: int = 1_000,
         on_state: StateListener | None = None,
     ) -> None:
+        delays = backoff or Backoff(initial=0.2, maximum=5.0)
         super().__init__(
             url,
             topics,
             qos=qos,
-            username=None,
-            password=None,
-            tls=False,
-            client_id=None,
-            keepalive=30,
-            backoff=backoff or Backoff(initial=0.2, maximum=5.0),
+            backoff=delays,
             logger=logger,
             queue_size=queue_size,
-            seed=None,
             on_state=on_state,
         )
 

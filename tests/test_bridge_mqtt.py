@@ -15,7 +15,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiomqtt
@@ -74,7 +73,7 @@ def _payload(value: Any) -> bytes:
     return b"" if value is None else str(value).encode()
 
 
-class Subscriber:
+class Subscriber(Lifecycle):
     """A plain aiomqtt subscriber that records every message and reconnects (every 20 ms)
     when the broker goes away."""
 
@@ -89,18 +88,13 @@ class Subscriber:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.subscriptions = 0
         self._task: asyncio.Task[None] | None = None
+        super().__init__()
 
-    async def __aenter__(self) -> Subscriber:
+    async def _open(self) -> None:
         self._task = asyncio.create_task(self._run())
         await until(lambda: self.subscriptions >= 1, what="the subscription")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -150,6 +144,14 @@ class RecordingLogger:
 
     def overflow(self) -> list[dict[str, Any]]:
         return [kw for level, event, kw in self.records if "overflow" in event]
+
+
+def wired(broker: MosquittoBroker, root: str, **options: Any) -> tuple[Bus, MqttBridge]:
+    """A bus under ``root`` with a bridge to ``broker`` attached."""
+    bus = Bus(root=root)
+    bridge = MqttBridge(broker.url, root=root, **options)
+    bus.attach(bridge)
+    return bus, bridge
 
 
 def topics(root: str, pair: str) -> tuple[str, str]:
@@ -210,9 +212,7 @@ def test_url_gives_host_port_and_credentials() -> None:
 
 async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     pairs = ["AAPL/SPY", "XLE/USO", "BRK%2FB/SPY"]
     bars = 1500
     expected: list[tuple[str, int]] = []
@@ -258,9 +258,7 @@ async def test_an_unpublishable_message_is_rejected_not_retried(
     # block the stream (reconnecting and retrying it forever); it is counted and logged.
     root = new_root()
     log = RecordingLogger()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST, logger=log)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST, logger=log)
     async with Subscriber(mosquitto, f"{root}/v1/+/#") as sub, bridge:
         publish_bar(bus, "AAA/BBB", 1)
         bus.send(Message(f"{root}/v1/spread/AAA/B+C", b"{}"))
@@ -279,9 +277,7 @@ async def test_a_late_subscriber_gets_the_current_ratio_at_once(
     mosquitto: MosquittoBroker,
 ) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     async with bridge:
         for seq in range(1, 21):
             publish_bar(bus, "AAPL/SPY", seq)
@@ -360,9 +356,7 @@ async def test_a_broker_restart_mid_stream_loses_nothing() -> None:
 
 async def _restart_mid_stream(mosquitto: MosquittoBroker) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=SLOW)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=SLOW)
     pairs = ["AAA/BBB", "CCC/DDD"]
     published = 0
     streaming = True
@@ -414,9 +408,7 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
 ) -> None:
     root = new_root()
     log = RecordingLogger()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, outbox_capacity=40, backoff=SLOW, logger=log)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, outbox_capacity=40, backoff=SLOW, logger=log)
     pair = "AAA/BBB"
     async with Subscriber(mosquitto, f"{root}/v1/+/#") as sub, bridge:
         await until(lambda: bridge.connected, what="the bridge to connect")
@@ -461,10 +453,8 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
 async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> None:
     root = new_root()
     status = f"{root}/v1/status"
-    bus = Bus(root=root)
     states: list[State] = []
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST, on_state=states.append)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST, on_state=states.append)
     assert state_of(bridge) is State.STARTING
     async with Subscriber(mosquitto, f"{root}/v1/#") as sub:
         bridge.start()
@@ -489,9 +479,7 @@ async def test_drain_and_close_during_an_outage_give_up_in_time(
     mosquitto: MosquittoBroker,
 ) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     bridge.start()
     await until(lambda: bridge.connected, what="the bridge to connect")
     mosquitto.stop()
@@ -523,9 +511,7 @@ async def test_cancelling_run_also_publishes_offline(mosquitto: MosquittoBroker)
 
 async def test_metrics_snapshot_payloads_pass_through(mosquitto: MosquittoBroker) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     async with Subscriber(mosquitto, f"{root}/v1/metrics") as sub, bridge:
         bus.publish_metrics({"bridge": bridge.metrics()})
         await until(lambda: len(sub.messages) == 1, what="the metrics message")
