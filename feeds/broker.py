@@ -79,11 +79,12 @@ def parse_broker_url(url: str) -> BrokerUrl:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with the password of its user part (``scheme://user:password@host``) replaced
-    by ``***``; anything else is left as it is. Never raises, whatever the text."""
+    """``url`` with the password of its user part (``scheme://user:password@host``, or
+    ``user:password@host`` without a scheme) replaced by ``***``; anything else is left as it
+    is. Never raises, whatever the text."""
     scheme, sep, rest = url.partition("://")
-    if not sep:
-        return url
+    if not sep:  # no scheme: the user part, if any, starts the text
+        scheme, rest = "", url
     end = len(rest)
     for mark in "/?#":
         found = rest.find(mark)
@@ -95,7 +96,7 @@ def redact_url(url: str) -> str:
         return url
     user, colon, _ = userinfo.partition(":")
     hidden = f"{user}:{_HIDDEN}" if colon else user
-    return f"{scheme}://{hidden}@{hostport}{tail}"
+    return f"{scheme}{sep}{hidden}@{hostport}{tail}"
 
 
 def _quote_user(user: str) -> str:
