@@ -6,7 +6,7 @@ recorded files, and as a daemon that publishes every update as an event.
 
 from hedger.compat import KalmanOLS
 from hedger.engine import FilterParams, FilterStep, HedgeFilter, InputMode, PairFilter
-from hedger.errors import BadInputError, ConfigError, DataFileError, HedgerError
+from hedger.errors import BadInputError, ConfigError, DataFileError, HedgerError, TransportError
 
 __version__ = "0.1.0"
 
@@ -21,5 +21,6 @@ __all__ = [
     "InputMode",
     "KalmanOLS",
     "PairFilter",
+    "TransportError",
     "__version__",
 ]

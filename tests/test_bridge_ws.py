@@ -652,3 +652,21 @@ def test_fanout_matrix_drops_count_towards_the_kick_and_the_full_queue() -> None
     assert core.take_kicked() == [client]
     core.remove_client(client)
     assert client.pending_matrix is None and core.queued == 0
+
+
+async def test_a_port_in_use_and_bad_arguments_are_transport_errors() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        bridge = WebSocketBridge(port=port)
+        with pytest.raises(TransportError) as caught:
+            await bridge.start()
+    assert caught.value.transport == "websocket"
+    assert caught.value.address == f"ws://127.0.0.1:{port}/"
+    assert caught.value.problem.startswith("cannot listen")
+    assert isinstance(caught.value.__cause__, OSError)
+    with pytest.raises(TransportError, match="token"):
+        WebSocketBridge(port=0, token="")
+    with pytest.raises(TransportError, match="client_queue"):
+        WebSocketBridge(port=0, client_queue=0)

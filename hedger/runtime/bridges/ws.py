@@ -162,7 +162,7 @@ class FanOut:
         self, client_queue: int, max_drops: int | None = None, rejects: Rejects | None = None
     ) -> None:
         if client_queue < 1:
-            raise ValueError("client_queue must be at least 1")
+            raise TransportError("websocket", "", "client_queue must be at least 1")
         self.client_queue = client_queue
         self.max_drops = max_drops
         self.rejects = rejects if rejects is not None else Rejects()
