@@ -164,3 +164,24 @@ async def test_lifecycle_states_move_one_way() -> None:
         State.STOPPING,
         State.STOPPED,
     ]
+
+
+async def test_the_daemon_has_the_same_states() -> None:
+    import tomllib  # noqa: PLC0415
+
+    from hedger.config.daemon import daemon_config  # noqa: PLC0415
+    from hedger.logs import get_logger  # noqa: PLC0415
+    from hedger.runtime.daemon import Daemon  # noqa: PLC0415
+
+    config = daemon_config(tomllib.loads('[pairs."YYY/XXX"]\n[[feeds]]\nkind = "synthetic"\n'))
+    daemon = Daemon(config, get_logger("test"))
+    assert daemon.state is State.STARTING
+    stop = asyncio.Event()
+    runner = asyncio.create_task(daemon.run(stop))
+    async with asyncio.timeout(10):
+        while daemon.state is State.STARTING:
+            await asyncio.sleep(0.005)
+        assert daemon.state is State.RUNNING
+        stop.set()
+        await runner
+    assert daemon.state is State.STOPPED
