@@ -384,12 +384,15 @@ async def mqtt_messages(
     *,
     qos: int = 1,
     backoff: Backoff | None = None,
+    logger: Logger | None = None,
     on_state: StateListener | None = None,
 ) -> AsyncIterator[tuple[str, bytes]]:
     """Raw messages ``(topic, payload)`` from topic filters on a broker (an
-    :class:`MqttMessages`), until the consumer stops iterating. ``on_state`` hears every
-    change of state (``RUNNING`` once connected, ``DEGRADED`` while reconnecting). Used by
+    :class:`MqttMessages`), until the consumer stops iterating. ``logger`` hears connects
+    and drops (``connected``, ``disconnected`` with the error), ``on_state`` every change of
+    state (``RUNNING`` once connected, ``DEGRADED`` while reconnecting). Used by
     ``hedger subscribe``."""
-    async with MqttMessages(url, topics, qos=qos, backoff=backoff, on_state=on_state) as stream:
+    stream = MqttMessages(url, topics, qos=qos, backoff=backoff, logger=logger, on_state=on_state)
+    async with stream:
         async for item in stream:
             yield item

@@ -49,6 +49,7 @@ class PacedFeed(Lifecycle, ABC):
 
     async def close(self) -> None:
         """Nothing to release; idempotent."""
+        self._set_state(State.STOPPING)
         self._set_state(State.STOPPED)
 
     def __aiter__(self) -> AsyncIterator[Tick]:

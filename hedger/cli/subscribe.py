@@ -17,7 +17,6 @@ import orjson
 from feeds.broker import parse_broker_url
 from feeds.mqtt import mqtt_messages
 from hedger.cli.options import at_least
-from hedger.core.lifecycle import State
 from hedger.core.topics import PairId, pair_topic, status_topic
 from hedger.errors import ConfigError, TransportError
 
@@ -145,14 +144,9 @@ async def run_subscribe(
     count = 0
 
     shown = parse_broker_url(url).redacted
+    notes = _ConnectionNotes(err)
 
-    def on_state(state: State) -> None:
-        if state in (State.RUNNING, State.DEGRADED):
-            word = "connected" if state is State.RUNNING else "disconnected, reconnecting"
-            err.write(f"hedger subscribe: {shown} {word}\n")
-            err.flush()
-
-    async for topic, payload in mqtt_messages(url, topics, on_state=on_state):
+    async for topic, payload in mqtt_messages(url, topics, logger=notes):
         now = time.time()
         if topic == status_topic(root):
             board.status = payload.decode(errors="replace")
@@ -178,6 +172,25 @@ async def run_subscribe(
         if max_messages is not None and count >= max_messages:
             break
     return 0
+
+
+class _ConnectionNotes:
+    """The subscription's logger: connects and drops as one stderr line each, with the URL
+    as the subscription gives it (password redacted)."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._note(event, kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._note(event, kw)
+
+    def _note(self, event: str, kw: dict[str, Any]) -> None:
+        why = f": {kw['error']}" if "error" in kw else ""
+        self._err.write(f"hedger subscribe: {kw.get('url', '')} {event}{why}\n")
+        self._err.flush()
 
 
 HELP = "show the latest hedge ratios of a running daemon (MQTT), live"
