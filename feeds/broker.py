@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
+from typing import Any, TypedDict, Unpack
 from urllib.parse import unquote, urlsplit
 
 from hedger.errors import TransportError
@@ -104,9 +105,27 @@ def _quote_user(user: str) -> str:
     return user.replace("%", "%25").replace("@", "%40").replace(":", "%3A").replace("/", "%2F")
 
 
+class ClientOptions(TypedDict, total=False):
+    """How an MQTT client connects, beyond its URL (every MQTT transport takes these as
+    keyword arguments).
+
+    ``username``, ``password``: credentials (override those in the URL). ``tls``: ``True``
+    for TLS with the system's trust store, or an ``ssl.SSLContext``. ``client_id``: the MQTT
+    client identifier (the broker assigns one by default; two clients with one identifier
+    knock each other off the broker). ``keepalive``: seconds between keepalive pings (30),
+    about how long a silently vanished broker (no TCP close) takes to be noticed.
+    """
+
+    username: str | None
+    password: str | None
+    tls: bool | ssl.SSLContext
+    client_id: str | None
+    keepalive: int
+
+
 @dataclass(frozen=True, slots=True)
 class BrokerAddress:
-    """Where and how an MQTT client connects: a parsed URL with explicit options applied."""
+    """Where and how an MQTT client connects: a parsed URL with its options applied."""
 
     host: str
     port: int
@@ -114,19 +133,29 @@ class BrokerAddress:
     password: str | None
     tls_context: ssl.SSLContext | None
     redacted: str
+    client_id: str | None = None
+    keepalive: int = 30
+
+    def client_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of an ``aiomqtt.Client`` for this address."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "identifier": self.client_id,
+            "keepalive": self.keepalive,
+            "tls_context": self.tls_context,
+        }
 
 
-def broker_address(
-    url: str,
-    *,
-    tls: bool | ssl.SSLContext = False,
-    username: str | None = None,
-    password: str | None = None,
-) -> BrokerAddress:
-    """Parse ``url`` (:func:`parse_broker_url`); explicit credentials override those in the
-    URL, and ``tls`` (``True`` for the system's trust store, or a context) turns TLS on for
-    an ``mqtt://`` URL too, keeping its port. Raises :class:`~hedger.errors.TransportError`."""
+def broker_address(url: str, **options: Unpack[ClientOptions]) -> BrokerAddress:
+    """Parse ``url`` (:func:`parse_broker_url`) and apply ``options``: explicit credentials
+    override those in the URL, and ``tls`` turns TLS on for an ``mqtt://`` URL too (on port
+    8883 unless the URL gives one). Raises :class:`~hedger.errors.TransportError`."""
     parsed = parse_broker_url(url)
+    tls = options.get("tls", False)
+    username, password = options.get("username"), options.get("password")
     context: ssl.SSLContext | None = None
     if isinstance(tls, ssl.SSLContext):
         context = tls
@@ -138,4 +167,13 @@ def broker_address(
     if context is not None and urlsplit(url.strip()).port is None:
         port = SCHEMES["mqtts"]
     shown = BrokerUrl("mqtts" if context is not None else "mqtt", parsed.host, port, user, secret)
-    return BrokerAddress(parsed.host, port, user, secret, context, shown.redacted)
+    return BrokerAddress(
+        parsed.host,
+        port,
+        user,
+        secret,
+        context,
+        shown.redacted,
+        options.get("client_id"),
+        options.get("keepalive", 30),
+    )

@@ -17,16 +17,15 @@ does the same for raw messages (``hedger subscribe``).
 from __future__ import annotations
 
 import math
-import ssl
 import time
 from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import aiomqtt
 import orjson
 
-from feeds.broker import broker_address
+from feeds.broker import ClientOptions, broker_address
 from feeds.files.timestamps import TimestampParser
 from feeds.reconnect import Backoff, ReconnectingStream, Reconnector
 from hedger.core.lifecycle import StateListener
@@ -189,14 +188,10 @@ class _MqttStream(ReconnectingStream[T]):
         logger: Logger | None,
         queue_size: int,
         on_state: StateListener | None,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        client_id: str | None = None,
-        keepalive: int = 30,
         seed: int | None = None,
+        **client: Unpack[ClientOptions],
     ) -> None:
-        broker = broker_address(url, tls=tls, username=username, password=password)
+        broker = broker_address(url, **client)
         if isinstance(topics, str):
             topics = [topics]
         if not topics:
@@ -218,24 +213,15 @@ class _MqttStream(ReconnectingStream[T]):
         self.topics = list(topics)
         self.qos = qos
         self.host, self.port = broker.host, broker.port
-        self.client_id = client_id
-        self.keepalive = keepalive
+        self.client_id = broker.client_id
+        self.keepalive = broker.keepalive
         self.connections = 0
         self.messages = 0
         self._broker = broker
         self._logger = logger
 
     async def _session(self, healthy: Callable[[], None]) -> None:
-        broker = self._broker
-        async with aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=broker.password,
-            identifier=self.client_id,
-            keepalive=self.keepalive,
-            tls_context=broker.tls_context,
-        ) as client:
+        async with aiomqtt.Client(**self._broker.client_arguments()) as client:
             granted = await client.subscribe([(topic, self.qos) for topic in self.topics])
             for topic, code in zip(self.topics, granted, strict=False):
                 if _refused(code):
@@ -274,12 +260,6 @@ class MqttTickFeed(_MqttStream[Tick]):
             :mod:`feeds.broker`).
         topics: topic filters to subscribe to, wildcards allowed (``"ticks/#"``).
         qos: the subscription's quality of service (0, 1 or 2).
-        username, password: broker credentials (override those in the URL).
-        tls: ``True`` for TLS with the system's trust store, or an ``ssl.SSLContext``.
-        client_id: the MQTT client identifier (the broker assigns one by default). Two
-            clients with one identifier knock each other off the broker.
-        keepalive: seconds between keepalive pings, which is about how long a silently
-            vanished broker (no TCP close) takes to be noticed.
         backoff: reconnect delays (s).
         logger: a structlog-style logger for connects, drops and sampled rejects.
         queue_size: ticks buffered between the client and the consumer. MQTT has no flow
@@ -288,6 +268,8 @@ class MqttTickFeed(_MqttStream[Tick]):
         ts_unit: how to read ``ts`` (see :func:`timestamp_parser`).
         seed: seeds the backoff jitter.
         on_state: hears every change of :attr:`state`.
+        username, password, tls, client_id, keepalive: how the client connects
+            (:class:`feeds.broker.ClientOptions`).
 
     Raises :class:`~hedger.errors.TransportError` for a bad URL, topic filter or qos.
     :attr:`url` is the URL with its password redacted. Iteration ends after :meth:`close`,
@@ -300,32 +282,24 @@ class MqttTickFeed(_MqttStream[Tick]):
         topics: Sequence[str] = ("ticks/#",),
         *,
         qos: int = 1,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        client_id: str | None = None,
-        keepalive: int = 30,
         backoff: Backoff | None = None,
         logger: Logger | None = None,
         queue_size: int = 10_000,
         ts_unit: str = "auto",
         seed: int | None = None,
         on_state: StateListener | None = None,
+        **client: Unpack[ClientOptions],
     ) -> None:
         super().__init__(
             url,
             topics,
             qos=qos,
-            username=username,
-            password=password,
-            tls=tls,
-            client_id=client_id,
-            keepalive=keepalive,
             backoff=backoff,
             logger=logger,
             queue_size=queue_size,
-            seed=seed,
             on_state=on_state,
+            seed=seed,
+            **client,
         )
         try:
             self._parse_ts = timestamp_parser(ts_unit)

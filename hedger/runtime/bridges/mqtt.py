@@ -27,15 +27,14 @@ import asyncio
 import contextlib
 import math
 import socket
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Unpack
 
 import aiomqtt
 
-from feeds.broker import broker_address
+from feeds.broker import ClientOptions, broker_address
 from feeds.reconnect import Backoff, Reconnector
 from hedger.core.bus import Message, Outbox
 from hedger.core.lifecycle import Lifecycle, State, StateListener
@@ -94,22 +93,18 @@ class MqttBridge(Lifecycle):
             from the bus, which builds them with its own root).
         qos: the QoS of every publish (0, 1 or 2). At QoS 0 a message counts as delivered
             once written to the socket, so a broker outage can lose what was in transit.
-        username, password: broker credentials (override those in the URL).
-        tls: ``True`` for TLS with the system's trust store, or an ``ssl.SSLContext``.
-        client_id: the MQTT client identifier (the broker assigns one by default). Two
-            clients with one identifier knock each other off the broker.
         outbox_capacity: messages kept while the broker is slow or away; past it the oldest
             are dropped, counted (``dropped``) and logged.
         backoff: reconnect delays (s).
         logger: a structlog-style logger for connects, drops and overflow.
-        keepalive: seconds between keepalive pings, about how long a silently vanished
-            broker (no TCP close) takes to be noticed.
         window: publishes in flight at once (awaiting their acknowledgement).
         ack_timeout: seconds without any acknowledgement, while publishes are in flight,
             after which the connection is given up and made again.
         seed: seeds the backoff jitter.
         on_state: hears every change of :attr:`state` (``RUNNING`` while connected,
             ``DEGRADED`` while reconnecting, ``STOPPING`` and ``STOPPED`` once closed).
+        username, password, tls, client_id, keepalive: how the client connects
+            (:class:`feeds.broker.ClientOptions`).
 
     Bad arguments raise :class:`~hedger.errors.TransportError`. Run it with
     ``await bridge.run()`` (until cancelled or closed), or ``async with bridge``
@@ -124,21 +119,17 @@ class MqttBridge(Lifecycle):
         *,
         root: str = "hedger",
         qos: int = 1,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        client_id: str | None = None,
         outbox_capacity: int = 100_000,
         backoff: Backoff | None = None,
         logger: Logger | None = None,
-        keepalive: int = 30,
         window: int = 128,
         ack_timeout: float = 15.0,
         seed: int | None = None,
         on_state: StateListener | None = None,
+        **client: Unpack[ClientOptions],
     ) -> None:
         super().__init__(on_state)
-        broker = broker_address(url, tls=tls, username=username, password=password)
+        broker = broker_address(url, **client)
         self.url = broker.redacted
         for ok, problem in (
             (qos in (0, 1, 2), f"qos must be 0, 1 or 2, got {qos!r}"),
@@ -152,8 +143,8 @@ class MqttBridge(Lifecycle):
         self.qos = qos
         self.host, self.port = broker.host, broker.port
         self._broker = broker
-        self.client_id = client_id
-        self.keepalive = keepalive
+        self.client_id = broker.client_id
+        self.keepalive = broker.keepalive
         self.window = window
         self.ack_timeout = ack_timeout
         self.status_topic = status_topic(root)
@@ -323,15 +314,8 @@ class MqttBridge(Lifecycle):
         # A fresh client per connection: one whose connection broke keeps stale state.
         # paho's own inflight limit is off (0): its bookkeeping walks every message in
         # flight on each acknowledgement when a limit is set; the window bounds it instead.
-        broker = self._broker
         return aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=broker.password,
-            identifier=self.client_id,
-            keepalive=self.keepalive,
-            tls_context=broker.tls_context,
+            **self._broker.client_arguments(),
             will=aiomqtt.Will(self.status_topic, OFFLINE, qos=1, retain=True),
             max_inflight_messages=0,
             max_queued_outgoing_messages=0,
