@@ -9,30 +9,31 @@ format of :mod:`feeds.files.readers`::
 ``ts`` is an epoch number (s, ms, us or ns, told apart by magnitude unless a unit is given)
 or an ISO-8601 string; a quote gives ``bid`` and ``ask`` instead of ``price`` and becomes a
 quote tick at the mid; ``size`` is optional. Parsing (:func:`parse_tick_payload`) is free of
-I/O; :class:`MqttTickFeed` only connects, subscribes, receives and reconnects.
+I/O; :class:`MqttTickFeed` only connects, subscribes, receives and reconnects (the URL as
+:mod:`feeds.broker` reads it, the reconnecting of :mod:`feeds.reconnect`); :class:`MqttMessages`
+does the same for raw messages (``hedger subscribe``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import math
-import random
-import ssl
 import time
+from abc import abstractmethod
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from typing import Any, TypeVar, Unpack
 
 import aiomqtt
 import orjson
 
+from feeds.broker import ClientOptions, broker_address
 from feeds.files.timestamps import TimestampParser
-from feeds.reconnect import Backoff
+from feeds.reconnect import Backoff, ReconnectingStream, Reconnector
+from hedger.core.lifecycle import StateListener
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.ticks import Tick, TickKind
+from hedger.errors import TransportError
+
+T = TypeVar("T")
 
 VENUE = "mqtt"
 
@@ -40,8 +41,6 @@ TimestampFn = Callable[[str | float | int], int]
 """Turns a tick's ``ts`` value into integer ns since the epoch, UTC; ``ValueError`` or
 ``TypeError`` when it cannot."""
 
-_PLAIN_SCHEMES = frozenset({"mqtt", "tcp"})
-_TLS_SCHEMES = frozenset({"mqtts", "ssl", "tls"})
 _TS_LIMIT = 2**63  # ticks carry int64-compatible ns
 
 
@@ -174,71 +173,107 @@ def _refused(code: object) -> bool:
     return isinstance(value, int) and value >= 0x80
 
 
-@dataclass(frozen=True, slots=True)
-class BrokerAddress:
-    """Where and how to connect, from an ``mqtt[s]://[user:password@]host[:port]`` URL."""
+class _MqttStream(ReconnectingStream[T]):
+    """What the tick feed and the raw subscription share: a fresh client per connection (one
+    whose connection broke keeps stale state), subscribe, hand every message to
+    :meth:`_handle`, reconnect with backoff; any error of the client library is retried."""
 
-    host: str
-    port: int
-    username: str | None
-    password: str | None
-    tls_context: ssl.SSLContext | None
+    def __init__(
+        self,
+        url: str,
+        topics: Sequence[str],
+        *,
+        qos: int,
+        backoff: Backoff | None,
+        logger: Logger | None,
+        queue_size: int,
+        on_state: StateListener | None,
+        seed: int | None = None,
+        **client: Unpack[ClientOptions],
+    ) -> None:
+        broker = broker_address(url, **client)
+        if isinstance(topics, str):
+            topics = [topics]
+        if not topics:
+            raise TransportError(VENUE, broker.redacted, "at least one topic filter is needed")
+        for topic in topics:
+            try:
+                aiomqtt.Wildcard(topic)
+            except ValueError as exc:
+                raise TransportError(VENUE, broker.redacted, str(exc)) from None
+        if qos not in (0, 1, 2):
+            raise TransportError(VENUE, broker.redacted, f"qos must be 0, 1 or 2, got {qos!r}")
+        super().__init__(
+            Reconnector(backoff, retry_on=(Exception,), seed=seed),
+            name=f"feed-mqtt-{broker.host}",
+            queue_size=queue_size,
+            on_state=on_state,
+        )
+        self.url = broker.redacted
+        self.topics = list(topics)
+        self.qos = qos
+        self.host, self.port = broker.host, broker.port
+        self.client_id = broker.client_id
+        self.keepalive = broker.keepalive
+        self.connections = 0
+        self.messages = 0
+        self._broker = broker
+        self._logger = logger
+
+    async def _session(self, healthy: Callable[[], None]) -> None:
+        async with aiomqtt.Client(**self._broker.client_arguments()) as client:
+            granted = await client.subscribe([(topic, self.qos) for topic in self.topics])
+            for topic, code in zip(self.topics, granted, strict=False):
+                if _refused(code):
+                    self._log("warning", "subscription_refused", topic=topic, code=str(code))
+            healthy()
+            self.connections += 1
+            self._up()
+            self._log("info", "connected")
+            async for message in client.messages:
+                self.messages += 1
+                await self._handle(message)
+
+    @abstractmethod
+    async def _handle(self, message: aiomqtt.Message) -> None:
+        """One message received."""
+
+    def _dropped(self, error: BaseException | None) -> None:
+        if error is None or isinstance(error, aiomqtt.MqttError | OSError):
+            why = "connection closed" if error is None else str(error) or type(error).__name__
+            self._log("warning", "disconnected", error=why)
+        else:  # the feed stays alive whatever the client library does
+            self._log("warning", "feed_error", error=repr(error))
+
+    def _log(self, level: str, event: str, **kw: Any) -> None:
+        if self._logger is not None:
+            getattr(self._logger, level)(event, venue=VENUE, url=self.url, **kw)
 
 
-def broker_address(
-    url: str,
-    *,
-    tls: bool | ssl.SSLContext = False,
-    username: str | None = None,
-    password: str | None = None,
-) -> BrokerAddress:
-    """Parse a broker URL; explicit credentials override those in the URL. Raises
-    ``ValueError`` on anything but an mqtt:// or mqtts:// URL with a host."""
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    if scheme not in _PLAIN_SCHEMES | _TLS_SCHEMES or not parts.hostname:
-        raise ValueError(f"expected an mqtt://host[:port] or mqtts://host[:port] URL: {url!r}")
-    use_tls = tls is not False or scheme in _TLS_SCHEMES
-    context: ssl.SSLContext | None = None
-    if isinstance(tls, ssl.SSLContext):
-        context = tls
-    elif use_tls:
-        context = ssl.create_default_context()
-    url_user = unquote(parts.username) if parts.username else None
-    url_password = unquote(parts.password) if parts.password else None
-    return BrokerAddress(
-        host=parts.hostname,
-        port=parts.port or (8883 if use_tls else 1883),
-        username=username if username is not None else url_user,
-        password=password if password is not None else url_password,
-        tls_context=context,
-    )
-
-
-class MqttTickFeed:
+class MqttTickFeed(_MqttStream[Tick]):
     """Ticks from topics of an MQTT broker: connect, subscribe, parse every message,
     reconnect (and resubscribe) with backoff when the broker goes away, until closed.
 
     Args:
         url: ``mqtt://host[:port]`` (default port 1883) or ``mqtts://host[:port]`` (TLS,
-            default port 8883); user and password may be given in the URL.
+            default port 8883); user and password may be given in the URL (see
+            :mod:`feeds.broker`).
         topics: topic filters to subscribe to, wildcards allowed (``"ticks/#"``).
         qos: the subscription's quality of service (0, 1 or 2).
-        username, password: broker credentials (override those in the URL).
-        tls: ``True`` for TLS with the system's trust store, or an ``ssl.SSLContext``.
-        client_id: the MQTT client identifier (the broker assigns one by default). Two
-            clients with one identifier knock each other off the broker.
-        keepalive: seconds between keepalive pings, which is about how long a silently
-            vanished broker (no TCP close) takes to be noticed.
-        backoff: reconnect delays.
+        backoff: reconnect delays (s).
         logger: a structlog-style logger for connects, drops and sampled rejects.
         queue_size: ticks buffered between the client and the consumer. MQTT has no flow
             control towards the broker: while the consumer lags, messages wait in the
             client's own queue instead.
         ts_unit: how to read ``ts`` (see :func:`timestamp_parser`).
         seed: seeds the backoff jitter.
+        on_state: hears every change of :attr:`state`.
+        username, password, tls, client_id, keepalive: how the client connects
+            (:class:`feeds.broker.ClientOptions`).
 
-    Iteration ends after :meth:`close`, once the buffered ticks are consumed.
+    Raises :class:`~hedger.errors.TransportError` for a bad URL, topic filter or qos.
+    :attr:`url` is the URL with its password redacted. Iteration ends after :meth:`close`,
+    once the buffered ticks are consumed.
     """
 
     def __init__(
@@ -247,157 +282,74 @@ class MqttTickFeed:
         topics: Sequence[str] = ("ticks/#",),
         *,
         qos: int = 1,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        client_id: str | None = None,
-        keepalive: int = 30,
         backoff: Backoff | None = None,
         logger: Logger | None = None,
         queue_size: int = 10_000,
         ts_unit: str = "auto",
         seed: int | None = None,
+        on_state: StateListener | None = None,
+        **client: Unpack[ClientOptions],
     ) -> None:
-        broker = broker_address(url, tls=tls, username=username, password=password)
-        if isinstance(topics, str):
-            topics = [topics]
-        if not topics:
-            raise ValueError("at least one topic filter is needed")
-        for topic in topics:
-            aiomqtt.Wildcard(topic)  # raises ValueError on an invalid filter
-        if qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
-        self.url = url
-        self.topics = list(topics)
-        self.qos = qos
-        self.host, self.port = broker.host, broker.port
-        self._tls_context = broker.tls_context
-        self._username, self._password = broker.username, broker.password
-        self.client_id = client_id
-        self.keepalive = keepalive
-        self._parse_ts = timestamp_parser(ts_unit)
+        super().__init__(
+            url,
+            topics,
+            qos=qos,
+            backoff=backoff,
+            logger=logger,
+            queue_size=queue_size,
+            on_state=on_state,
+            seed=seed,
+            **client,
+        )
+        try:
+            self._parse_ts = timestamp_parser(ts_unit)
+        except ValueError as exc:
+            raise TransportError(VENUE, self.url, str(exc)) from None
         self.rejects = Rejects(logger)
-        self.reconnects = 0
-        self.connections = 0
-        self.messages = 0
-        self._backoff = backoff or Backoff()
-        self._logger = logger
-        self._queue: asyncio.Queue[Tick | None] = asyncio.Queue(queue_size)
-        self._task: asyncio.Task[None] | None = None
-        self._closed = asyncio.Event()
-        self._connected = asyncio.Event()
-        self._rng = random.Random(seed)
 
-    async def __aenter__(self) -> Self:
-        if self._task is None and not self._closed.is_set():
-            self._task = asyncio.create_task(self._run(), name=f"feed-mqtt-{self.host}")
-        return self
+    async def _handle(self, message: aiomqtt.Message) -> None:
+        ticks = parse_tick_payload(
+            _payload_bytes(message.payload),
+            time.time_ns(),
+            self.rejects,
+            self._parse_ts,
+            source=message.topic.value,
+        )
+        for tick in ticks:
+            await self._put(tick)
 
-    async def __aexit__(
+
+class MqttMessages(_MqttStream[tuple[str, bytes]]):
+    """Raw messages ``(topic, payload)`` from topic filters on a broker, reconnecting with
+    backoff like :class:`MqttTickFeed` (the same arguments, without the tick parsing)."""
+
+    def __init__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        url: str,
+        topics: Sequence[str],
+        *,
+        qos: int = 1,
+        backoff: Backoff | None = None,
+        logger: Logger | None = None,
+        queue_size: int = 1_000,
+        on_state: StateListener | None = None,
     ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Disconnect and stop receiving; idempotent."""
-        self._closed.set()
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            # wake a consumer waiting on an empty queue (a full one wakes nobody up)
-            with contextlib.suppress(asyncio.QueueFull):
-                self._queue.put_nowait(None)
-        self._connected.clear()
-
-    @property
-    def connected(self) -> bool:
-        """Whether a connection is up and subscribed."""
-        return self._connected.is_set()
-
-    async def wait_connected(self) -> None:
-        """Wait until a connection is up and subscribed."""
-        await self._connected.wait()
-
-    def __aiter__(self) -> AsyncIterator[Tick]:
-        return self._ticks()
-
-    async def _ticks(self) -> AsyncIterator[Tick]:
-        queue = self._queue
-        while not (self._closed.is_set() and queue.empty()):
-            tick = await queue.get()
-            if tick is None:
-                return
-            yield tick
-
-    def _client(self) -> aiomqtt.Client:
-        return aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self._username,
-            password=self._password,
-            identifier=self.client_id,
-            keepalive=self.keepalive,
-            tls_context=self._tls_context,
+        delays = backoff or Backoff(initial=0.2, maximum=5.0)
+        super().__init__(
+            url,
+            topics,
+            qos=qos,
+            backoff=delays,
+            logger=logger,
+            queue_size=queue_size,
+            on_state=on_state,
         )
 
-    async def _run(self) -> None:
-        attempt = 0
-        while not self._closed.is_set():
-            try:
-                # a fresh client per connection: aiomqtt keeps stale connection state in a
-                # client whose connection broke
-                async with self._client() as client:
-                    await self._subscribe(client)
-                    attempt = 0
-                    self.connections += 1
-                    self._connected.set()
-                    self._log("info", "connected")
-                    await self._receive(client)
-            except asyncio.CancelledError:
-                raise
-            except (aiomqtt.MqttError, OSError) as exc:
-                self._log("warning", "disconnected", error=str(exc) or type(exc).__name__)
-            except Exception as exc:  # keep the feed alive whatever the client library does
-                self._log("warning", "feed_error", error=repr(exc))
-            self._connected.clear()
-            if self._closed.is_set():
-                break
-            self.reconnects += 1
-            await asyncio.sleep(self._backoff.delay(attempt, self._rng))
-            attempt += 1
-
-    async def _subscribe(self, client: aiomqtt.Client) -> None:
-        granted = await client.subscribe([(topic, self.qos) for topic in self.topics])
-        for topic, code in zip(self.topics, granted, strict=False):
-            if _refused(code):
-                self._log("warning", "subscription_refused", topic=topic, code=str(code))
-
-    async def _receive(self, client: aiomqtt.Client) -> None:
-        parse_ts, rejects, put = self._parse_ts, self.rejects, self._queue.put
-        async for message in client.messages:
-            self.messages += 1
-            ticks = parse_tick_payload(
-                _payload_bytes(message.payload),
-                time.time_ns(),
-                rejects,
-                parse_ts,
-                source=message.topic.value,
-            )
-            for tick in ticks:
-                await put(tick)
-
-    def _log(self, level: str, event: str, **kw: Any) -> None:
-        if self._logger is not None:
-            getattr(self._logger, level)(event, venue=VENUE, url=self._safe_url(), **kw)
-
-    def _safe_url(self) -> str:
-        scheme = "mqtts" if self._tls_context is not None else "mqtt"
-        return f"{scheme}://{self.host}:{self.port}"
+    async def _handle(self, message: aiomqtt.Message) -> None:
+        payload = _payload_bytes(message.payload)
+        await self._put(
+            (str(message.topic), payload.encode() if isinstance(payload, str) else bytes(payload))
+        )
 
 
 async def mqtt_messages(
@@ -406,37 +358,15 @@ async def mqtt_messages(
     *,
     qos: int = 1,
     backoff: Backoff | None = None,
-    on_state: Callable[[str], None] | None = None,
+    logger: Logger | None = None,
+    on_state: StateListener | None = None,
 ) -> AsyncIterator[tuple[str, bytes]]:
-    """Raw messages ``(topic, payload)`` from topic filters on a broker, reconnecting with
-    backoff (a fresh client per connection) until the consumer stops iterating. ``on_state``
-    hears ``"connected"`` and ``"disconnected: <why>"``. Used by ``hedger subscribe``."""
-    broker = broker_address(url)
-    delays = backoff or Backoff(initial=0.2, maximum=5.0)
-    rng = random.Random()
-    attempt = 0
-    while True:
-        try:
-            async with aiomqtt.Client(
-                broker.host,
-                broker.port,
-                username=broker.username,
-                password=broker.password,
-                tls_context=broker.tls_context,
-            ) as client:
-                for topic in topics:
-                    await client.subscribe(topic, qos=qos)
-                attempt = 0
-                if on_state is not None:
-                    on_state("connected")
-                async for message in client.messages:
-                    payload = _payload_bytes(message.payload)
-                    yield (
-                        str(message.topic),
-                        (payload.encode() if isinstance(payload, str) else bytes(payload)),
-                    )
-        except aiomqtt.MqttError as exc:
-            if on_state is not None:
-                on_state(f"disconnected: {exc}")
-        await asyncio.sleep(delays.delay(attempt, rng))
-        attempt += 1
+    """Raw messages ``(topic, payload)`` from topic filters on a broker (an
+    :class:`MqttMessages`), until the consumer stops iterating. ``logger`` hears connects
+    and drops (``connected``, ``disconnected`` with the error), ``on_state`` every change of
+    state (``RUNNING`` once connected, ``DEGRADED`` while reconnecting). Used by
+    ``hedger subscribe``."""
+    stream = MqttMessages(url, topics, qos=qos, backoff=backoff, logger=logger, on_state=on_state)
+    async with stream:
+        async for item in stream:
+            yield item

@@ -6,9 +6,8 @@ import asyncio
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterator
-from types import TracebackType
-from typing import Self
 
+from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
 
@@ -30,11 +29,14 @@ async def paced(ticks: Iterator[Tick], speed: float | None) -> AsyncIterator[Tic
         yield tick
 
 
-class PacedFeed(ABC):
+class PacedFeed(Lifecycle, ABC):
     """A feed over a synchronous tick source (a generator, a file reader), paced by
-    :func:`paced`. Subclasses give the source in :meth:`source`."""
+    :func:`paced`. Subclasses give the source in :meth:`source`. ``RUNNING`` once entered,
+    ``STOPPED`` once closed (iteration does not stop at a close: the source has no
+    connection to drop)."""
 
     def __init__(self, speed: float | None) -> None:
+        super().__init__()
         self.rejects = Rejects()
         self._speed = speed
 
@@ -42,16 +44,13 @@ class PacedFeed(ABC):
     def source(self) -> Iterator[Tick]:
         """The ticks, in event-time order."""
 
-    async def __aenter__(self) -> Self:
-        return self
+    async def _open(self) -> None:
+        self._set_state(State.RUNNING)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
+    async def close(self) -> None:
+        """Nothing to release; idempotent."""
+        self._set_state(State.STOPPING)
+        self._set_state(State.STOPPED)
 
     def __aiter__(self) -> AsyncIterator[Tick]:
         return paced(self.source(), self._speed)

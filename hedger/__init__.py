@@ -19,7 +19,7 @@ from hedger.engine import (
     OlsWarmupInit,
     PairFilter,
 )
-from hedger.errors import BadInputError, ConfigError, DataFileError, HedgerError
+from hedger.errors import BadInputError, ConfigError, DataFileError, HedgerError, TransportError
 
 __version__ = "0.1.0"
 
@@ -37,5 +37,6 @@ __all__ = [
     "KalmanOLS",
     "OlsWarmupInit",
     "PairFilter",
+    "TransportError",
     "__version__",
 ]

@@ -53,3 +53,23 @@ class DataFileError(HedgerError, OSError):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
+
+
+class TransportError(HedgerError):
+    """A transport (a feed's or a bridge's connection, a server, a broker URL) cannot be set
+    up or used: a bad URL or option, an address that cannot be bound, a component used after
+    it was closed.
+
+    Attributes:
+        transport: which transport (``"mqtt"``, ``"websocket"``, ...).
+        address: where, with any password redacted (``"mqtt://bob:***@broker:1883"``); may
+            be empty.
+        problem: what is wrong, in a few words.
+    """
+
+    def __init__(self, transport: str, address: str, problem: str) -> None:
+        where = f"{transport} {address}" if address else transport
+        super().__init__(f"{where}: {problem}")
+        self.transport = transport
+        self.address = address
+        self.problem = problem

@@ -15,7 +15,6 @@ import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import aiomqtt
@@ -25,6 +24,8 @@ import pytest
 from feeds.reconnect import Backoff
 from hedger.core.bus import Bus, Message
 from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode
+from hedger.core.lifecycle import Lifecycle, State
+from hedger.errors import TransportError
 from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
 
@@ -35,6 +36,11 @@ FAST = Backoff(initial=0.05, maximum=0.2)
 # would miss messages through no fault of the bridge: the bridge retries every 1.5 s (no
 # jitter) and the subscriber every 20 ms.
 SLOW = Backoff(initial=1.5, maximum=1.5, jitter=0.0)
+
+
+def state_of(component: Lifecycle) -> State:
+    """The component's state now (a call, so that mypy does not narrow it between steps)."""
+    return component.state
 
 
 def new_root() -> str:
@@ -67,7 +73,7 @@ def _payload(value: Any) -> bytes:
     return b"" if value is None else str(value).encode()
 
 
-class Subscriber:
+class Subscriber(Lifecycle):
     """A plain aiomqtt subscriber that records every message and reconnects (every 20 ms)
     when the broker goes away."""
 
@@ -82,18 +88,13 @@ class Subscriber:
         self.messages: list[tuple[str, bytes, bool]] = []
         self.subscriptions = 0
         self._task: asyncio.Task[None] | None = None
+        super().__init__()
 
-    async def __aenter__(self) -> Subscriber:
+    async def _open(self) -> None:
         self._task = asyncio.create_task(self._run())
         await until(lambda: self.subscriptions >= 1, what="the subscription")
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def close(self) -> None:
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,8 +146,24 @@ class RecordingLogger:
         return [kw for level, event, kw in self.records if "overflow" in event]
 
 
+def wired(broker: MosquittoBroker, root: str, **options: Any) -> tuple[Bus, MqttBridge]:
+    """A bus under ``root`` with a bridge to ``broker`` attached."""
+    bus = Bus(root=root)
+    bridge = MqttBridge(broker.url, root=root, **options)
+    bus.attach(bridge)
+    return bus, bridge
+
+
 def topics(root: str, pair: str) -> tuple[str, str]:
     return f"{root}/v1/ratio/{pair}", f"{root}/v1/spread/{pair}"
+
+
+async def send_sentinel(bus: Bus, sub: Subscriber, root: str) -> None:
+    """Publish a marker after everything else and wait until it arrives: one connection and
+    one QoS keep the order, so whatever was published before it has arrived by then."""
+    topic = f"{root}/v1/sentinel/end"
+    bus.send(Message(topic, b"end"))
+    await until(lambda: sub.payloads(topic) == [b"end"], what="the sentinel")
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -163,8 +180,9 @@ def topics(root: str, pair: str) -> tuple[str, str]:
     ],
 )
 def test_bad_arguments_are_refused(url: str, kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(TransportError) as caught:
         MqttBridge(url, **kwargs)
+    assert caught.value.problem in str(caught.value)
 
 
 def test_url_gives_host_port_and_credentials() -> None:
@@ -174,7 +192,8 @@ def test_url_gives_host_port_and_credentials() -> None:
         1999,
         "desk/v1/status",
     )
-    assert (bridge._username, bridge._password) == ("user", "p@ss")
+    assert (bridge._broker.username, bridge._broker.password) == ("user", "p@ss")
+    assert bridge.url == "mqtt://user:***@broker.example:1999"
     assert MqttBridge("mqtts://broker.example").port == 8883
     assert bridge.metrics() == {
         "published": 0.0,
@@ -193,9 +212,7 @@ def test_url_gives_host_port_and_credentials() -> None:
 
 async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     pairs = ["AAPL/SPY", "XLE/USO", "BRK%2FB/SPY"]
     bars = 1500
     expected: list[tuple[str, int]] = []
@@ -210,13 +227,15 @@ async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker
                 await asyncio.sleep(0)  # let the bridge pipeline while the actors publish
         assert await bridge.drain(20.0), (bridge.metrics(), sub.count(), len(expected))
         await until(lambda: sub.count() >= len(expected), 20.0, "every event")
-        await asyncio.sleep(0.1)  # nothing more (no repeats) arrives
+        await send_sentinel(bus, sub, root)  # nothing more (no repeats) came before it
+    events = [m[:2] for m in sub.messages if not m[0].endswith("/status")]
+    assert events[-1] == (f"{root}/v1/sentinel/end", b"end")
 
     # the whole stream, not just each topic, arrives in publish order: one connection, one QoS
     received = [
         (topic, decode(payload)["seq"])
         for topic, payload, _ in sub.messages
-        if not topic.endswith("/status")
+        if not topic.endswith(("/status", "/end"))
     ]
     assert received == expected
     for pair in pairs:
@@ -228,7 +247,7 @@ async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker
         assert decode(sub.payloads(spread_topic)[0])["type"] == "spread"
     assert f"{root}/v1/ratio/BRK%2FB/SPY" in sub.seqs()
     metrics = bridge.metrics()
-    assert metrics["published"] == metrics["acked"] == len(expected)
+    assert metrics["published"] == metrics["acked"] == len(expected) + 1  # and the sentinel
     assert (metrics["dropped"], metrics["queued"], metrics["reconnects"]) == (0, 0, 0)
 
 
@@ -239,9 +258,7 @@ async def test_an_unpublishable_message_is_rejected_not_retried(
     # block the stream (reconnecting and retrying it forever); it is counted and logged.
     root = new_root()
     log = RecordingLogger()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST, logger=log)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST, logger=log)
     async with Subscriber(mosquitto, f"{root}/v1/+/#") as sub, bridge:
         publish_bar(bus, "AAA/BBB", 1)
         bus.send(Message(f"{root}/v1/spread/AAA/B+C", b"{}"))
@@ -260,17 +277,16 @@ async def test_a_late_subscriber_gets_the_current_ratio_at_once(
     mosquitto: MosquittoBroker,
 ) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     async with bridge:
         for seq in range(1, 21):
             publish_bar(bus, "AAPL/SPY", seq)
         assert await bridge.drain(5.0)
         async with Subscriber(mosquitto, f"{root}/v1/#") as late:
             await until(lambda: len(late.messages) >= 2, 2.0, "the retained messages")
-            await asyncio.sleep(0.2)  # and nothing else: spreads are not retained
-    retained = {topic: (payload, retain) for topic, payload, retain in late.messages}
+            await send_sentinel(bus, late, root)  # and nothing else: spreads are not retained
+    assert late.messages[-1][:2] == (f"{root}/v1/sentinel/end", b"end")
+    retained = {topic: (payload, retain) for topic, payload, retain in late.messages[:-1]}
     assert set(retained) == {f"{root}/v1/status", f"{root}/v1/ratio/AAPL/SPY"}
     payload, was_retained = retained[f"{root}/v1/ratio/AAPL/SPY"]
     assert was_retained
@@ -340,9 +356,7 @@ async def test_a_broker_restart_mid_stream_loses_nothing() -> None:
 
 async def _restart_mid_stream(mosquitto: MosquittoBroker) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=SLOW)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=SLOW)
     pairs = ["AAA/BBB", "CCC/DDD"]
     published = 0
     streaming = True
@@ -363,20 +377,20 @@ async def _restart_mid_stream(mosquitto: MosquittoBroker) -> None:
         await asyncio.to_thread(mosquitto.stop)
         await until(lambda: not bridge.connected, what="the bridge to notice")
         outage_from = published
-        await asyncio.sleep(0.3)
-        assert published > outage_from + 20  # the actors kept publishing ...
-        assert bridge.metrics()["queued"] > 40  # ... into the outbox
+        # the actors keep publishing, into the outbox
+        await until(lambda: published > outage_from + 20, what="publishing during the outage")
+        await until(lambda: bridge.metrics()["queued"] > 40, what="the outbox to fill")
 
         await asyncio.to_thread(mosquitto.start)
         await until(lambda: sub.subscriptions >= 2, what="the subscriber to come back")
         assert not bridge.connected, "the bridge came back before the subscriber"
         await until(lambda: bridge.connected, 5.0, "the bridge to reconnect")
-        await asyncio.sleep(0.2)
+        back_from = published
+        await until(lambda: published > back_from + 20, what="publishing after the reconnect")
         streaming = False
         await streamer
         assert await bridge.drain(10.0)
         await until(lambda: sub.count() >= 4 * published, 10.0, "the resent events")
-        await asyncio.sleep(0.1)
 
     seqs = sub.seqs()
     assert sorted(seqs) == sorted(topic for pair in pairs for topic in topics(root, pair))
@@ -394,9 +408,7 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
 ) -> None:
     root = new_root()
     log = RecordingLogger()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, outbox_capacity=40, backoff=SLOW, logger=log)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, outbox_capacity=40, backoff=SLOW, logger=log)
     pair = "AAA/BBB"
     async with Subscriber(mosquitto, f"{root}/v1/+/#") as sub, bridge:
         await until(lambda: bridge.connected, what="the bridge to connect")
@@ -424,7 +436,7 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
             publish_bar(bus, pair, seq)
         assert await bridge.drain(5.0)
         await until(lambda: sub.count() >= 200 + 40 + 20, what="the rest")
-        await asyncio.sleep(0.1)
+        await send_sentinel(bus, sub, root)  # every resend came before it
 
     missing = 0
     for topic, received in sub.seqs().items():
@@ -441,9 +453,9 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
 async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> None:
     root = new_root()
     status = f"{root}/v1/status"
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    states: list[State] = []
+    bus, bridge = wired(mosquitto, root, backoff=FAST, on_state=states.append)
+    assert state_of(bridge) is State.STARTING
     async with Subscriber(mosquitto, f"{root}/v1/#") as sub:
         bridge.start()
         await until(lambda: sub.payloads(status) == [b"online"], what="online")
@@ -455,7 +467,9 @@ async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> No
         assert sub.count() == 100
         assert sub.messages[-1][:2] == (status, b"offline")
     assert bridge.metrics()["connected"] == 0
+    assert states == [State.RUNNING, State.STOPPING, State.STOPPED]
     assert await bridge.close()  # idempotent
+    assert states[-1] is State.STOPPED and len(states) == 3
     async with Subscriber(mosquitto, status) as late:
         await until(lambda: late.messages != [], what="the retained status")
     assert late.messages == [(status, b"offline", True)]
@@ -465,19 +479,20 @@ async def test_drain_and_close_during_an_outage_give_up_in_time(
     mosquitto: MosquittoBroker,
 ) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     bridge.start()
     await until(lambda: bridge.connected, what="the bridge to connect")
     mosquitto.stop()
     await until(lambda: not bridge.connected, what="the bridge to notice")
     for seq in range(1, 11):
         publish_bar(bus, "AAA/BBB", seq)
-    started = time.monotonic()
-    assert not await bridge.drain(0.3)
-    assert not await bridge.close(timeout=0.3)
-    assert time.monotonic() - started < 2.0
+    retries = bridge.reconnector.retries
+    async with asyncio.timeout(10):  # a guard against a hang, not a measurement
+        assert not await bridge.drain(0.3)
+        assert not await bridge.close(timeout=0.3)
+    assert state_of(bridge) is State.STOPPED
+    assert bridge.reconnector.retries > retries  # it kept trying until it gave up
+    assert max(bridge.reconnector.delays) <= FAST.maximum
     assert bridge.metrics()["queued"] == 20  # kept, not lost: nothing was acknowledged
 
 
@@ -496,9 +511,7 @@ async def test_cancelling_run_also_publishes_offline(mosquitto: MosquittoBroker)
 
 async def test_metrics_snapshot_payloads_pass_through(mosquitto: MosquittoBroker) -> None:
     root = new_root()
-    bus = Bus(root=root)
-    bridge = MqttBridge(mosquitto.url, root=root, backoff=FAST)
-    bus.attach(bridge)
+    bus, bridge = wired(mosquitto, root, backoff=FAST)
     async with Subscriber(mosquitto, f"{root}/v1/metrics") as sub, bridge:
         bus.publish_metrics({"bridge": bridge.metrics()})
         await until(lambda: len(sub.messages) == 1, what="the metrics message")

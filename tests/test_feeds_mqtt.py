@@ -20,8 +20,10 @@ from hypothesis import strategies as st
 
 from feeds.mqtt import MqttTickFeed, parse_tick_payload, timestamp_parser
 from feeds.reconnect import Backoff
+from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
+from hedger.errors import TransportError
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
@@ -32,6 +34,11 @@ if TYPE_CHECKING:
 TS_S = 1_700_000_000
 TS_NS = TS_S * 1_000_000_000
 RECV = 1_800_000_000_000_000_000
+
+
+def state_of(component: Lifecycle) -> State:
+    """The component's state now (a call, so that mypy does not narrow it between steps)."""
+    return component.state
 
 
 def parse(payload: bytes | str, rejects: Rejects | None = None, unit: str = "auto") -> list[Tick]:
@@ -253,13 +260,15 @@ def test_every_item_is_a_tick_or_a_reject(items: list[object]) -> None:
 def test_url_credentials_and_defaults() -> None:
     feed = MqttTickFeed("mqtt://trader:s%40cret@broker.example", "ticks/+/AAPL")
     assert (feed.host, feed.port, feed.topics) == ("broker.example", 1883, ["ticks/+/AAPL"])
-    assert (feed._username, feed._password) == ("trader", "s@cret")
-    assert feed._tls_context is None
+    assert (feed._broker.username, feed._broker.password) == ("trader", "s@cret")
+    assert feed._broker.tls_context is None
+    assert feed.url == "mqtt://trader:***@broker.example:1883"  # never the password
     secure = MqttTickFeed("mqtts://broker.example", username="u", password="p")
     assert secure.port == 8883
-    assert isinstance(secure._tls_context, ssl.SSLContext)
-    assert (secure._username, secure._password) == ("u", "p")
-    assert MqttTickFeed("mqtt://h:1", tls=True)._tls_context is not None
+    assert isinstance(secure._broker.tls_context, ssl.SSLContext)
+    assert (secure._broker.username, secure._broker.password) == ("u", "p")
+    assert MqttTickFeed("mqtt://h:1", tls=True)._broker.tls_context is not None
+    assert MqttTickFeed("mqtt://h", tls=True).port == 8883
 
 
 @pytest.mark.parametrize(
@@ -274,8 +283,9 @@ def test_url_credentials_and_defaults() -> None:
     ],
 )
 def test_bad_settings_fail_at_construction(make: Callable[[], MqttTickFeed]) -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(TransportError) as caught:
         make()
+    assert caught.value.transport == "mqtt" and caught.value.problem
 
 
 # --- against a real broker ----------------------------------------------------------------
@@ -411,15 +421,21 @@ async def test_the_feed_reconnects_when_the_broker_comes_back(
         await asyncio.to_thread(mosquitto.stop if outage == "stop" else mosquitto.kill)
         await wait_until(lambda: feed.reconnects >= 1)
         assert not feed.connected
-        await asyncio.sleep(0.3)  # a few failed attempts while the broker is away
+        assert state_of(feed) is State.DEGRADED
+        # a few failed attempts while the broker is away
+        await wait_until(lambda: feed.reconnector.attempts >= 4)
         assert feed.connections == 1
 
         await asyncio.to_thread(mosquitto.start)
-        started = time.perf_counter()
         await asyncio.wait_for(feed.wait_connected(), 5)
-        assert time.perf_counter() - started < 2.0  # the backoff is capped at 0.2 s
+        assert state_of(feed) is State.RUNNING
         assert feed.connections == 2
-        assert feed.reconnects >= 2
+        assert feed.reconnects >= 3
+        # failed attempts back off, the first after a connection at the initial delay, all
+        # within the cap
+        delays = list(feed.reconnector.delays)
+        assert delays[0] <= FAST.initial and delays[1] > delays[0]
+        assert max(delays) <= FAST.maximum
 
         await publish(mosquitto, [(topic, trade("AAA", 2.0, 1)), (topic, trade("AAA", 3.0, 2))])
         assert [t.price for t in await take(ticks, 2)] == [2.0, 3.0]
@@ -448,18 +464,32 @@ async def test_close_is_idempotent_prompt_and_ends_iteration(mosquitto: Mosquitt
         await publish(mosquitto, [(f"{root}/x", trade("X", 4.0, 0))])
         await wait_until(lambda: feed.messages == 1)
 
+        got: list[Tick] = []
+
         async def consume() -> list[Tick]:
-            return [t async for t in feed]
+            async for t in feed:
+                got.append(t)
+            return got
 
         consumer = asyncio.create_task(consume())
-        await asyncio.sleep(0.05)
-        assert not consumer.done()
-        await asyncio.to_thread(mosquitto.stop)  # close while reconnecting, too
-        await wait_until(lambda: feed.reconnects >= 1)
-        started = time.perf_counter()
-        await feed.close()
-        assert time.perf_counter() - started < 1.0
+        await wait_until(lambda: len(got) == 1)
+        assert not consumer.done()  # waiting for more
+        # close while reconnecting, too: in a backoff delay that would never end by itself
+        never = asyncio.Event()
+        waited: list[float] = []
+
+        async def endless(delay: float) -> None:
+            waited.append(delay)
+            await never.wait()
+
+        feed.reconnector.sleep = endless
+        await asyncio.to_thread(mosquitto.stop)
+        await wait_until(lambda: waited != [])
+        assert state_of(feed) is State.DEGRADED
+        await asyncio.wait_for(feed.close(), 5)  # the guard fails only if close hangs
+        assert state_of(feed) is State.STOPPED
         await feed.close()
         assert [t.price for t in await asyncio.wait_for(consumer, 2)] == [4.0]
     await feed.close()
+    assert state_of(feed) is State.STOPPED
     assert [t async for t in feed] == []

@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+import socket
+from collections.abc import Callable, Sequence
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
 from feeds.reconnect import Backoff
 from feeds.websocket import WebSocketFeed
+from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
+
+
+def state_of(component: Lifecycle) -> State:
+    """The component's state now (a call, so that mypy does not narrow it between steps)."""
+    return component.state
 
 
 class EchoVenue:
@@ -67,20 +74,63 @@ async def test_iteration_ends_after_close() -> None:
                 await anext(iterator)
 
 
-async def test_a_venue_that_hangs_up_is_retried_ever_more_slowly() -> None:
+async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
+    async with asyncio.timeout(timeout):
+        while not condition():
+            await asyncio.sleep(0.005)
+
+
+async def no_wait(delay: float) -> None:
+    """A backoff sleep that returns at once: the test reads the delays, not the clock."""
+    await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize(("greeting", "expected"), [(None, "growing"), ("A 1.0", "reset")])
+async def test_only_a_connection_that_delivered_resets_the_backoff(
+    greeting: str | None, expected: str
+) -> None:
     async def handler(ws: ServerConnection) -> None:
         await ws.recv()
+        if greeting is not None:
+            await ws.send(greeting)
         await ws.close()
 
     async with serve(handler, "127.0.0.1", 0) as server:
         port = server.sockets[0].getsockname()[1]
+        states: list[State] = []
         feed = WebSocketFeed(
-            f"ws://127.0.0.1:{port}", EchoVenue(), backoff=Backoff(initial=0.01, jitter=0.0)
+            f"ws://127.0.0.1:{port}",
+            EchoVenue(),
+            backoff=Backoff(initial=0.01, maximum=0.08, jitter=0.0),
+            on_state=states.append,
         )
+        feed.reconnector.sleep = no_wait
         async with feed:
-            await asyncio.sleep(0.6)
-        # 0.01 + 0.02 + 0.04 + 0.08 + 0.16 + 0.32 > 0.6: at most 6 reconnects, not 60
-        assert 2 <= feed.reconnects <= 7
+            await eventually(lambda: feed.reconnects >= 6)
+        delays = list(feed.reconnector.delays)[:6]
+    if expected == "growing":
+        # a venue that accepts and hangs up (bad auth) is retried ever more slowly, capped
+        assert delays == [0.01, 0.02, 0.04, 0.08, 0.08, 0.08]
+    else:
+        assert delays == [0.01] * 6
+    assert states[:3] == [State.RUNNING, State.DEGRADED, State.RUNNING]
+    assert states[-2:] == [State.STOPPING, State.STOPPED]
+    assert state_of(feed) is State.STOPPED
+
+
+async def test_an_unreachable_venue_is_degraded_until_closed() -> None:
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]  # closed again: nothing listens there
+    feed = WebSocketFeed(f"ws://127.0.0.1:{port}", EchoVenue(), backoff=Backoff(jitter=0.0))
+    feed.reconnector.sleep = no_wait
+    assert state_of(feed) is State.STARTING
+    async with feed:
+        await eventually(lambda: feed.reconnects >= 3)
+        assert state_of(feed) is State.DEGRADED and not feed.connected
+    assert state_of(feed) is State.STOPPED
+    assert list(feed.reconnector.delays)[:3] == [0.1, 0.2, 0.4]
 
 
 def test_backoff_grows_and_caps() -> None:

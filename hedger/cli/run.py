@@ -12,7 +12,7 @@ from typing import Any
 from hedger.cli.options import LOG_LEVELS
 from hedger.config.daemon import DaemonConfig, daemon_config
 from hedger.config.pipeline import load_toml
-from hedger.errors import HedgerError
+from hedger.errors import HedgerError, TransportError
 from hedger.logs import configure_logging, get_logger
 from hedger.runtime.daemon import Daemon
 
@@ -36,13 +36,14 @@ def run(args: argparse.Namespace) -> int:
     log = get_logger("daemon")
     try:
         return asyncio.run(_run_daemon(config, log))
-    except (BaseExceptionGroup, OSError, ValueError) as error:
+    except (BaseExceptionGroup, OSError, ValueError, TransportError) as error:
         # a transport that cannot start (port in use, an address the client refuses)
         leaf = _first_leaf(error)
-        if not isinstance(leaf, OSError | ValueError):
+        if not isinstance(leaf, OSError | ValueError | TransportError):
             raise
         print(f"hedger run: {leaf}", file=sys.stderr)
-        return 2 if isinstance(leaf, HedgerError) else 1
+        transport = isinstance(leaf, TransportError) or not isinstance(leaf, HedgerError)
+        return 1 if transport else 2
 
 
 def _first_leaf(error: BaseException) -> BaseException:

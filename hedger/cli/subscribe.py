@@ -14,10 +14,11 @@ from typing import Any, TextIO
 
 import orjson
 
+from feeds.broker import parse_broker_url
 from feeds.mqtt import mqtt_messages
 from hedger.cli.options import at_least
 from hedger.core.topics import PairId, pair_topic, status_topic
-from hedger.errors import ConfigError
+from hedger.errors import ConfigError, TransportError
 
 
 @dataclass
@@ -131,7 +132,8 @@ async def run_subscribe(
     err: TextIO = sys.stderr,
     max_messages: int | None = None,
 ) -> int:
-    """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic."""
+    """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic. The
+    broker URL is shown (on stderr and in the table) with its password redacted."""
 
     ratio_prefix = f"{root}/v1/ratio/"
     topics = [pair_topic(root, "ratio", PairId.parse(p)) for p in pairs] or [ratio_prefix + "#"]
@@ -141,11 +143,10 @@ async def run_subscribe(
     last_draw = 0.0
     count = 0
 
-    def on_state(state: str) -> None:
-        err.write(f"hedger subscribe: {url} {state}\n")
-        err.flush()
+    shown = parse_broker_url(url).redacted
+    notes = _ConnectionNotes(err)
 
-    async for topic, payload in mqtt_messages(url, topics, on_state=on_state):
+    async for topic, payload in mqtt_messages(url, topics, logger=notes):
         now = time.time()
         if topic == status_topic(root):
             board.status = payload.decode(errors="replace")
@@ -162,7 +163,7 @@ async def run_subscribe(
                     out.write(orjson.dumps(event).decode() + "\n")
                     out.flush()
         if live and now - last_draw >= 0.25:
-            out.write("\x1b[H\x1b[2J" + board.render(now, url) + "\n")
+            out.write("\x1b[H\x1b[2J" + board.render(now, shown) + "\n")
             out.flush()
             last_draw = now
         elif not live and not as_json and topic != status_topic(root) and event is not None:
@@ -171,6 +172,25 @@ async def run_subscribe(
         if max_messages is not None and count >= max_messages:
             break
     return 0
+
+
+class _ConnectionNotes:
+    """The subscription's logger: connects and drops as one stderr line each, with the URL
+    as the subscription gives it (password redacted)."""
+
+    def __init__(self, err: TextIO) -> None:
+        self._err = err
+
+    def info(self, event: str, **kw: Any) -> None:
+        self._note(event, kw)
+
+    def warning(self, event: str, **kw: Any) -> None:
+        self._note(event, kw)
+
+    def _note(self, event: str, kw: dict[str, Any]) -> None:
+        why = f": {kw['error']}" if "error" in kw else ""
+        self._err.write(f"hedger subscribe: {kw.get('url', '')} {event}{why}\n")
+        self._err.flush()
 
 
 HELP = "show the latest hedge ratios of a running daemon (MQTT), live"
@@ -184,7 +204,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``hedger subscribe``."""
     parser.add_argument("pairs", nargs="*", metavar="PAIR", help="pairs (Y/X); default: all")
     parser.add_argument(
-        "--broker", default="mqtt://127.0.0.1:1883", help="MQTT broker URL (mqtt://host:port)"
+        "--broker",
+        default="mqtt://127.0.0.1:1883",
+        help="MQTT broker URL (mqtt://[user:password@]host[:port] or mqtts://...)",
     )
     parser.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
@@ -193,8 +215,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Subscribe until Ctrl-C (or ``--count`` new ratios)."""
-    if not args.broker.startswith(("mqtt://", "mqtts://")):
-        raise ConfigError("broker", f"must look like mqtt://host:port, got {args.broker}")
+    try:
+        parse_broker_url(args.broker)
+    except TransportError as exc:
+        raise ConfigError("broker", f"{exc.problem}, got {exc.address}") from None
     try:
         return asyncio.run(
             run_subscribe(

@@ -11,8 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
+from feeds.broker import parse_broker_url
 from hedger.config.pipeline import (
     DOCUMENT_SECTIONS,
     FILTER_KEYS,
@@ -24,7 +24,7 @@ from hedger.config.pipeline import (
 from hedger.config.refit import RefitSettings, refit_settings
 from hedger.core.bars import parse_duration_ns
 from hedger.engine import FilterParams
-from hedger.errors import ConfigError
+from hedger.errors import ConfigError, TransportError
 
 FEED_KINDS = ("synthetic", "binance", "coinbase", "alpaca", "polygon", "mqtt", "file")
 _FEED_KEYS: dict[str, frozenset[str]] = {
@@ -151,13 +151,10 @@ def _secret(table: Mapping[str, Any], key: str, env_key: str, section: str) -> s
 
 def _mqtt_url(key: str, value: Any) -> str:
     url = _str(key, value)
-    parts = urlsplit(url)
     try:
-        port = parts.port
-    except ValueError:
-        raise ConfigError(key, f"has a bad port: {url!r}") from None
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname or port == 0:
-        raise ConfigError(key, f"must look like mqtt://host:port or mqtts://host:port, got {url!r}")
+        parse_broker_url(url)
+    except TransportError as exc:
+        raise ConfigError(key, f"{exc.problem}, got {exc.address!r}") from None
     return url
 
 

@@ -26,6 +26,7 @@ from feeds.protocol import Feed
 from hedger.config.daemon import DaemonConfig
 from hedger.core.bus import Bridge, Bus
 from hedger.core.failures import Failures
+from hedger.core.lifecycle import State
 from hedger.core.matrix_actor import MatrixActor
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
@@ -48,7 +49,8 @@ _STOP = object()
 
 
 class Daemon:
-    """One daemon's components and counters.
+    """One daemon's components and counters; :attr:`state` is the lifecycle state feeds and
+    bridges have (:class:`~hedger.core.lifecycle.State`).
 
     ``clock``: where all time comes from (the host's, :class:`LiveClock`, if None).
     ``feeds``: feeds to run instead of those the configuration builds, one per configured
@@ -64,6 +66,7 @@ class Daemon:
         clock: Clock | None = None,
         feeds: Sequence[Feed] | None = None,
     ) -> None:
+        self.state = State.STARTING
         self.config = config
         self.log = logger
         self.clock = clock if clock is not None else LiveClock()
@@ -209,7 +212,9 @@ class Daemon:
                 side.append(group.create_task(self.refitter.run(), name="refit"))
             if self.wall_clock:
                 side.append(group.create_task(self._close_bars(), name="bar-clock"))
+            self.state = State.RUNNING
             await stop.wait()
+            self.state = State.STOPPING
             self.log.info("stopping")
             for task in feed_tasks + side:
                 task.cancel()
@@ -220,6 +225,7 @@ class Daemon:
             for task in bridge_tasks:
                 task.cancel()
         await self._close_bridges()
+        self.state = State.STOPPED
         self.log.info(
             "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
         )

@@ -26,28 +26,25 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import random
 import socket
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable
-from types import TracebackType
-from typing import Any, Self
-from urllib.parse import unquote, urlsplit
+from typing import Any, Unpack
 
 import aiomqtt
 
-from feeds.reconnect import Backoff
+from feeds.broker import ClientOptions, broker_address
+from feeds.reconnect import Backoff, Reconnector
 from hedger.core.bus import Message, Outbox
+from hedger.core.lifecycle import Lifecycle, State, StateListener
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.topics import status_topic
+from hedger.errors import TransportError
 
 ONLINE = b"online"
 OFFLINE = b"offline"
 
-_PLAIN_SCHEMES = frozenset({"mqtt", "tcp"})
-_TLS_SCHEMES = frozenset({"mqtts", "ssl", "tls"})
 _DROP_LOG_EVERY = 10_000  # overflow drops between two warnings, at most ...
 _DROP_LOG_INTERVAL = 1.0  # ... or seconds between two warnings, whichever comes first
 _TICK = 0.25  # seconds between checks of the time limits (acknowledgements, shutdown)
@@ -85,32 +82,32 @@ class _ConnectionLostError(aiomqtt.MqttError):
     """The connection broke, or stopped acknowledging, while publishing."""
 
 
-class MqttBridge:
+class MqttBridge(Lifecycle):
     """Publishes bus messages to an MQTT broker (see the module documentation).
 
     Args:
         url: ``mqtt://host[:port]`` (default port 1883) or ``mqtts://host[:port]`` (TLS,
-            default port 8883); user and password may be given in the URL.
+            default port 8883); user and password may be given in the URL (see
+            :mod:`feeds.broker`; :attr:`url` and the logs show it without the password).
         root: the topic root; the status topic is ``<root>/v1/status`` (message topics come
             from the bus, which builds them with its own root).
         qos: the QoS of every publish (0, 1 or 2). At QoS 0 a message counts as delivered
             once written to the socket, so a broker outage can lose what was in transit.
-        username, password: broker credentials (override those in the URL).
-        tls: ``True`` for TLS with the system's trust store, or an ``ssl.SSLContext``.
-        client_id: the MQTT client identifier (the broker assigns one by default). Two
-            clients with one identifier knock each other off the broker.
         outbox_capacity: messages kept while the broker is slow or away; past it the oldest
             are dropped, counted (``dropped``) and logged.
-        backoff: reconnect delays.
+        backoff: reconnect delays (s).
         logger: a structlog-style logger for connects, drops and overflow.
-        keepalive: seconds between keepalive pings, about how long a silently vanished
-            broker (no TCP close) takes to be noticed.
         window: publishes in flight at once (awaiting their acknowledgement).
         ack_timeout: seconds without any acknowledgement, while publishes are in flight,
             after which the connection is given up and made again.
         seed: seeds the backoff jitter.
+        on_state: hears every change of :attr:`state` (``RUNNING`` while connected,
+            ``DEGRADED`` while reconnecting, ``STOPPING`` and ``STOPPED`` once closed).
+        username, password, tls, client_id, keepalive: how the client connects
+            (:class:`feeds.broker.ClientOptions`).
 
-    Run it with ``await bridge.run()`` (until cancelled or closed), or ``async with bridge``
+    Bad arguments raise :class:`~hedger.errors.TransportError`. Run it with
+    ``await bridge.run()`` (until cancelled or closed), or ``async with bridge``
     (or :meth:`start`), which runs it in a task and closes it on exit.
     """
 
@@ -122,48 +119,36 @@ class MqttBridge:
         *,
         root: str = "hedger",
         qos: int = 1,
-        username: str | None = None,
-        password: str | None = None,
-        tls: bool | ssl.SSLContext = False,
-        client_id: str | None = None,
         outbox_capacity: int = 100_000,
         backoff: Backoff | None = None,
         logger: Logger | None = None,
-        keepalive: int = 30,
         window: int = 128,
         ack_timeout: float = 15.0,
         seed: int | None = None,
+        on_state: StateListener | None = None,
+        **client: Unpack[ClientOptions],
     ) -> None:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if scheme not in _PLAIN_SCHEMES | _TLS_SCHEMES or not parts.hostname:
-            raise ValueError(f"expected an mqtt://host[:port] or mqtts://host[:port] URL: {url!r}")
-        if qos not in (0, 1, 2):
-            raise ValueError(f"qos must be 0, 1 or 2, got {qos!r}")
-        if not 1 <= window <= 32_768:
-            raise ValueError(f"window must be between 1 and 32768, got {window!r}")
-        if not ack_timeout > 0:
-            raise ValueError(f"ack_timeout must be positive, got {ack_timeout!r}")
-        self.url = url
+        super().__init__(on_state)
+        broker = broker_address(url, **client)
+        self.url = broker.redacted
+        for ok, problem in (
+            (qos in (0, 1, 2), f"qos must be 0, 1 or 2, got {qos!r}"),
+            (1 <= window <= 32_768, f"window must be between 1 and 32768, got {window!r}"),
+            (ack_timeout > 0, f"ack_timeout must be positive, got {ack_timeout!r}"),
+            (outbox_capacity >= 1, f"outbox_capacity must be at least 1, got {outbox_capacity!r}"),
+        ):
+            if not ok:
+                raise TransportError(self.name, self.url, problem)
         self.root = root
         self.qos = qos
-        self.host: str = parts.hostname
-        use_tls = tls is not False or scheme in _TLS_SCHEMES
-        self.port = parts.port or (8883 if use_tls else 1883)
-        self._tls_context: ssl.SSLContext | None = None
-        if isinstance(tls, ssl.SSLContext):
-            self._tls_context = tls
-        elif use_tls:
-            self._tls_context = ssl.create_default_context()
-        self._username = username if username is not None else _url_part(parts.username)
-        self._password = password if password is not None else _url_part(parts.password)
-        self.client_id = client_id
-        self.keepalive = keepalive
+        self.host, self.port = broker.host, broker.port
+        self._broker = broker
+        self.client_id = broker.client_id
+        self.keepalive = broker.keepalive
         self.window = window
         self.ack_timeout = ack_timeout
         self.status_topic = status_topic(root)
-        self._backoff = backoff or Backoff()
-        self._rng = random.Random(seed)
+        self.reconnector = Reconnector(backoff, retry_on=(Exception,), seed=seed)
         self._logger = logger
 
         self._wake = asyncio.Event()  # something for the sender to look at
@@ -189,7 +174,6 @@ class MqttBridge:
         # lifecycle
         self._running = False
         self._runner: asyncio.Task[Any] | None = None
-        self._session_up = False
         self._finished = asyncio.Event()
         self._finished.set()
         self._stop_requested = asyncio.Event()
@@ -206,17 +190,8 @@ class MqttBridge:
             self._task = asyncio.create_task(self.run(), name=f"bridge-mqtt-{self.host}")
         return self._task
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def run(self) -> None:
         """Connect, publish, reconnect with backoff, until :meth:`close` (or cancelled).
@@ -225,45 +200,55 @@ class MqttBridge:
         ``offline`` and disconnects; so does cancelling, without the delivering.
         """
         if self._running:
-            raise RuntimeError("this bridge is already running")
+            raise TransportError(self.name, self.url, "this bridge is already running")
         self._running = True
         self._runner = asyncio.current_task()
         self._finished.clear()
-        attempt = 0
         try:
-            while not self._should_exit():
-                self._session_up = False
-                try:
-                    async with self._client() as client:
-                        await self._session(client)
-                    break  # a session ends without an error only when closing
-                except asyncio.CancelledError:
-                    raise
-                except (aiomqtt.MqttError, OSError) as exc:
-                    error = str(exc) or type(exc).__name__
-                    self._log("warning", "mqtt bridge disconnected", error=error)
-                except Exception as exc:  # keep publishing whatever the client library does
-                    self._log("warning", "mqtt bridge error", error=repr(exc))
-                finally:
-                    self._connected = False
-                if self._should_exit():
-                    break
-                if self._session_up:  # only a connection that came up resets the backoff
-                    attempt = 0
-                delay = self._backoff.delay(attempt, self._rng)
-                attempt += 1
-                if self._stopping:
-                    delay = min(delay, max(0.0, self._stop_deadline - _now()))
-                    await asyncio.sleep(delay)
-                else:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop_requested.wait(), delay)
+            # a session ends without an error only when closing; only a connection that
+            # came up resets the backoff
+            await self.reconnector.run(
+                self._attempt, stopped=self._should_exit, on_drop=self._dropped, wait=self._pause
+            )
         finally:
             self._running = False
             self._runner = None
             self._connected = False
             self._flush_drop_log()
             self._finished.set()
+            self._set_state(State.STOPPED if self._closed else State.DEGRADED)
+
+    async def _attempt(self, healthy: Callable[[], None]) -> None:
+        try:
+            async with self._client() as client:
+                await self._session(client, healthy)
+        finally:
+            self._connected = False
+
+    def _dropped(self, error: BaseException | None) -> None:
+        self._set_state(State.DEGRADED)
+        if error is None:
+            return
+        if isinstance(error, aiomqtt.MqttError | OSError):
+            self._log(
+                "warning", "mqtt bridge disconnected", error=str(error) or type(error).__name__
+            )
+        else:  # keep publishing whatever the client library does
+            self._log("warning", "mqtt bridge error", error=repr(error))
+
+    async def _pause(self, delay: float) -> None:
+        """The backoff delay (s), cut short when a close is requested; while closing, no
+        longer than the time left to deliver."""
+        if self._stopping:
+            await self.reconnector.sleep(min(delay, max(0.0, self._stop_deadline - _now())))
+            return
+        sleeping = asyncio.ensure_future(self.reconnector.sleep(delay))
+        stop = asyncio.ensure_future(self._stop_requested.wait())
+        try:
+            await asyncio.wait({sleeping, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeping.cancel()
+            stop.cancel()
 
     async def drain(self, timeout: float) -> bool:
         """Wait, up to ``timeout`` seconds, until every waiting message has been delivered
@@ -284,6 +269,7 @@ class MqttBridge:
         be), publish ``offline`` (retained) and disconnect; idempotent. True if everything
         was delivered. A run that does not end in time (a hung connect) is cancelled."""
         self._closed = True
+        self._set_state(State.STOPPING)
         if not self._stopping:
             self._stopping = True
             self._stop_deadline = _now() + timeout
@@ -298,6 +284,7 @@ class MqttBridge:
                 await asyncio.wait({runner})
         if self._running:
             await self._finished.wait()
+        self._set_state(State.STOPPED)
         return not self.outbox
 
     @property
@@ -328,20 +315,14 @@ class MqttBridge:
         # paho's own inflight limit is off (0): its bookkeeping walks every message in
         # flight on each acknowledgement when a limit is set; the window bounds it instead.
         return aiomqtt.Client(
-            self.host,
-            self.port,
-            username=self._username,
-            password=self._password,
-            identifier=self.client_id,
-            keepalive=self.keepalive,
-            tls_context=self._tls_context,
+            **self._broker.client_arguments(),
             will=aiomqtt.Will(self.status_topic, OFFLINE, qos=1, retain=True),
             max_inflight_messages=0,
             max_queued_outgoing_messages=0,
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
         )
 
-    async def _session(self, client: aiomqtt.Client) -> None:
+    async def _session(self, client: aiomqtt.Client, healthy: Callable[[], None]) -> None:
         """Announce ``online``, publish until closing, then announce ``offline``. Raises
         when the connection breaks."""
         # aiomqtt logs a warning per publish while more than this many calls are pending
@@ -357,7 +338,8 @@ class MqttBridge:
             if self.connections > 1:
                 self.reconnects += 1
             self._connected = True
-            self._session_up = True
+            healthy()
+            self._set_state(State.RUNNING)
             self._log("info", "mqtt bridge connected", queued=len(self.outbox))
             self._flush_drop_log()
             await self._pump(client, watcher)
@@ -520,11 +502,7 @@ class MqttBridge:
 
     def _log(self, level: str, event: str, **kw: Any) -> None:
         if self._logger is not None:
-            getattr(self._logger, level)(event, bridge=self.name, url=self._safe_url(), **kw)
-
-    def _safe_url(self) -> str:
-        scheme = "mqtts" if self._tls_context is not None else "mqtt"
-        return f"{scheme}://{self.host}:{self.port}"
+            getattr(self._logger, level)(event, bridge=self.name, url=self.url, **kw)
 
 
 async def _watch(client: aiomqtt.Client) -> None:
@@ -532,10 +510,6 @@ async def _watch(client: aiomqtt.Client) -> None:
     nothing, so the message iterator yields nothing until then."""
     async for _ in client.messages:
         pass
-
-
-def _url_part(text: str | None) -> str | None:
-    return unquote(text) if text else None
 
 
 def _now() -> float:

@@ -44,9 +44,13 @@ with 1008 ("slow consumer") so that it reconnects and starts again from the reta
 
 HTTP: the server listens on 127.0.0.1 unless told otherwise. With ``token`` set, every
 request (WebSocket upgrades and ``/metrics``) must carry ``Authorization: Bearer <token>``,
-else it gets 401. ``GET /metrics`` answers Prometheus text format 0.0.4: the bridge's own
-counters as ``hedger_ws_<name>`` plus every counter of ``metrics_provider()`` as
-``hedger_<name>``.
+else it gets 401. ``GET /metrics`` answers Prometheus text format 0.0.4, written by
+``prometheus_client`` (:mod:`hedger.runtime.bridges.prometheus`): the bridge's own metrics as
+``hedger_ws_<name>`` plus every one of ``metrics_provider()`` as ``hedger_<name>``, counters
+typed ``counter`` (samples ``..._total``) and levels typed ``gauge``.
+
+Frames are the UTF-8 JSON bytes the bus made, sent as text frames as they are (never decoded
+per client).
 """
 
 from __future__ import annotations
@@ -54,13 +58,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
-import math
-import re
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from http import HTTPStatus
-from types import TracebackType
-from typing import Any, NamedTuple, Self
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import orjson
@@ -69,14 +70,16 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from hedger.core.bus import Message, Outbox
+from hedger.core.lifecycle import Lifecycle, State, StateListener
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.topics import PairId, matrix_topic, status_topic
-from hedger.errors import ConfigError
+from hedger.errors import ConfigError, TransportError
+from hedger.runtime.bridges.prometheus import CONTENT_TYPE, CountersCollector, Kind, render
 
 ALL_PAIRS = "*"
 MAX_CLIENT_MESSAGE = 64 * 1024
 MAX_PAIRS_PER_CLIENT = 10_000
-PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE
 _STATUS_SUFFIX = status_topic("")  # "/v1/status": the status topic under any root
 _MATRIX_SUFFIX = matrix_topic("")
 _BATCH = 256
@@ -109,12 +112,12 @@ class Client:
         self.id = client_id
         self.peer = peer
         self.capacity = capacity
-        self.queue: deque[str] = deque()
+        self.queue: deque[bytes] = deque()
         self.ready = asyncio.Event()
         self.pairs: set[str] = set()
         self.everything = False
         self.matrix = False
-        self.pending_matrix: str | None = None  # the matrix frame in the queue, if any
+        self.pending_matrix: bytes | None = None  # the matrix frame in the queue, if any
         self.dropped = 0
         self.sent = 0
         self.in_flight = False
@@ -159,14 +162,14 @@ class FanOut:
         self, client_queue: int, max_drops: int | None = None, rejects: Rejects | None = None
     ) -> None:
         if client_queue < 1:
-            raise ValueError("client_queue must be at least 1")
+            raise TransportError("websocket", "", "client_queue must be at least 1")
         self.client_queue = client_queue
         self.max_drops = max_drops
         self.rejects = rejects if rejects is not None else Rejects()
         self.clients: dict[int, Client] = {}
-        self.latest_ratio: dict[str, str] = {}
-        self.latest_matrix: str | None = None
-        self.status: str | None = None
+        self.latest_ratio: dict[str, bytes] = {}
+        self.latest_matrix: bytes | None = None
+        self.status: bytes | None = None
         self.connections = 0
         self.sent = 0
         self.dropped = 0
@@ -215,7 +218,7 @@ class FanOut:
         forwarded."""
         event = message.event
         if event is not None:
-            frame = message.payload.decode()
+            frame = message.payload
             pair = message.pair or event.pair
             self.events += 1
             if event.type == "hedge_ratio":
@@ -224,7 +227,7 @@ class FanOut:
                 if client.wants(pair):
                     self._push(client, frame)
         elif message.topic.endswith(_MATRIX_SUFFIX):
-            frame = message.payload.decode()
+            frame = message.payload
             self.latest_matrix = frame
             for client in self.clients.values():
                 if client.matrix:
@@ -278,7 +281,7 @@ class FanOut:
             self._push(client, _subscribed(client))
         return True
 
-    def _push(self, client: Client, frame: str) -> None:
+    def _push(self, client: Client, frame: bytes) -> None:
         queue = client.queue
         if len(queue) >= client.capacity:
             if queue.popleft() is client.pending_matrix:
@@ -287,7 +290,7 @@ class FanOut:
         queue.append(frame)
         client.ready.set()
 
-    def _push_matrix(self, client: Client, frame: str) -> None:
+    def _push_matrix(self, client: Client, frame: bytes) -> None:
         """Queue a matrix frame, first dropping the client's older one if it is still queued
         (the same frame again, the retained one on a repeated subscribe, only moves back)."""
         older = client.pending_matrix
@@ -307,7 +310,7 @@ class FanOut:
             self._kicked.append(client)
 
 
-def take_frame(client: Client) -> str:
+def take_frame(client: Client) -> bytes:
     """The next frame to send ``client`` (its queue must not be empty)."""
     frame = client.queue.popleft()
     if frame is client.pending_matrix:
@@ -315,7 +318,7 @@ def take_frame(client: Client) -> str:
     return frame
 
 
-def _remove_identical(queue: deque[str], frame: str) -> None:
+def _remove_identical(queue: deque[bytes], frame: bytes) -> None:
     """Remove ``frame`` itself (not an equal string) from ``queue``."""
     for i, queued in enumerate(queue):
         if queued is frame:
@@ -330,7 +333,7 @@ class _BadRequestError(Exception):
         self.message = message
 
 
-def _subscribed(client: Client) -> str:
+def _subscribed(client: Client) -> bytes:
     reply: dict[str, Any] = {"type": "subscribed", "pairs": client.subscription()}
     if client.matrix:
         reply["matrix"] = True
@@ -379,16 +382,13 @@ def _short(text: str | None, limit: int = 60) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "...")
 
 
-def _dumps(obj: dict[str, Any]) -> str:
-    return orjson.dumps(obj).decode()
+def _dumps(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj)
 
-
-# ---------------------------------------------------------------------------------------------
-# Prometheus text exposition.
 
 # The bridge's own metrics: (kind, help). Names are hedger_<bridge name>_<key>, the same names
 # a daemon's metrics_provider gives them, so those repeats are left out.
-_OWN_METRICS: dict[str, tuple[str, str]] = {
+_OWN_METRICS: dict[str, tuple[Kind, str]] = {
     "clients": ("gauge", "WebSocket clients connected."),
     "queued": ("gauge", "Messages waiting in the outbox and in client queues."),
     "sent": ("counter", "Frames written to WebSocket clients."),
@@ -399,63 +399,12 @@ _OWN_METRICS: dict[str, tuple[str, str]] = {
     "unauthorized": ("counter", "HTTP requests refused for a missing or wrong token."),
     "kicked": ("counter", "Clients disconnected for dropping too much."),
 }
-_INVALID_NAME_CHARS = re.compile(r"[^A-Za-z0-9_:]")
-
-
-def metric_name(key: str, prefix: str = "hedger_") -> str:
-    """A Prometheus metric name for a counter key: invalid characters become ``_`` and the
-    prefix is added unless already there."""
-    name = _INVALID_NAME_CHARS.sub("_", key)
-    if not name.startswith(prefix):
-        name = prefix + name
-    return name
-
-
-def format_value(value: float) -> str:
-    """A sample value as Prometheus text: integers without a fraction, ``NaN``, ``+Inf``."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if float(value).is_integer() and abs(value) < 2**53:
-        return str(int(value))
-    return repr(float(value))
-
-
-def render_prometheus(
-    samples: Sequence[tuple[str, str, str, float]], extra: Mapping[str, float] | None = None
-) -> str:
-    """Prometheus text format 0.0.4 of ``samples`` (name, type, help, value) followed by
-    ``extra`` (key -> value; named by :func:`metric_name`, ``counter`` when the name ends in
-    ``_total``, else ``untyped``). A name seen twice keeps its first value; non-numbers are
-    skipped."""
-    lines: list[str] = []
-    seen: set[str] = set()
-
-    def emit(name: str, kind: str, help_text: str, value: float) -> None:
-        if name in seen:
-            return
-        seen.add(name)
-        if help_text:
-            lines.append(f"# HELP {name} {help_text}")
-        lines.append(f"# TYPE {name} {kind}")
-        lines.append(f"{name} {format_value(value)}")
-
-    for name, kind, help_text, value in samples:
-        emit(name, kind, help_text, value)
-    for key, value in sorted((extra or {}).items()):
-        if not key or isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        name = metric_name(key)
-        emit(name, "counter" if name.endswith("_total") else "untyped", "", value)
-    return "\n".join(lines) + "\n"
-
 
 # ---------------------------------------------------------------------------------------------
 # The I/O layer.
 
 
-class WebSocketBridge:
+class WebSocketBridge(Lifecycle):
     """Bus messages to WebSocket clients (see the module docstring for the protocol).
 
     ``host``/``port``: where to listen (``port=0``: any free port; :attr:`port` holds the
@@ -467,7 +416,10 @@ class WebSocketBridge:
     dropped (a client that stopped reading never completes one).
 
     :meth:`run` starts the server (or :meth:`start`, to learn the port first) and delivers
-    until cancelled; :meth:`close` stops it (also usable as ``async with``).
+    until cancelled; :meth:`close` stops it (also usable as ``async with``). ``on_state``
+    hears every change of :attr:`state`: ``RUNNING`` once listening, ``STOPPING`` and
+    ``STOPPED`` once closed. A port that cannot be bound, a bad argument or a start after
+    close raise :class:`~hedger.errors.TransportError`.
     """
 
     name = "ws"
@@ -484,9 +436,13 @@ class WebSocketBridge:
         logger: Logger | None = None,
         max_drops: int | None = None,
         close_timeout: float = 2.0,
+        on_state: StateListener | None = None,
     ) -> None:
+        super().__init__(on_state)
         if token is not None and not token:
-            raise ValueError("token must not be empty (use None for no authentication)")
+            raise TransportError(
+                "websocket", "", "token must not be empty (use None for no authentication)"
+            )
         self.host = host
         self.port = port
         self.outbox = Outbox(outbox_capacity, name=self.name)
@@ -501,11 +457,11 @@ class WebSocketBridge:
         self._auth_log = Rejects(logger)
         self._server: Server | None = None
         self._start_lock = asyncio.Lock()
-        self._closing = False
         self._closed = asyncio.Event()
         self._connections: dict[int, ServerConnection] = {}
         self._progress = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._collector = CountersCollector(self._own_samples, self._provided)
 
     @property
     def url(self) -> str:
@@ -518,22 +474,27 @@ class WebSocketBridge:
     async def start(self) -> None:
         """Listen (once; later calls do nothing). Sets :attr:`port` to the bound port."""
         async with self._start_lock:
-            if self._closing:
-                raise RuntimeError("the WebSocket bridge is closed")
+            if self.closing:
+                raise TransportError("websocket", self.url, "the WebSocket bridge is closed")
             if self._server is not None:
                 return
-            self._server = await serve(
-                self._handle,
-                self.host,
-                self.port,
-                process_request=self._process_request,
-                compression=None,
-                max_size=MAX_CLIENT_MESSAGE,
-                close_timeout=self._close_timeout,
-            )
+            try:
+                self._server = await serve(
+                    self._handle,
+                    self.host,
+                    self.port,
+                    process_request=self._process_request,
+                    compression=None,
+                    max_size=MAX_CLIENT_MESSAGE,
+                    close_timeout=self._close_timeout,
+                )
+            except OSError as exc:
+                problem = f"cannot listen: {exc.strerror or exc}"
+                raise TransportError("websocket", self.url, problem) from exc
             sockets = self._server.sockets
             if sockets:
                 self.port = int(sockets[0].getsockname()[1])
+            self._set_state(State.RUNNING)
             self._log("info", "websocket listening", host=self.host, port=self.port)
 
     async def run(self) -> None:
@@ -568,8 +529,8 @@ class WebSocketBridge:
         """Stop listening and close every connection (1001). Idempotent. Returns an
         awaitable that finishes when all is closed (the same as :meth:`wait_closed`); it may
         be ignored, cancelling it does not stop the close. Call it from the event loop."""
-        if not self._closing:
-            self._closing = True
+        if not self.closing:
+            self._set_state(State.STOPPING)
             if self._server is not None:
                 self._server.close()
             self._closed.set()
@@ -582,18 +543,10 @@ class WebSocketBridge:
             await self._server.wait_closed()
         if self._tasks:
             await asyncio.wait(list(self._tasks))
+        self._set_state(State.STOPPED)
 
-    async def __aenter__(self) -> Self:
+    async def _open(self) -> None:
         await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     # counters
 
@@ -621,18 +574,22 @@ class WebSocketBridge:
         ]
 
     def prometheus(self) -> str:
-        """The ``/metrics`` page."""
-        own = [
-            (f"hedger_{self.name}_{key}", *_OWN_METRICS[key], float(value))
-            for key, value in self.metrics().items()
-        ]
-        extra: Mapping[str, float] = {}
-        if self._metrics_provider is not None:
-            try:
-                extra = self._metrics_provider()
-            except Exception as exc:
-                self._log("warning", "metrics provider failed", error=repr(exc))
-        return render_prometheus(own, extra)
+        """The ``/metrics`` page (see :mod:`hedger.runtime.bridges.prometheus`)."""
+        return render(self._collector)
+
+    def _own_samples(self) -> Iterator[tuple[str, Kind, str, float]]:
+        for key, value in self.metrics().items():
+            kind, help_text = _OWN_METRICS[key]
+            yield f"hedger_{self.name}_{key}", kind, help_text, float(value)
+
+    def _provided(self) -> Mapping[str, float]:
+        if self._metrics_provider is None:
+            return {}
+        try:
+            return self._metrics_provider()
+        except Exception as exc:  # a scrape never fails for a broken provider
+            self._log("warning", "metrics provider failed", error=repr(exc))
+            return {}
 
     # internals
 
@@ -726,7 +683,8 @@ class WebSocketBridge:
                     continue
                 frame = take_frame(client)
                 client.in_flight = True
-                await connection.send(frame)
+                # UTF-8 JSON as it is, sent as a text frame: nothing decoded per client
+                await connection.send(frame, text=True)
                 client.in_flight = False
                 client.sent += 1
                 core.sent += 1

@@ -1,0 +1,179 @@
+"""Broker URLs: the one parser (:func:`parse_broker_url`) and the one redaction
+(:func:`redact_url`) of every MQTT transport, the config and the CLI.
+
+Accepted: ``mqtt://[user[:password]@]host[:port]`` (plain, default port 1883) and
+``mqtts://...`` (TLS, default port 8883); user and password are percent-decoded. Nothing else
+(no other scheme, no path, query or fragment, no port 0). A URL is only ever printed or logged
+through :func:`redact_url`, which replaces the password with ``***``.
+"""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any, TypedDict, Unpack
+from urllib.parse import unquote, urlsplit
+
+from hedger.errors import TransportError
+
+SCHEMES: dict[str, int] = {"mqtt": 1883, "mqtts": 8883}
+"""Accepted schemes and their default ports."""
+
+_HIDDEN = "***"
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerUrl:
+    """A parsed broker URL (``password`` is decoded; :attr:`redacted` is safe to show)."""
+
+    scheme: str
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+
+    @property
+    def tls(self) -> bool:
+        """Whether the scheme asks for TLS (``mqtts``)."""
+        return self.scheme == "mqtts"
+
+    @property
+    def redacted(self) -> str:
+        """The URL without its password: ``mqtt://user:***@host:port``."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        user = ""
+        if self.username is not None:
+            user = _quote_user(self.username)
+            user += f":{_HIDDEN}@" if self.password is not None else "@"
+        return f"{self.scheme}://{user}{host}:{self.port}"
+
+
+def parse_broker_url(url: str) -> BrokerUrl:
+    """Parse a broker URL (see the module documentation). Raises
+    :class:`~hedger.errors.TransportError` (with the URL redacted) when it is not one."""
+    shown = redact_url(url)
+
+    def bad(problem: str) -> TransportError:
+        return TransportError("mqtt", shown, problem)
+
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        raise bad("has a bad host or port") from None
+    scheme = parts.scheme.lower()
+    if scheme not in SCHEMES:
+        raise bad("must look like mqtt://host:port or mqtts://host:port")
+    if not parts.hostname:
+        raise bad("has no host")
+    if port == 0:
+        raise bad("has port 0")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise bad("must not have a path, query or fragment")
+    return BrokerUrl(
+        scheme=scheme,
+        host=parts.hostname,
+        port=port or SCHEMES[scheme],
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part (``scheme://user:password@host``, or
+    ``user:password@host`` without a scheme) replaced by ``***``; anything else is left as it
+    is. Never raises, whatever the text."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:  # no scheme: the user part, if any, starts the text
+        scheme, rest = "", url
+    end = len(rest)
+    for mark in "/?#":
+        found = rest.find(mark)
+        if found != -1:
+            end = min(end, found)
+    netloc, tail = rest[:end], rest[end:]
+    userinfo, at, hostport = netloc.rpartition("@")
+    if not at:
+        return url
+    user, colon, _ = userinfo.partition(":")
+    hidden = f"{user}:{_HIDDEN}" if colon else user
+    return f"{scheme}{sep}{hidden}@{hostport}{tail}"
+
+
+def _quote_user(user: str) -> str:
+    # the characters that would change how the redacted URL reads
+    return user.replace("%", "%25").replace("@", "%40").replace(":", "%3A").replace("/", "%2F")
+
+
+class ClientOptions(TypedDict, total=False):
+    """How an MQTT client connects, beyond its URL (every MQTT transport takes these as
+    keyword arguments).
+
+    ``username``, ``password``: credentials (override those in the URL). ``tls``: ``True``
+    for TLS with the system's trust store, or an ``ssl.SSLContext``. ``client_id``: the MQTT
+    client identifier (the broker assigns one by default; two clients with one identifier
+    knock each other off the broker). ``keepalive``: seconds between keepalive pings (30),
+    about how long a silently vanished broker (no TCP close) takes to be noticed.
+    """
+
+    username: str | None
+    password: str | None
+    tls: bool | ssl.SSLContext
+    client_id: str | None
+    keepalive: int
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerAddress:
+    """Where and how an MQTT client connects: a parsed URL with its options applied."""
+
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    tls_context: ssl.SSLContext | None
+    redacted: str
+    client_id: str | None = None
+    keepalive: int = 30
+
+    def client_arguments(self) -> dict[str, Any]:
+        """The keyword arguments of an ``aiomqtt.Client`` for this address."""
+        return {
+            "hostname": self.host,
+            "port": self.port,
+            "username": self.username,
+            "password": self.password,
+            "identifier": self.client_id,
+            "keepalive": self.keepalive,
+            "tls_context": self.tls_context,
+        }
+
+
+def broker_address(url: str, **options: Unpack[ClientOptions]) -> BrokerAddress:
+    """Parse ``url`` (:func:`parse_broker_url`) and apply ``options``: explicit credentials
+    override those in the URL, and ``tls`` turns TLS on for an ``mqtt://`` URL too (on port
+    8883 unless the URL gives one). Raises :class:`~hedger.errors.TransportError`."""
+    parsed = parse_broker_url(url)
+    tls = options.get("tls", False)
+    username, password = options.get("username"), options.get("password")
+    context: ssl.SSLContext | None = None
+    if isinstance(tls, ssl.SSLContext):
+        context = tls
+    elif tls or parsed.tls:
+        context = ssl.create_default_context()
+    user = username if username is not None else parsed.username
+    secret = password if password is not None else parsed.password
+    port = parsed.port
+    if context is not None and urlsplit(url.strip()).port is None:
+        port = SCHEMES["mqtts"]
+    shown = BrokerUrl("mqtts" if context is not None else "mqtt", parsed.host, port, user, secret)
+    return BrokerAddress(
+        parsed.host,
+        port,
+        user,
+        secret,
+        context,
+        shown.redacted,
+        options.get("client_id"),
+        options.get("keepalive", 30),
+    )
