@@ -11,14 +11,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from hedger.config.pipeline import load_toml, pipeline_config
+from hedger.config.edit import write_pair_table
 from hedger.core.topics import PairId
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
@@ -196,62 +193,3 @@ def as_json(
         ],
         "toml": snippet,
     }
-
-
-_HEADER = re.compile(r"^\s*\[")
-
-
-def _is_pair_header(line: str, pair: str) -> bool:
-    key = re.escape(_toml_key(pair))
-    literal = re.escape(pair)
-    pattern = rf"""^\s*\[\s*pairs\s*\.\s*(?:"{key}"|'{literal}')\s*\]\s*(?:#.*)?$"""
-    return re.match(pattern, line) is not None
-
-
-def replace_pair_table(text: str, pair: str, table: str) -> str:
-    """``text`` (a TOML document) with the pair's ``[pairs."Y/X"]`` table replaced by
-    ``table``, or with ``table`` appended when it has none. Other lines stay as they were."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if _is_pair_header(line, pair)), None)
-    if start is None:
-        body = text if not text or text.endswith("\n") else text + "\n"
-        return body + ("\n" if body.strip() else "") + table
-    end = start + 1
-    while end < len(lines) and not _HEADER.match(lines[end]):
-        end += 1
-    while end > start + 1 and not lines[end - 1].strip():
-        end -= 1  # keep the blank lines before the next table
-    return "".join(lines[:start]) + table + "".join(lines[end:])
-
-
-def write_pair_table(path: Path, pair: str, table: str) -> None:
-    """Put ``table`` into the TOML file ``path`` (created if missing), then check the result
-    loads as a valid configuration before it replaces the file (atomically)."""
-    try:
-        old = path.read_text() if path.exists() else ""
-    except OSError as exc:
-        raise ConfigError("write", f"{path}: {exc.strerror}") from None
-    new = replace_pair_table(old, pair, table)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    except OSError as exc:
-        raise ConfigError("write", f"{path}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
-        document = load_toml(tmp)
-        try:
-            pipeline_config(document, allowed_sections=frozenset(document))
-        except ConfigError as exc:
-            raise ConfigError("write", f"{path} would not be a valid config: {exc}") from None
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except ConfigError as exc:
-        if exc.key == "config":  # load_toml names the temporary file
-            raise ConfigError("write", f"{path} would not be valid TOML: {exc.problem}") from None
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)
