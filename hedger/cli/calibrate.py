@@ -15,12 +15,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from hedger.cli.history import add_history_arguments, read_pair_history
 from hedger.config.edit import write_pair_table
-from hedger.core.topics import PairId
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
-from hedger.errors import ConfigError
-from hedger.research.prices import PriceTable, leading_bars, load_prices
+from hedger.research.prices import PriceTable, leading_bars
 
 AUTO = "auto"
 
@@ -36,38 +35,27 @@ DESCRIPTION = (
 
 def add_arguments(cal: argparse.ArgumentParser) -> None:
     """The options of ``hedger calibrate``."""
-    cal.add_argument("file", type=Path, metavar="FILE", help="wide bar CSV or tick file")
-    cal.add_argument("--pair", required=True, metavar="Y/X", help="the hedged symbol, the hedge")
+    add_history_arguments(
+        cal,
+        until=("--until", "--train-until"),
+        until_help="fit only on bars before DATE (ISO 8601) or on the first FRACTION (0-1) of bars",
+    )
     cal.add_argument(
         "--mode",
         choices=[*(m.value for m in InputMode), AUTO],
         default=AUTO,
         help="input mode to fit (default auto: all four, one chosen by hedged P&L variance)",
     )
-    cal.add_argument(
-        "--until",
-        "--train-until",
-        dest="until",
-        metavar="DATE|FRACTION",
-        help="fit only on bars before DATE (ISO 8601) or on the first FRACTION (0-1) of bars",
-    )
-    cal.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
     cal.add_argument("--write", type=Path, metavar="TOML", help="add the pair's table to this file")
     cal.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger calibrate``; returns the exit status."""
-    pair = PairId.parse(args.pair)
-    if pair.is_basket:
-        raise ConfigError("pair", f"calibrate fits pairs Y/X, not baskets ({args.pair})")
-    table = load_prices(args.file, bar=args.bar)
-    note = table.rejects_note()
-    if note is not None:
-        print(f"hedger calibrate: {args.file}: {note}", file=sys.stderr)
-    y, x = table.column(pair.y), table.column(pair.xs[0])
+    history = read_pair_history(args, "calibrate", "calibrate fits pairs Y/X, not baskets ({pair})")
+    pair, table = history.pair, history.table
     end = cut_index(table, args.until)
-    y, x = y[:end], x[:end]
+    y, x = history.y[:end], history.x[:end]
     modes = list(InputMode) if args.mode == AUTO else [InputMode(args.mode)]
     progress = sys.stderr.isatty()
     if progress:
