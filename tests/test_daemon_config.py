@@ -10,6 +10,8 @@ from typing import Any
 
 import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from feeds.mqtt import MqttTickFeed
 from feeds.synthetic import SyntheticFeed
@@ -18,6 +20,7 @@ from feeds.venues.binance import BinanceSpot
 from feeds.websocket import WebSocketFeed
 from hedger.config.daemon import daemon_config
 from hedger.config.feeds import (
+    FEED_KINDS,
     AlpacaFeedSettings,
     BinanceFeedSettings,
     FileFeedSettings,
@@ -191,6 +194,65 @@ paths = ["a.csv"]
     assert isinstance(build_feed(files, None), FileFeed)
     with pytest.raises(ConfigError, match=r"^feeds\.synthetic: "):
         build_feed(msgspec.structs.replace(synthetic, x0=(-1.0,)), None)
+
+
+SECRET = "hunter2"
+_KEYS = [
+    "kind", "symbols", "xs", "speed", "qos", "topics", "token_env", "paths", "ts_unit", "port",
+    "level", "json", "every", "window", "delta", "mode", "init", "warmup", "trans_cov", "length",
+    "max_age", "source", "root", "shutdown_timeout", "beta0", "colour",
+]  # fmt: skip
+_VALUES = st.recursive(
+    st.booleans()
+    | st.integers(-3, 70_000)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(["", "1s", "soon", "synthetic", "mqtt", "file", "alpaca", "ops", "given"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner),
+    max_leaves=8,
+)
+_SECRETS = st.dictionaries(
+    st.sampled_from(["password", "token", "key", "secret", "api_key"]),
+    st.sampled_from([SECRET, [SECRET], {"x": SECRET}, 5, ""]),
+    max_size=2,
+)
+_URLS = st.dictionaries(
+    st.just("url"),
+    st.sampled_from(
+        ["mqtt://h:1", f"mqtt://u:{SECRET}@h:x", f"tcp://u:{SECRET}@h:1", f"mqtt://u:{SECRET}@h:0"]
+    ),
+)
+_TABLES = st.builds(
+    lambda plain, secrets, url: {**url, **secrets, **plain},
+    st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=3),
+    _SECRETS,
+    _URLS,
+)
+
+
+_PLACES = [
+    "bus", "bus.mqtt", "bus.websocket", "daemon", "logging", "refit", "filter", "bars", "matrix",
+    *(f"feeds:{kind}" for kind in FEED_KINDS),
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(place=st.sampled_from(_PLACES), table=_TABLES)
+def test_any_bad_table_is_one_config_error_line_without_secrets(
+    place: str, table: dict[str, Any]
+) -> None:
+    """A random table (secrets in the secret keys and in broker URLs) at one place of an
+    otherwise valid document loads or is one ConfigError line that shows no secret."""
+    document: dict[str, Any] = {"pairs": {"A/B": {}}, "feeds": [{"kind": "synthetic"}]}
+    if place.startswith("feeds:"):
+        document["feeds"].append({"kind": place.partition(":")[2], **table})
+    elif place.startswith("bus."):
+        document["bus"] = {place.partition(".")[2]: table}
+    else:
+        document[place] = table
+    try:
+        daemon_config(document)
+    except ConfigError as err:
+        assert err.key and "\n" not in str(err) and SECRET not in str(err), str(err)
 
 
 def test_a_daemon_needs_feeds() -> None:

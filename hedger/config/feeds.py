@@ -5,6 +5,7 @@ the secret itself."""
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -118,7 +119,9 @@ FeedSettings = (
 )
 """One ``[[feeds]]`` table, by its kind."""
 
-FEED_KINDS = ("synthetic", "binance", "coinbase", "alpaca", "polygon", "mqtt", "file")
+FEED_KINDS: tuple[str, ...] = tuple(
+    str(settings.__struct_config__.tag) for settings in typing.get_args(FeedSettings)
+)
 
 
 class _Feeds(Table, frozen=True):
