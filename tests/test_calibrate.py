@@ -339,6 +339,23 @@ def test_calibrate_command_json_and_write(
     assert pipeline_config(load_toml(fresh)).pairs[0].params.mode is InputMode.CHANGES
 
 
+def test_calibrate_command_writes_into_dotted_and_inline_pairs(tmp_path: Path) -> None:
+    config = tmp_path / "hedger.toml"
+    config.write_text(
+        '[pairs]  # the desk\'s pairs\n"QUAL/MTUM".delta = 1e-4\n"QUAL/MTUM".mode = "log"\n'
+        '"SIZE/USMV" = {mode = "log"}  # by hand\n'
+    )
+    args = ["calibrate", str(ISHARES), "--mode", "changes", "--write", str(config)]
+    assert main([*args, "--pair", "QUAL/MTUM"]) == 0
+    assert main([*args, "--pair", "SIZE/USMV"]) == 0
+    text = config.read_text()
+    assert "# the desk's pairs" in text and text.count("# hedger calibrate") == 2
+    pairs = {str(spec.pair): spec.params for spec in pipeline_config(load_toml(config)).pairs}
+    assert list(pairs) == ["SIZE/USMV", "QUAL/MTUM"]
+    assert all(p.mode is InputMode.CHANGES and p.adaptive_r is None for p in pairs.values())
+    assert '"SIZE/USMV" = {mode = "changes"' in text  # still inline
+
+
 def test_calibrate_command_refuses_to_write_an_invalid_config(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -8,14 +8,31 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from feeds.mqtt import MqttTickFeed
+from feeds.synthetic import SyntheticFeed
+from feeds.venues.alpaca import AlpacaStocks
+from feeds.venues.binance import BinanceSpot
+from feeds.websocket import WebSocketFeed
 from hedger.config.daemon import daemon_config
+from hedger.config.feeds import (
+    FEED_KINDS,
+    AlpacaFeedSettings,
+    BinanceFeedSettings,
+    FileFeedSettings,
+    MqttFeedSettings,
+    SyntheticFeedSettings,
+)
 from hedger.config.pipeline import load_toml, pipeline_config
 from hedger.core.bus import Message
 from hedger.errors import ConfigError
 from hedger.logs import get_logger
 from hedger.runtime.daemon import Daemon
+from hedger.runtime.feeds import FileFeed, build_feed
 from hedger.runtime.replay import replay
 from tests.waiting import eventually
 
@@ -63,6 +80,180 @@ def test_bad_daemon_configs_name_the_key(extra: str, key: str) -> None:
     with pytest.raises(ConfigError) as err:
         daemon_config(_toml(MINIMAL + extra))
     assert err.value.key == key
+
+
+HOUSE_STYLE = [
+    ("[bus.mqtt]\nqos = 3\n", "bus.mqtt.qos", "must be 0, 1 or 2"),
+    ("[bus]\noutbox = 0\n", "bus.outbox", "must be an integer >= 1, got 0"),
+    ("[bus.websocket]\nport = 70000\n", "bus.websocket.port",
+     "must be an integer from 0 to 65535, got 70000"),
+    ("[logging]\nlevel = 'loud'\n", "logging.level",
+     "must be debug, info, warning or error, got 'loud'"),
+    ("[logging]\njson = 1\n", "logging.json", "must be true or false, got 1"),
+    ("[daemon]\nworkers = 4\n", "daemon.workers",
+     "unknown key (known: bar_grace, metrics_interval, shutdown_timeout, tick_queue)"),
+    ("[[feeds]]\nkind = 'pigeon'\n", "feeds[1].kind",
+     "must be one of synthetic, binance, coinbase, alpaca, polygon, mqtt, file, got 'pigeon'"),
+    ("[[feeds]]\nkind = 'binance'\n", "feeds[1].symbols", "must be a non-empty list of symbols"),
+    ("[[feeds]]\nkind = 'coinbase'\nsymbols = ['BTC-USD', '']\n", "feeds[1].symbols",
+     "must be a non-empty list of symbols, got ['BTC-USD', '']"),
+    ("[[feeds]]\nkind = 'synthetic'\nxs = 'SPY'\n", "feeds[1].xs",
+     "must be a non-empty list of symbols, got 'SPY'"),
+    ("[[feeds]]\nkind = 'file'\npaths = ['a.csv']\nspeed = 0\n", "feeds[1].speed",
+     "must be a number > 0 (times real time) or false, got 0"),
+    ("[[feeds]]\nkind = 'file'\npaths = ['a.csv']\nts_unit = 'weeks'\n", "feeds[1].ts_unit",
+     "must be auto, iso, s, ms, us or ns, got 'weeks'"),
+    ("[[feeds]]\nkind = 'mqtt'\n", "feeds[1].topics", "must be a list of topic filters"),
+    ("[refit]\nevery = true\n", "refit.every",
+     "must be an integer >= 1 (bars) or a duration like 4h, got True"),
+    ("[filter]\ndelta = 'big'\n", "pairs.YYY/XXX.delta", "must be a number, got 'big'"),
+    ("[filter]\nwarmup = -1\n", "pairs.YYY/XXX.warmup", "must be an integer >= 0, got -1"),
+    ("[filter]\ntrans_cov = [[1.0, 'x'], [0.0, 1.0]]\n", "pairs.YYY/XXX.trans_cov",
+     "must be a matrix of numbers, got [[1.0, 'x'], [0.0, 1.0]]"),
+    ("[bus]\nmqtt = 5\n", "bus.mqtt", "must be a table, got 5"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("extra", "key", "problem"), HOUSE_STYLE)
+def test_bad_daemon_configs_are_one_line_in_the_house_style(
+    extra: str, key: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        daemon_config(_toml(MINIMAL + extra))
+    assert (err.value.key, err.value.problem) == (key, problem)
+    assert str(err.value) == f"{key}: {problem}"
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "[bus.mqtt]\npassword = ['hunter2']\n",
+        "[bus.mqtt]\nurl = 'mqtt://me:hunter2@127.0.0.1:notaport'\n",
+        "[bus.mqtt]\nurl = 'tcp://me:hunter2@127.0.0.1:1883'\n",
+        "[bus.websocket]\ntoken = ['hunter2']\n",
+        "[[feeds]]\nkind = 'alpaca'\nsymbols = ['SPY']\nkey = 'me'\nsecret = ['hunter2']\n",
+        "[[feeds]]\nkind = 'polygon'\nsymbols = ['SPY']\napi_key = ['hunter2']\n",
+        "[[feeds]]\nkind = 'mqtt'\ntopics = ['t/#']\npassword = {x = 'hunter2'}\n",
+        "[[feeds]]\nkind = 'mqtt'\ntopics = ['t/#']\nurl = 'mqtt://me:hunter2@h:0'\n",
+    ],
+)
+def test_a_secret_is_never_in_an_error_message(extra: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        daemon_config(_toml(MINIMAL + extra))
+    assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
+    assert err.value.key.split(".")[0] in ("bus", "feeds[1]")
+
+
+def test_feeds_are_typed_frozen_settings_per_kind(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEDGER_TEST_ALPACA_SECRET", "s3cret")
+    text = (
+        MINIMAL
+        + """
+xs = ["QQQ", "IWM"]
+beta0 = [1.0, 2.0]
+speed = false
+[[feeds]]
+kind = "binance"
+symbols = ["BTCUSDT"]
+streams = ["trade"]
+[[feeds]]
+kind = "alpaca"
+symbols = ["SPY"]
+key = "k"
+secret_env = "HEDGER_TEST_ALPACA_SECRET"
+[[feeds]]
+kind = "mqtt"
+topics = ["ticks/#"]
+qos = 0
+[[feeds]]
+kind = "file"
+paths = ["a.csv"]
+"""
+    )
+    synthetic, binance, alpaca, mqtt, files = daemon_config(_toml(text)).feeds
+    assert synthetic == SyntheticFeedSettings(xs=("QQQ", "IWM"), beta0=(1.0, 2.0), speed=False)
+    assert binance == BinanceFeedSettings(symbols=("BTCUSDT",), streams=("trade",))
+    assert isinstance(alpaca, AlpacaFeedSettings) and alpaca.secret == "s3cret"
+    assert mqtt == MqttFeedSettings(topics=("ticks/#",), qos=0)
+    assert files == FileFeedSettings(paths=("a.csv",))
+    assert [f.kind for f in (synthetic, binance, alpaca, mqtt, files)] == [
+        "synthetic", "binance", "alpaca", "mqtt", "file"
+    ]  # fmt: skip
+    with pytest.raises(AttributeError):
+        synthetic.seed = 3  # type: ignore[misc]
+    feed = build_feed(synthetic, None)
+    assert isinstance(feed, SyntheticFeed) and feed.market.spec.xs == ("QQQ", "IWM")
+    assert feed.market.spec.beta0 == (1.0, 2.0) and feed.market.spec.x0 == (100.0, 100.0)
+    assert feed._speed is None
+    venue = build_feed(binance, None)
+    assert isinstance(venue, WebSocketFeed) and isinstance(venue.venue, BinanceSpot)
+    assert venue.venue.streams == ["trade"] and venue.venue.symbols == ["btcusdt"]
+    stocks = build_feed(alpaca, None)
+    assert isinstance(stocks, WebSocketFeed) and isinstance(stocks.venue, AlpacaStocks)
+    ticks = build_feed(mqtt, None)
+    assert isinstance(ticks, MqttTickFeed) and ticks.topics == ["ticks/#"] and ticks.qos == 0
+    assert isinstance(build_feed(files, None), FileFeed)
+    with pytest.raises(ConfigError, match=r"^feeds\.synthetic: "):
+        build_feed(msgspec.structs.replace(synthetic, x0=(-1.0,)), None)
+
+
+SECRET = "hunter2"
+_KEYS = [
+    "kind", "symbols", "xs", "speed", "qos", "topics", "token_env", "paths", "ts_unit", "port",
+    "level", "json", "every", "window", "delta", "mode", "init", "warmup", "trans_cov", "length",
+    "max_age", "source", "root", "shutdown_timeout", "beta0", "colour",
+]  # fmt: skip
+_VALUES = st.recursive(
+    st.booleans()
+    | st.integers(-3, 70_000)
+    | st.floats(allow_nan=True)
+    | st.sampled_from(["", "1s", "soon", "synthetic", "mqtt", "file", "alpaca", "ops", "given"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(_KEYS), inner),
+    max_leaves=8,
+)
+_SECRETS = st.dictionaries(
+    st.sampled_from(["password", "token", "key", "secret", "api_key"]),
+    st.sampled_from([SECRET, [SECRET], {"x": SECRET}, 5, ""]),
+    max_size=2,
+)
+_URLS = st.dictionaries(
+    st.just("url"),
+    st.sampled_from(
+        ["mqtt://h:1", f"mqtt://u:{SECRET}@h:x", f"tcp://u:{SECRET}@h:1", f"mqtt://u:{SECRET}@h:0"]
+    ),
+)
+_TABLES = st.builds(
+    lambda plain, secrets, url: {**url, **secrets, **plain},
+    st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=3),
+    _SECRETS,
+    _URLS,
+)
+
+
+_PLACES = [
+    "bus", "bus.mqtt", "bus.websocket", "daemon", "logging", "refit", "filter", "bars", "matrix",
+    *(f"feeds:{kind}" for kind in FEED_KINDS),
+]  # fmt: skip
+
+
+@settings(max_examples=400, deadline=None)
+@given(place=st.sampled_from(_PLACES), table=_TABLES)
+def test_any_bad_table_is_one_config_error_line_without_secrets(
+    place: str, table: dict[str, Any]
+) -> None:
+    """A random table (secrets in the secret keys and in broker URLs) at one place of an
+    otherwise valid document loads or is one ConfigError line that shows no secret."""
+    document: dict[str, Any] = {"pairs": {"A/B": {}}, "feeds": [{"kind": "synthetic"}]}
+    if place.startswith("feeds:"):
+        document["feeds"].append({"kind": place.partition(":")[2], **table})
+    elif place.startswith("bus."):
+        document["bus"] = {place.partition(".")[2]: table}
+    else:
+        document[place] = table
+    try:
+        daemon_config(document)
+    except ConfigError as err:
+        assert err.key and "\n" not in str(err) and SECRET not in str(err), str(err)
 
 
 def test_a_daemon_needs_feeds() -> None:

@@ -11,19 +11,15 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from hedger.config.pipeline import load_toml, pipeline_config
-from hedger.core.topics import PairId
+from hedger.cli.history import add_history_arguments, read_pair_history
+from hedger.config.edit import write_pair_table
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
-from hedger.errors import ConfigError
-from hedger.research.prices import PriceTable, leading_bars, load_prices
+from hedger.research.prices import PriceTable, leading_bars
 
 AUTO = "auto"
 
@@ -39,38 +35,27 @@ DESCRIPTION = (
 
 def add_arguments(cal: argparse.ArgumentParser) -> None:
     """The options of ``hedger calibrate``."""
-    cal.add_argument("file", type=Path, metavar="FILE", help="wide bar CSV or tick file")
-    cal.add_argument("--pair", required=True, metavar="Y/X", help="the hedged symbol, the hedge")
+    add_history_arguments(
+        cal,
+        until=("--until", "--train-until"),
+        until_help="fit only on bars before DATE (ISO 8601) or on the first FRACTION (0-1) of bars",
+    )
     cal.add_argument(
         "--mode",
         choices=[*(m.value for m in InputMode), AUTO],
         default=AUTO,
         help="input mode to fit (default auto: all four, one chosen by hedged P&L variance)",
     )
-    cal.add_argument(
-        "--until",
-        "--train-until",
-        dest="until",
-        metavar="DATE|FRACTION",
-        help="fit only on bars before DATE (ISO 8601) or on the first FRACTION (0-1) of bars",
-    )
-    cal.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
     cal.add_argument("--write", type=Path, metavar="TOML", help="add the pair's table to this file")
     cal.add_argument("--json", action="store_true", help="print one JSON object instead")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger calibrate``; returns the exit status."""
-    pair = PairId.parse(args.pair)
-    if pair.is_basket:
-        raise ConfigError("pair", f"calibrate fits pairs Y/X, not baskets ({args.pair})")
-    table = load_prices(args.file, bar=args.bar)
-    note = table.rejects_note()
-    if note is not None:
-        print(f"hedger calibrate: {args.file}: {note}", file=sys.stderr)
-    y, x = table.column(pair.y), table.column(pair.xs[0])
+    history = read_pair_history(args, "calibrate", "calibrate fits pairs Y/X, not baskets ({pair})")
+    pair, table = history.pair, history.table
     end = cut_index(table, args.until)
-    y, x = y[:end], x[:end]
+    y, x = history.y[:end], history.x[:end]
     modes = list(InputMode) if args.mode == AUTO else [InputMode(args.mode)]
     progress = sys.stderr.isatty()
     if progress:
@@ -196,62 +181,3 @@ def as_json(
         ],
         "toml": snippet,
     }
-
-
-_HEADER = re.compile(r"^\s*\[")
-
-
-def _is_pair_header(line: str, pair: str) -> bool:
-    key = re.escape(_toml_key(pair))
-    literal = re.escape(pair)
-    pattern = rf"""^\s*\[\s*pairs\s*\.\s*(?:"{key}"|'{literal}')\s*\]\s*(?:#.*)?$"""
-    return re.match(pattern, line) is not None
-
-
-def replace_pair_table(text: str, pair: str, table: str) -> str:
-    """``text`` (a TOML document) with the pair's ``[pairs."Y/X"]`` table replaced by
-    ``table``, or with ``table`` appended when it has none. Other lines stay as they were."""
-    lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if _is_pair_header(line, pair)), None)
-    if start is None:
-        body = text if not text or text.endswith("\n") else text + "\n"
-        return body + ("\n" if body.strip() else "") + table
-    end = start + 1
-    while end < len(lines) and not _HEADER.match(lines[end]):
-        end += 1
-    while end > start + 1 and not lines[end - 1].strip():
-        end -= 1  # keep the blank lines before the next table
-    return "".join(lines[:start]) + table + "".join(lines[end:])
-
-
-def write_pair_table(path: Path, pair: str, table: str) -> None:
-    """Put ``table`` into the TOML file ``path`` (created if missing), then check the result
-    loads as a valid configuration before it replaces the file (atomically)."""
-    try:
-        old = path.read_text() if path.exists() else ""
-    except OSError as exc:
-        raise ConfigError("write", f"{path}: {exc.strerror}") from None
-    new = replace_pair_table(old, pair, table)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
-    except OSError as exc:
-        raise ConfigError("write", f"{path}: {exc.strerror}") from None
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(new)
-        document = load_toml(tmp)
-        try:
-            pipeline_config(document, allowed_sections=frozenset(document))
-        except ConfigError as exc:
-            raise ConfigError("write", f"{path} would not be a valid config: {exc}") from None
-        if path.exists():
-            os.chmod(tmp, path.stat().st_mode & 0o7777)
-        os.replace(tmp, path)
-    except ConfigError as exc:
-        if exc.key == "config":  # load_toml names the temporary file
-            raise ConfigError("write", f"{path} would not be valid TOML: {exc.problem}") from None
-        raise
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -11,7 +11,8 @@ import sys
 import time
 from typing import TextIO
 
-from hedger.config.daemon import DaemonConfig, FeedSettings, WebSocketSettings
+from hedger.config.daemon import DaemonConfig, WebSocketSettings
+from hedger.config.feeds import SyntheticFeedSettings
 from hedger.config.pipeline import BarSettings, PipelineConfig
 from hedger.core.actors import PairSpec
 from hedger.core.bus import Message
@@ -30,11 +31,9 @@ def live_config(seed: int) -> DaemonConfig:
     pipeline = PipelineConfig(
         BarSettings(_BAR_NS, 4 * _BAR_NS), (PairSpec(PairId("YYY", ("XXX",)), params),)
     )
-    feed = FeedSettings(
-        "synthetic",
-        {"y": "YYY", "xs": ["XXX"], "seed": seed, "rate": 40.0, "alpha": 0.0,
-         "sigma_x": 0.002, "beta_vol": 0.002, "speed": 1.0},
-    )  # fmt: skip
+    feed = SyntheticFeedSettings(
+        y="YYY", xs=("XXX",), seed=seed, rate=40.0, alpha=0.0, sigma_x=0.002, beta_vol=0.002
+    )
     return DaemonConfig(
         pipeline=pipeline,
         feeds=(feed,),

@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
+from hedger.cli.history import add_history_arguments, read_pair_history
 from hedger.core.topics import PairId
-from hedger.errors import ConfigError
 from hedger.research.evaluate import DEFAULT_COST_BPS, Evaluation, evaluate_pair, split_index
-from hedger.research.prices import load_prices
 
 HELP = "compare dynamic (Kalman) and static (OLS) hedges of a pair out of sample"
 DESCRIPTION = (
@@ -29,16 +28,10 @@ DESCRIPTION = (
 
 def add_arguments(cmd: argparse.ArgumentParser) -> None:
     """The options of ``hedger evaluate``."""
-    cmd.add_argument(
-        "file", type=Path, metavar="FILE", help="wide bar CSV or tick file (any of them .gz)"
-    )
-    cmd.add_argument("--pair", required=True, metavar="Y/X", help="hedged symbol / hedge symbol")
-    cmd.add_argument(
-        "--train-until",
-        "--until",
-        dest="train_until",
-        metavar="DATE|FRACTION",
-        help="train on bars before this date, or on this fraction of the bars (default 0.5)",
+    add_history_arguments(
+        cmd,
+        until=("--train-until", "--until"),
+        until_help="train on bars before this date, or on this fraction of the bars (default 0.5)",
     )
     cmd.add_argument(
         "--cost",
@@ -47,21 +40,16 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
         metavar="BPS",
         help=f"backtest cost per trade, bps of the notional traded (default {DEFAULT_COST_BPS:g})",
     )
-    cmd.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
     cmd.add_argument("--plot", type=Path, metavar="PNG", help="also draw the evaluation here")
     cmd.add_argument("--json", action="store_true", help="print the JSON document instead")
 
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger evaluate``; returns the exit status (errors raise HedgerError)."""
-    pair = PairId.parse(args.pair)
-    if pair.is_basket:
-        raise ConfigError("pair", f"evaluate compares a pair Y/X, not a basket: {args.pair!r}")
-    table = load_prices(args.file, bar=args.bar)
-    note = table.rejects_note()
-    if note is not None:
-        print(f"hedger evaluate: {args.file}: {note}", file=sys.stderr)
-    y, x = table.column(pair.y), table.column(pair.xs[0])
+    history = read_pair_history(
+        args, "evaluate", "evaluate compares a pair Y/X, not a basket: {pair!r}"
+    )
+    pair, table, y, x = history.pair, history.table, history.y, history.x
     split = split_index(args.train_until, table, len(y))
     evaluation = evaluate_pair(
         y,

@@ -23,36 +23,59 @@ delta = 1e-5
 
 from __future__ import annotations
 
-import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
+from msgspec import Meta
+
+from hedger.config.schema import (
+    Duration,
+    Table,
+    check_keys,
+    decode,
+    duration_ns,
+    known_keys,
+    sub_table,
+)
 from hedger.core.actors import PairSpec
-from hedger.core.bars import parse_duration_ns
 from hedger.core.ticks import TickKind
 from hedger.core.topics import PairId
 from hedger.engine import DiffuseInit, FilterParams, GivenInit, OlsWarmupInit
 from hedger.errors import ConfigError
 
-FILTER_KEYS = frozenset(
-    {
-        "mode",
-        "delta",
-        "trans_cov",
-        "obs_cov",
-        "adaptive_r",
-        "init",
-        "warmup",
-        "intercept",
-        "mean",
-        "cov",
-        "diffuse_variance",
-    }
-)
-BAR_KEYS = frozenset({"length", "max_age", "source"})
+Matrix = Annotated[tuple[tuple[float, ...], ...], Meta(description="a matrix of numbers")]
+
+
+class FilterTable(Table, frozen=True):
+    """A ``[filter]``-style table as written (None: not given, the engine's default)."""
+
+    mode: str | None = None
+    delta: float | None = None
+    trans_cov: Matrix | None = None
+    obs_cov: float | None = None
+    adaptive_r: Annotated[float | Literal[False], Meta(description="a number or false")] | None = (
+        None
+    )
+    init: Literal["ols", "diffuse", "given"] = "ols"
+    warmup: Annotated[int, Meta(ge=0)] | None = None
+    intercept: bool | None = None
+    mean: tuple[float, ...] | None = None
+    cov: Matrix | None = None
+    diffuse_variance: float = 1e6
+
+
+class BarsTable(Table, frozen=True):
+    """The ``[bars]`` table as written."""
+
+    length: Duration = "1s"
+    max_age: Duration | None = None
+    source: Literal["trade", "mid"] = "trade"
+
+
+FILTER_KEYS = known_keys(FilterTable)
 DOCUMENT_SECTIONS = frozenset(
     {"bars", "filter", "pairs", "feeds", "bus", "daemon", "logging", "matrix", "refit"}
 )
@@ -77,40 +100,15 @@ class PipelineConfig:
     pairs: tuple[PairSpec, ...]
 
 
-def _unknown(section: str, table: Mapping[str, Any], allowed: frozenset[str]) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"{section}.{key}", f"unknown key (known: {', '.join(sorted(allowed))})"
-            )
-
-
-def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ConfigError(key, f"must be a number, got {value!r}")
-    return float(value)
-
-
 def filter_params(settings: Mapping[str, Any], n_legs: int, section: str) -> FilterParams:
     """Build :class:`FilterParams` from a ``[filter]``-style table (already merged)."""
-    _unknown(section, settings, FILTER_KEYS)
-    kwargs: dict[str, Any] = {"n_legs": n_legs}
-    if "mode" in settings:
-        kwargs["mode"] = settings["mode"]
-    if "delta" in settings:
-        kwargs["delta"] = _number(f"{section}.delta", settings["delta"])
-    if "trans_cov" in settings:
-        kwargs["trans_cov"] = tuple(tuple(row) for row in settings["trans_cov"])
-    if "obs_cov" in settings:
-        kwargs["obs_cov"] = _number(f"{section}.obs_cov", settings["obs_cov"])
-    if "adaptive_r" in settings:
-        value = settings["adaptive_r"]
-        kwargs["adaptive_r"] = None if value is False else _number(f"{section}.adaptive_r", value)
-    if "intercept" in settings:
-        if not isinstance(settings["intercept"], bool):
-            raise ConfigError(f"{section}.intercept", "must be true or false")
-        kwargs["intercept"] = settings["intercept"]
-    kwargs["init"] = _init(settings, section)
+    table = decode(settings, FilterTable, section)
+    kwargs: dict[str, Any] = {"n_legs": n_legs, "init": _init(table, section)}
+    for key in ("mode", "delta", "trans_cov", "obs_cov", "intercept"):
+        if getattr(table, key) is not None:
+            kwargs[key] = getattr(table, key)
+    if table.adaptive_r is not None:
+        kwargs["adaptive_r"] = table.adaptive_r or None
     try:
         return FilterParams(**kwargs)
     except ConfigError as exc:
@@ -119,41 +117,24 @@ def filter_params(settings: Mapping[str, Any], n_legs: int, section: str) -> Fil
         raise ConfigError(section, str(exc)) from None
 
 
-def _init(settings: Mapping[str, Any], section: str) -> GivenInit | DiffuseInit | OlsWarmupInit:
-    kind = settings.get("init", "ols")
-    warmup = settings.get("warmup")
-    if warmup is not None and (
-        isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0
-    ):
-        raise ConfigError(f"{section}.warmup", f"must be an integer >= 0, got {warmup!r}")
-    if kind == "ols":
-        variance = _number(f"{section}.diffuse_variance", settings.get("diffuse_variance", 1e6))
-        return OlsWarmupInit(n_obs=20 if warmup is None else warmup, diffuse_variance=variance)
-    if kind == "diffuse":
-        variance = _number(f"{section}.diffuse_variance", settings.get("diffuse_variance", 1e6))
-        return DiffuseInit(variance=variance, warmup_steps=warmup)
-    if kind == "given":
-        if "mean" not in settings or "cov" not in settings:
-            raise ConfigError(f"{section}.init", "init = 'given' needs mean and cov")
-        return GivenInit(
-            mean=tuple(settings["mean"]),
-            cov=tuple(tuple(row) for row in settings["cov"]),
-            warmup_steps=0 if warmup is None else warmup,
-        )
-    raise ConfigError(f"{section}.init", f"must be ols, diffuse or given, got {kind!r}")
+def _init(table: FilterTable, section: str) -> GivenInit | DiffuseInit | OlsWarmupInit:
+    if table.init == "ols":
+        n_obs = 20 if table.warmup is None else table.warmup
+        return OlsWarmupInit(n_obs=n_obs, diffuse_variance=table.diffuse_variance)
+    if table.init == "diffuse":
+        return DiffuseInit(variance=table.diffuse_variance, warmup_steps=table.warmup)
+    if table.mean is None or table.cov is None:
+        raise ConfigError(f"{section}.init", "init = 'given' needs mean and cov")
+    warmup = 0 if table.warmup is None else table.warmup
+    return GivenInit(mean=table.mean, cov=table.cov, warmup_steps=warmup)
 
 
 def bar_settings(table: Mapping[str, Any]) -> BarSettings:
     """Build :class:`BarSettings` from a ``[bars]`` table."""
-    _unknown("bars", table, BAR_KEYS)
-    length = parse_duration_ns(str(table.get("length", "1s")), "bars.length")
-    max_age = (
-        parse_duration_ns(str(table["max_age"]), "bars.max_age") if "max_age" in table else length
-    )
-    source_name = table.get("source", "trade")
-    if source_name not in ("trade", "mid"):
-        raise ConfigError("bars.source", f"must be trade or mid, got {source_name!r}")
-    source = TickKind.TRADE if source_name == "trade" else TickKind.QUOTE
+    bars = decode(table, BarsTable, "bars")
+    length = duration_ns(bars.length, "bars.length")
+    max_age = length if bars.max_age is None else duration_ns(bars.max_age, "bars.max_age")
+    source = TickKind.TRADE if bars.source == "trade" else TickKind.QUOTE
     return BarSettings(length, max_age, source)
 
 
@@ -180,17 +161,17 @@ def pipeline_config(
     (pairs named on the command line, and overrides of [filter] and [bars] keys). The
     daemon's own sections ([feeds], [bus], [daemon], [logging], [refit], [matrix]) are allowed
     and left to :mod:`hedger.config.daemon`, so one file serves replay and daemon."""
-    _unknown("config", {k: v for k, v in document.items()}, allowed_sections)
-    bars = bar_settings({**document.get("bars", {}), **(bar_overrides or {})})
-    defaults = {**document.get("filter", {}), **(filter_overrides or {})}
-    _unknown("filter", defaults, FILTER_KEYS)
+    check_keys("config", document, allowed_sections)
+    bars = bar_settings({**sub_table(document, "bars"), **(bar_overrides or {})})
+    defaults = {**sub_table(document, "filter"), **(filter_overrides or {})}
+    # [filter]'s values are checked in each pair they reach, and named there
+    check_keys("filter", defaults, FILTER_KEYS)
     tables: dict[str, dict[str, Any]] = {}
     pairs_doc = document.get("pairs", {})
     if not isinstance(pairs_doc, dict):
         raise ConfigError("pairs", "must be a table of pair tables")
-    for name, table in pairs_doc.items():
-        if not isinstance(table, dict):
-            raise ConfigError(f"pairs.{name}", "must be a table")
+    for name in pairs_doc:
+        table = sub_table(pairs_doc, name, "pairs")
         tables[name] = {**defaults, **table, **(filter_overrides or {})}
     for name in extra_pairs:
         tables.setdefault(name, dict(defaults))
@@ -200,6 +181,4 @@ def pipeline_config(
         specs.append(PairSpec(pair, filter_params(settings, len(pair.xs), f"pairs.{name}")))
     if not specs:
         raise ConfigError("pairs", 'no pair given (use --pair Y/X or a [pairs."Y/X"] table)')
-    if bars.max_age_ns < 0 or not math.isfinite(bars.max_age_ns):
-        raise ConfigError("bars.max_age", "must be >= 0")
     return PipelineConfig(bars, tuple(specs))

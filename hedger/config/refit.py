@@ -4,15 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
-from hedger.core.bars import parse_duration_ns
+from msgspec import Meta
+
+from hedger.config.schema import Table, decode, duration_ns
 from hedger.engine.calibrate import MIN_COUNTED, WARMUP
 from hedger.errors import ConfigError
 
-REFIT_KEYS = frozenset({"every", "window", "min_bars"})
 MIN_BARS = WARMUP + MIN_COUNTED + 1
 """The fewest bars a fit can use (a differenced mode loses the first bar to the transform)."""
+Bars = Annotated[int, Meta(ge=MIN_BARS)]
+
+
+class RefitTable(Table, frozen=True):
+    """The ``[refit]`` table as written: ``every`` is a bar count or a duration of bar time."""
+
+    every: Annotated[
+        Annotated[int, Meta(ge=1)] | str,
+        Meta(description="an integer >= 1 (bars) or a duration like 4h"),
+    ] = 500
+    window: Bars = 2000
+    min_bars: Bars | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,27 +47,14 @@ class RefitSettings:
 
 def refit_settings(table: Mapping[str, Any]) -> RefitSettings:
     """Validate a ``[refit]`` table (unknown keys are errors)."""
-    for key in table:
-        if key not in REFIT_KEYS:
-            known = ", ".join(sorted(REFIT_KEYS))
-            raise ConfigError(f"refit.{key}", f"unknown key (known: {known})")
-    every = table.get("every", 500)
+    refit = decode(table, RefitTable, "refit")
     every_bars: int | None = None
     every_ns: int | None = None
-    if isinstance(every, str):
-        every_ns = parse_duration_ns(every, "refit.every")
-        if every_ns <= 0:
-            raise ConfigError("refit.every", f"must be a positive duration, got {every!r}")
+    if isinstance(refit.every, str):
+        every_ns = duration_ns(refit.every, "refit.every")
     else:
-        every_bars = _int("refit.every", every, 1)
-    window = _int("refit.window", table.get("window", 2000), MIN_BARS)
-    min_bars = _int("refit.min_bars", table.get("min_bars", min(250, window)), MIN_BARS)
-    if min_bars > window:
-        raise ConfigError("refit.min_bars", f"must be <= window ({window}), got {min_bars}")
-    return RefitSettings(every_bars, every_ns, window, min_bars)
-
-
-def _int(key: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(key, f"must be an integer >= {minimum}, got {value!r}")
-    return value
+        every_bars = refit.every
+    min_bars = min(250, refit.window) if refit.min_bars is None else refit.min_bars
+    if min_bars > refit.window:
+        raise ConfigError("refit.min_bars", f"must be <= window ({refit.window}), got {min_bars}")
+    return RefitSettings(every_bars, every_ns, refit.window, min_bars)

@@ -15,7 +15,16 @@ from feeds.venues.binance import BinanceSpot
 from feeds.venues.coinbase import CoinbaseExchange
 from feeds.venues.polygon import PolygonStocks
 from feeds.websocket import WebSocketFeed
-from hedger.config.daemon import FeedSettings
+from hedger.config.feeds import (
+    AlpacaFeedSettings,
+    BinanceFeedSettings,
+    CoinbaseFeedSettings,
+    FeedSettings,
+    FileFeedSettings,
+    MqttFeedSettings,
+    PolygonFeedSettings,
+    SyntheticFeedSettings,
+)
 from hedger.core.rejects import Logger
 from hedger.core.ticks import Tick
 from hedger.errors import ConfigError
@@ -38,82 +47,87 @@ class FileFeed(PacedFeed):
         return merged_ticks(self._paths, self.rejects, self._ts_unit)
 
 
-def _floats(options: dict[str, Any], key: str) -> tuple[float, ...] | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if isinstance(value, int | float):
-        return (float(value),)
-    return tuple(float(v) for v in value)
-
-
 def build_feed(settings: FeedSettings, logger: Logger | None, clock: Clock | None = None) -> Feed:
     """One configured feed, ready to be entered (``async with``); a synthetic market starts
     at ``clock``'s wall time (the live clock's if None)."""
-    o = dict(settings.options)
-    kind = settings.kind
     try:
-        if kind == "synthetic":
-            xs = tuple(o.get("xs", ["XXX"]))
-            spec_args: dict[str, Any] = {
-                "y": o.get("y", "YYY"),
-                "xs": xs,
-                "start_ns": (clock or LiveClock()).time_ns(),
-            }
-            for key in (
-                "alpha",
-                "sigma_x",
-                "beta_vol",
-                "spread_vol",
-                "half_life",
-                "noise",
-                "rate",
-                "step",
-            ):
-                if key in o:
-                    spec_args[key] = float(o[key])
-            spec_args["beta0"] = _floats(o, "beta0") or tuple(1.5 for _ in xs)
-            spec_args["x0"] = _floats(o, "x0") or tuple(100.0 for _ in xs)
-            market = SyntheticMarket(SyntheticSpec(**spec_args), seed=int(o.get("seed", 0)))
-            speed = o.get("speed", 1.0)
-            return SyntheticFeed(market, _FOREVER_S, speed=None if speed is False else float(speed))
-        if kind == "file":
-            speed = o.get("speed")
-            return FileFeed(
-                [Path(p) for p in o["paths"]],
-                speed=None if speed in (None, False) else float(speed),
-                ts_unit=str(o.get("ts_unit", "auto")),
-            )
-        if kind == "mqtt":
-            return MqttTickFeed(
-                o.get("url", "mqtt://127.0.0.1:1883"),
-                tuple(o["topics"]),
-                qos=int(o.get("qos", 1)),
-                username=o.get("username"),
-                password=o.get("password"),
-                logger=logger,
-                ts_unit=str(o.get("ts_unit", "auto")),
-            )
-        venue: Any
-        if kind == "binance":
-            venue = BinanceSpot(o["symbols"], **_pick(o, "url", "streams"))
-        elif kind == "coinbase":
-            venue = CoinbaseExchange(o["symbols"], **_pick(o, "url", "channels"))
-        elif kind == "alpaca":
-            venue = AlpacaStocks(o["symbols"], key=o["key"], secret=o["secret"], **_pick(o, "url"))
-        elif kind == "polygon":
-            venue = PolygonStocks(o["symbols"], api_key=o["api_key"], **_pick(o, "url"))
-        else:
-            raise ConfigError("feeds.kind", f"unknown feed kind {kind!r}")
-        return WebSocketFeed(venue.url, venue, logger=logger)
+        return _build(settings, logger, clock or LiveClock())
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"feeds.{kind}", str(exc)) from None
+        raise ConfigError(f"feeds.{settings.kind}", str(exc)) from None
 
 
-def _pick(options: dict[str, Any], *keys: str) -> dict[str, Any]:
-    picked = {}
-    for key in keys:
-        if key in options:
-            value = options[key]
-            picked[key] = tuple(value) if isinstance(value, list) else value
-    return picked
+def _build(settings: FeedSettings, logger: Logger | None, clock: Clock) -> Feed:
+    match settings:
+        case SyntheticFeedSettings():
+            spec = _synthetic_spec(settings, clock.time_ns())
+            market = SyntheticMarket(spec, seed=settings.seed)
+            return SyntheticFeed(market, _FOREVER_S, speed=settings.speed or None)
+        case FileFeedSettings():
+            paths = [Path(p) for p in settings.paths]
+            return FileFeed(paths, speed=settings.speed or None, ts_unit=settings.ts_unit)
+        case MqttFeedSettings():
+            return MqttTickFeed(
+                settings.url,
+                settings.topics,
+                qos=settings.qos,
+                username=settings.username,
+                password=settings.password,
+                logger=logger,
+                ts_unit=settings.ts_unit,
+            )
+    venue = _venue(settings)
+    return WebSocketFeed(venue.url, venue, logger=logger)
+
+
+def _venue(
+    settings: BinanceFeedSettings | CoinbaseFeedSettings | AlpacaFeedSettings | PolygonFeedSettings,
+) -> Any:
+    """The venue's sans-I/O protocol; an option left out (``url``, ``streams``, ...): the
+    venue's default."""
+    url = _given(url=settings.url)
+    match settings:
+        case BinanceFeedSettings():
+            return BinanceSpot(settings.symbols, **url, **_given(streams=settings.streams))
+        case CoinbaseFeedSettings():
+            return CoinbaseExchange(settings.symbols, **url, **_given(channels=settings.channels))
+        case AlpacaFeedSettings(key=str(key), secret=str(secret)):
+            return AlpacaStocks(settings.symbols, key=key, secret=secret, **url)
+        case PolygonFeedSettings(api_key=str(api_key)):
+            return PolygonStocks(settings.symbols, api_key=api_key, **url)
+    raise ConfigError(f"feeds.{settings.kind}", "needs its key (or the variable that holds it)")
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    return {key: value for key, value in options.items() if value is not None}
+
+
+def _synthetic_spec(settings: SyntheticFeedSettings, start_ns: int) -> SyntheticSpec:
+    """The market's parameters: those the table gives, the spec's defaults for the rest; its
+    ticks start at ``start_ns`` (ns since the epoch)."""
+    given = {
+        key: value for key in _SYNTHETIC_FLOATS if (value := getattr(settings, key)) is not None
+    }
+    n = len(settings.xs)
+    return SyntheticSpec(
+        y=settings.y,
+        xs=settings.xs,
+        beta0=_per_leg(settings.beta0, n, 1.5),
+        x0=_per_leg(settings.x0, n, 100.0),
+        start_ns=start_ns,
+        **given,
+    )
+
+
+_SYNTHETIC_FLOATS = (
+    "alpha", "sigma_x", "beta_vol", "spread_vol", "half_life", "noise", "rate", "step",
+)  # fmt: skip
+
+
+def _per_leg(value: float | tuple[float, ...] | None, n: int, default: float) -> tuple[float, ...]:
+    """One number per hedge leg: the list as given, a number for one leg, or the default for
+    every leg."""
+    if value is None:
+        return tuple(default for _ in range(n))
+    if isinstance(value, float):
+        return (value,)
+    return value

@@ -1,0 +1,153 @@
+"""The ``[[feeds]]`` tables: one typed, frozen settings struct per feed ``kind`` (the table's
+tag), validated at load; :mod:`hedger.runtime.feeds` builds the feeds from them. Secrets given
+as environment variable names (``key_env``, ...) are resolved here, so a feed's settings carry
+the secret itself."""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import Meta
+
+from hedger.config.schema import NonEmpty, Qos, Secret, Symbols, Table, decode, secret
+from hedger.errors import ConfigError
+
+TsUnit = Literal["auto", "iso", "s", "ms", "us", "ns"]
+Speed = Annotated[
+    Annotated[float, Meta(gt=0)] | Literal[False],
+    Meta(description="a number > 0 (times real time) or false"),
+]
+Floats = Annotated[float | tuple[float, ...], Meta(description="a number or a list of numbers")]
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
+
+
+class _Feed(Table, frozen=True, tag_field="kind"):
+    @property
+    def kind(self) -> str:
+        """The feed's kind, as written in its table."""
+        return str(type(self).__struct_config__.tag)
+
+
+class SyntheticFeedSettings(_Feed, frozen=True, tag="synthetic"):
+    """The simulated market of :mod:`feeds.synthetic` (prices in currency units, times in s;
+    a parameter left out takes :class:`feeds.synthetic.SyntheticSpec`'s default). ``beta0``
+    and ``x0``: one number per X, or one for all."""
+
+    y: NonEmpty = "YYY"
+    xs: Symbols = ("XXX",)
+    seed: int = 0
+    speed: Speed = 1.0
+    rate: float | None = None
+    alpha: float | None = None
+    sigma_x: float | None = None
+    beta_vol: float | None = None
+    spread_vol: float | None = None
+    half_life: float | None = None
+    noise: float | None = None
+    step: float | None = None
+    beta0: Floats | None = None
+    x0: Floats | None = None
+
+
+class FileFeedSettings(_Feed, frozen=True, tag="file"):
+    """Recorded files merged in event time, paced at ``speed`` times real time (or flat out)."""
+
+    paths: Annotated[tuple[str, ...], Meta(min_length=1, description="a non-empty list of files")]
+    speed: Speed | None = None
+    ts_unit: TsUnit = "auto"
+
+
+class MqttFeedSettings(_Feed, frozen=True, tag="mqtt"):
+    """Ticks published on an MQTT broker under ``topics`` (filters)."""
+
+    topics: Annotated[tuple[str, ...], Meta(description="a list of topic filters")]
+    url: str = DEFAULT_MQTT_URL
+    qos: Qos = 1
+    username: str | None = None
+    password: Secret | None = None
+    ts_unit: TsUnit = "auto"
+
+
+class BinanceFeedSettings(_Feed, frozen=True, tag="binance"):
+    """Binance spot trades and book tickers (a ``url`` or ``streams`` left out: the venue's)."""
+
+    symbols: Symbols
+    url: str | None = None
+    streams: tuple[str, ...] | None = None
+
+
+class CoinbaseFeedSettings(_Feed, frozen=True, tag="coinbase"):
+    """Coinbase Exchange matches and tickers of the product ids ``symbols``."""
+
+    symbols: Symbols
+    url: str | None = None
+    channels: tuple[str, ...] | None = None
+
+
+class AlpacaFeedSettings(_Feed, frozen=True, tag="alpaca"):
+    """Alpaca stock trades and quotes; the key and secret, or the environment variables that
+    hold them (``key_env``, ``secret_env``)."""
+
+    symbols: Symbols
+    url: str | None = None
+    key: Secret | None = None
+    secret: Secret | None = None
+    key_env: NonEmpty | None = None
+    secret_env: NonEmpty | None = None
+
+
+class PolygonFeedSettings(_Feed, frozen=True, tag="polygon"):
+    """Polygon stock trades and quotes; the API key, or the variable that holds it."""
+
+    symbols: Symbols
+    url: str | None = None
+    api_key: Secret | None = None
+    api_key_env: NonEmpty | None = None
+
+
+FeedSettings = (
+    SyntheticFeedSettings
+    | BinanceFeedSettings
+    | CoinbaseFeedSettings
+    | AlpacaFeedSettings
+    | PolygonFeedSettings
+    | MqttFeedSettings
+    | FileFeedSettings
+)
+"""One ``[[feeds]]`` table, by its kind."""
+
+FEED_KINDS: tuple[str, ...] = tuple(
+    str(settings.__struct_config__.tag) for settings in typing.get_args(FeedSettings)
+)
+
+
+class _Feeds(Table, frozen=True):
+    feeds: Annotated[
+        tuple[FeedSettings, ...], Meta(description="an array of tables ([[feeds]])")
+    ] = ()
+
+
+def feed_settings(document: Mapping[str, Any]) -> tuple[FeedSettings, ...]:
+    """The document's ``[[feeds]]`` tables (at least one), secrets resolved."""
+    feeds = decode({"feeds": document.get("feeds", [])}, _Feeds, "").feeds
+    if not feeds:
+        raise ConfigError("feeds", "at least one [[feeds]] table is needed")
+    return tuple(_resolved(feed, f"feeds[{i}]") for i, feed in enumerate(feeds))
+
+
+def _resolved(feed: FeedSettings, section: str) -> FeedSettings:
+    if isinstance(feed, AlpacaFeedSettings):
+        key = secret(section, "key", feed.key, feed.key_env)
+        value = secret(section, "secret", feed.secret, feed.secret_env)
+        if not key or not value:
+            raise ConfigError(section, "alpaca needs key and secret (or key_env, secret_env)")
+        return msgspec.structs.replace(feed, key=key, secret=value)
+    if isinstance(feed, PolygonFeedSettings):
+        api_key = secret(section, "api_key", feed.api_key, feed.api_key_env)
+        if not api_key:
+            raise ConfigError(section, "polygon needs api_key (or api_key_env)")
+        return msgspec.structs.replace(feed, api_key=api_key)
+    return feed
