@@ -10,10 +10,8 @@ import contextlib
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from hedger.core.lifecycle import Lifecycle, State
 from hedger.errors import TransportError
 from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
+from tests.waiting import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 TS0 = 1_700_000_000_000_000_000
@@ -59,14 +58,6 @@ def publish_bar(bus: Bus, pair: str, seq: int) -> None:
     bus.publish(SpreadEvent(pair, seq, ts, 0.1 * seq, 0.2, 1.0, 0.2))
 
 
-async def until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what or predicate}")
-        await asyncio.sleep(0.01)
-
-
 def _payload(value: Any) -> bytes:
     if isinstance(value, bytes | bytearray):
         return bytes(value)
@@ -92,7 +83,7 @@ class Subscriber(Lifecycle):
 
     async def _open(self) -> None:
         self._task = asyncio.create_task(self._run())
-        await until(lambda: self.subscriptions >= 1, what="the subscription")
+        await eventually(lambda: self.subscriptions >= 1, what="the subscription")
 
     async def close(self) -> None:
         if self._task is not None:
@@ -163,7 +154,7 @@ async def send_sentinel(bus: Bus, sub: Subscriber, root: str) -> None:
     one QoS keep the order, so whatever was published before it has arrived by then."""
     topic = f"{root}/v1/sentinel/end"
     bus.send(Message(topic, b"end"))
-    await until(lambda: sub.payloads(topic) == [b"end"], what="the sentinel")
+    await eventually(lambda: sub.payloads(topic) == [b"end"], what="the sentinel")
 
 
 # --- configuration --------------------------------------------------------------------------
@@ -217,7 +208,7 @@ async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker
     bars = 1500
     expected: list[tuple[str, int]] = []
     async with Subscriber(mosquitto, f"{root}/v1/#") as sub, bridge:
-        await until(lambda: bridge.connected, what="the bridge to connect")
+        await eventually(lambda: bridge.connected, what="the bridge to connect")
         for seq in range(1, bars + 1):
             for pair in pairs:
                 publish_bar(bus, pair, seq)
@@ -226,7 +217,7 @@ async def test_events_arrive_in_order_on_their_topics(mosquitto: MosquittoBroker
             if seq % 50 == 0:
                 await asyncio.sleep(0)  # let the bridge pipeline while the actors publish
         assert await bridge.drain(20.0), (bridge.metrics(), sub.count(), len(expected))
-        await until(lambda: sub.count() >= len(expected), 20.0, "every event")
+        await eventually(lambda: sub.count() >= len(expected), 20.0, "every event")
         await send_sentinel(bus, sub, root)  # nothing more (no repeats) came before it
     events = [m[:2] for m in sub.messages if not m[0].endswith("/status")]
     assert events[-1] == (f"{root}/v1/sentinel/end", b"end")
@@ -264,7 +255,7 @@ async def test_an_unpublishable_message_is_rejected_not_retried(
         bus.send(Message(f"{root}/v1/spread/AAA/B+C", b"{}"))
         publish_bar(bus, "AAA/BBB", 2)
         assert await bridge.drain(5.0)
-        await until(lambda: sub.count() == 4, what="the good messages")
+        await eventually(lambda: sub.count() == 4, what="the good messages")
     assert sub.seqs() == {topic: [1, 2] for topic in topics(root, "AAA/BBB")}
     metrics = bridge.metrics()
     assert (metrics["rejected"], metrics["acked"], metrics["reconnects"]) == (1, 4, 0)
@@ -283,7 +274,7 @@ async def test_a_late_subscriber_gets_the_current_ratio_at_once(
             publish_bar(bus, "AAPL/SPY", seq)
         assert await bridge.drain(5.0)
         async with Subscriber(mosquitto, f"{root}/v1/#") as late:
-            await until(lambda: len(late.messages) >= 2, 2.0, "the retained messages")
+            await eventually(lambda: len(late.messages) >= 2, 2.0, "the retained messages")
             await send_sentinel(bus, late, root)  # and nothing else: spreads are not retained
     assert late.messages[-1][:2] == (f"{root}/v1/sentinel/end", b"end")
     retained = {topic: (payload, retain) for topic, payload, retain in late.messages[:-1]}
@@ -331,13 +322,13 @@ async def test_online_on_connect_and_the_last_will_when_killed(
             assert child.stdout is not None
             line = await asyncio.wait_for(child.stdout.readline(), 15.0)
             assert line.strip() == b"ready"
-            await until(lambda: sub.payloads(status) == [b"online"], what="online")
+            await eventually(lambda: sub.payloads(status) == [b"online"], what="online")
         finally:
             child.kill()  # SIGKILL: no clean disconnect, the broker sends the will
             await child.wait()
-        await until(lambda: sub.payloads(status) == [b"online", b"offline"], what="the will")
+        await eventually(lambda: sub.payloads(status) == [b"online", b"offline"], what="the will")
     async with Subscriber(mosquitto, status) as late:
-        await until(lambda: late.messages != [], what="the retained status")
+        await eventually(lambda: late.messages != [], what="the retained status")
     assert late.messages == [(status, b"offline", True)]
 
 
@@ -370,27 +361,27 @@ async def _restart_mid_stream(mosquitto: MosquittoBroker) -> None:
             await asyncio.sleep(0.002)
 
     async with Subscriber(mosquitto, f"{root}/v1/+/#", session=f"{root}-sub") as sub, bridge:
-        await until(lambda: bridge.connected, what="the bridge to connect")
+        await eventually(lambda: bridge.connected, what="the bridge to connect")
         streamer = asyncio.create_task(stream())
-        await until(lambda: sub.count() > 200, what="the stream to flow")
+        await eventually(lambda: sub.count() > 200, what="the stream to flow")
 
         await asyncio.to_thread(mosquitto.stop)
-        await until(lambda: not bridge.connected, what="the bridge to notice")
+        await eventually(lambda: not bridge.connected, what="the bridge to notice")
         outage_from = published
         # the actors keep publishing, into the outbox
-        await until(lambda: published > outage_from + 20, what="publishing during the outage")
-        await until(lambda: bridge.metrics()["queued"] > 40, what="the outbox to fill")
+        await eventually(lambda: published > outage_from + 20, what="publishing during the outage")
+        await eventually(lambda: bridge.metrics()["queued"] > 40, what="the outbox to fill")
 
         await asyncio.to_thread(mosquitto.start)
-        await until(lambda: sub.subscriptions >= 2, what="the subscriber to come back")
+        await eventually(lambda: sub.subscriptions >= 2, what="the subscriber to come back")
         assert not bridge.connected, "the bridge came back before the subscriber"
-        await until(lambda: bridge.connected, 5.0, "the bridge to reconnect")
+        await eventually(lambda: bridge.connected, 5.0, "the bridge to reconnect")
         back_from = published
-        await until(lambda: published > back_from + 20, what="publishing after the reconnect")
+        await eventually(lambda: published > back_from + 20, what="publishing after the reconnect")
         streaming = False
         await streamer
         assert await bridge.drain(10.0)
-        await until(lambda: sub.count() >= 4 * published, 10.0, "the resent events")
+        await eventually(lambda: sub.count() >= 4 * published, 10.0, "the resent events")
 
     seqs = sub.seqs()
     assert sorted(seqs) == sorted(topic for pair in pairs for topic in topics(root, pair))
@@ -411,15 +402,15 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
     bus, bridge = wired(mosquitto, root, outbox_capacity=40, backoff=SLOW, logger=log)
     pair = "AAA/BBB"
     async with Subscriber(mosquitto, f"{root}/v1/+/#") as sub, bridge:
-        await until(lambda: bridge.connected, what="the bridge to connect")
+        await eventually(lambda: bridge.connected, what="the bridge to connect")
         for seq in range(1, 101):
             publish_bar(bus, pair, seq)
             assert await bridge.drain(2.0)  # no overflow yet: the broker is up
         assert bridge.metrics()["dropped"] == 0
-        await until(lambda: sub.count() == 200, what="the first 100 bars")
+        await eventually(lambda: sub.count() == 200, what="the first 100 bars")
 
         await asyncio.to_thread(mosquitto.stop)
-        await until(lambda: not bridge.connected, what="the bridge to notice")
+        await eventually(lambda: not bridge.connected, what="the bridge to notice")
         for seq in range(101, 301):  # 400 messages into an outbox of 40
             publish_bar(bus, pair, seq)
         assert bridge.metrics()["dropped"] == 360
@@ -427,15 +418,15 @@ async def test_overflow_during_an_outage_is_counted_logged_and_is_the_gap(
         assert log.overflow(), "overflow must be logged at once, never silently"
 
         await asyncio.to_thread(mosquitto.start)
-        await until(lambda: sub.subscriptions >= 2, what="the subscriber to come back")
+        await eventually(lambda: sub.subscriptions >= 2, what="the subscriber to come back")
         assert not bridge.connected, "the bridge came back before the subscriber"
-        await until(lambda: bridge.connected, 5.0, "the bridge to reconnect")
+        await eventually(lambda: bridge.connected, 5.0, "the bridge to reconnect")
         # (an outbox of 40 overflows again if 20 more come while 40 are still in flight)
         assert await bridge.drain(5.0)
         for seq in range(301, 311):
             publish_bar(bus, pair, seq)
         assert await bridge.drain(5.0)
-        await until(lambda: sub.count() >= 200 + 40 + 20, what="the rest")
+        await eventually(lambda: sub.count() >= 200 + 40 + 20, what="the rest")
         await send_sentinel(bus, sub, root)  # every resend came before it
 
     missing = 0
@@ -458,12 +449,12 @@ async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> No
     assert state_of(bridge) is State.STARTING
     async with Subscriber(mosquitto, f"{root}/v1/#") as sub:
         bridge.start()
-        await until(lambda: sub.payloads(status) == [b"online"], what="online")
+        await eventually(lambda: sub.payloads(status) == [b"online"], what="online")
         for seq in range(1, 51):
             publish_bar(bus, "AAPL/SPY", seq)
         # closing delivers what is waiting first, then says offline
         assert await bridge.close()
-        await until(lambda: sub.payloads(status) == [b"online", b"offline"], what="offline")
+        await eventually(lambda: sub.payloads(status) == [b"online", b"offline"], what="offline")
         assert sub.count() == 100
         assert sub.messages[-1][:2] == (status, b"offline")
     assert bridge.metrics()["connected"] == 0
@@ -471,7 +462,7 @@ async def test_a_clean_close_publishes_offline(mosquitto: MosquittoBroker) -> No
     assert await bridge.close()  # idempotent
     assert states[-1] is State.STOPPED and len(states) == 3
     async with Subscriber(mosquitto, status) as late:
-        await until(lambda: late.messages != [], what="the retained status")
+        await eventually(lambda: late.messages != [], what="the retained status")
     assert late.messages == [(status, b"offline", True)]
 
 
@@ -481,9 +472,9 @@ async def test_drain_and_close_during_an_outage_give_up_in_time(
     root = new_root()
     bus, bridge = wired(mosquitto, root, backoff=FAST)
     bridge.start()
-    await until(lambda: bridge.connected, what="the bridge to connect")
+    await eventually(lambda: bridge.connected, what="the bridge to connect")
     mosquitto.stop()
-    await until(lambda: not bridge.connected, what="the bridge to notice")
+    await eventually(lambda: not bridge.connected, what="the bridge to notice")
     for seq in range(1, 11):
         publish_bar(bus, "AAA/BBB", seq)
     retries = bridge.reconnector.retries
@@ -502,11 +493,11 @@ async def test_cancelling_run_also_publishes_offline(mosquitto: MosquittoBroker)
     bridge = MqttBridge(mosquitto.url, root=root, qos=0, backoff=FAST)
     async with Subscriber(mosquitto, status) as sub:
         task = asyncio.create_task(bridge.run())
-        await until(lambda: sub.payloads(status) == [b"online"], what="online")
+        await eventually(lambda: sub.payloads(status) == [b"online"], what="online")
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await until(lambda: sub.payloads(status) == [b"online", b"offline"], what="offline")
+        await eventually(lambda: sub.payloads(status) == [b"online", b"offline"], what="offline")
 
 
 async def test_metrics_snapshot_payloads_pass_through(mosquitto: MosquittoBroker) -> None:
@@ -514,5 +505,5 @@ async def test_metrics_snapshot_payloads_pass_through(mosquitto: MosquittoBroker
     bus, bridge = wired(mosquitto, root, backoff=FAST)
     async with Subscriber(mosquitto, f"{root}/v1/metrics") as sub, bridge:
         bus.publish_metrics({"bridge": bridge.metrics()})
-        await until(lambda: len(sub.messages) == 1, what="the metrics message")
+        await eventually(lambda: len(sub.messages) == 1, what="the metrics message")
     assert orjson.loads(sub.messages[0][1])["bridge"]["dropped"] == 0

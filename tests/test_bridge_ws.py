@@ -22,6 +22,7 @@ from hedger.core.topics import matrix_topic
 from hedger.errors import TransportError
 from hedger.runtime.bridges.prometheus import CountersCollector, metric_kind, metric_name, render
 from hedger.runtime.bridges.ws import FanOut, WebSocketBridge, take_frame
+from tests.waiting import eventually
 
 WAIT = 3.0
 
@@ -113,13 +114,6 @@ async def nothing_more(bus: Bus, *clients: ClientConnection) -> None:
     bus.publish_status(status)
     for ws in clients:
         assert await recv_json(ws) == {"type": "status", "status": status}
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = WAIT) -> None:
-    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 def samples(page: str) -> dict[str, float]:

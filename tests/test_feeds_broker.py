@@ -8,7 +8,6 @@ import argparse
 import asyncio
 import io
 import ssl
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from hedger.config.daemon import daemon_config
 from hedger.errors import ConfigError, TransportError
 from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
+from tests.waiting import eventually
 
 SECRET = "hunter2"
 
@@ -111,13 +111,6 @@ def test_the_config_and_the_cli_refuse_with_the_password_hidden() -> None:
         subscribe.run(args)
     assert SECRET not in str(refused.value)
     assert str(refused.value).startswith("broker: must look like mqtt://host:port")
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 class Recorder:

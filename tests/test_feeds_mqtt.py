@@ -24,6 +24,7 @@ from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
 from hedger.errors import TransportError
+from tests.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
@@ -313,12 +314,6 @@ async def take(ticks: AsyncIterator[Tick], n: int, timeout: float = 5.0) -> list
         return [await anext(ticks) for _ in range(n)]
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
-
-
 async def publish(
     broker: MosquittoBroker, messages: Sequence[tuple[str, bytes]], qos: int = 1
 ) -> None:
@@ -419,11 +414,11 @@ async def test_the_feed_reconnects_when_the_broker_comes_back(
         assert [t.price for t in await take(ticks, 1)] == [1.0]
 
         await asyncio.to_thread(mosquitto.stop if outage == "stop" else mosquitto.kill)
-        await wait_until(lambda: feed.reconnects >= 1)
+        await eventually(lambda: feed.reconnects >= 1)
         assert not feed.connected
         assert state_of(feed) is State.DEGRADED
         # a few failed attempts while the broker is away
-        await wait_until(lambda: feed.reconnector.attempts >= 4)
+        await eventually(lambda: feed.reconnector.attempts >= 4)
         assert feed.connections == 1
 
         await asyncio.to_thread(mosquitto.start)
@@ -448,7 +443,7 @@ async def test_a_feed_started_before_the_broker_connects_when_it_is_up(
     root = prefix()
     await asyncio.to_thread(mosquitto.stop)
     async with MqttTickFeed(mosquitto.url, [f"{root}/#"], backoff=FAST) as feed:
-        await wait_until(lambda: feed.reconnects >= 2)
+        await eventually(lambda: feed.reconnects >= 2)
         assert not feed.connected
         await asyncio.to_thread(mosquitto.start)
         await asyncio.wait_for(feed.wait_connected(), 5)
@@ -462,7 +457,7 @@ async def test_close_is_idempotent_prompt_and_ends_iteration(mosquitto: Mosquitt
     async with feed:
         await asyncio.wait_for(feed.wait_connected(), 5)
         await publish(mosquitto, [(f"{root}/x", trade("X", 4.0, 0))])
-        await wait_until(lambda: feed.messages == 1)
+        await eventually(lambda: feed.messages == 1)
 
         got: list[Tick] = []
 
@@ -472,7 +467,7 @@ async def test_close_is_idempotent_prompt_and_ends_iteration(mosquitto: Mosquitt
             return got
 
         consumer = asyncio.create_task(consume())
-        await wait_until(lambda: len(got) == 1)
+        await eventually(lambda: len(got) == 1)
         assert not consumer.done()  # waiting for more
         # close while reconnecting, too: in a backoff delay that would never end by itself
         never = asyncio.Event()
@@ -484,7 +479,7 @@ async def test_close_is_idempotent_prompt_and_ends_iteration(mosquitto: Mosquitt
 
         feed.reconnector.sleep = endless
         await asyncio.to_thread(mosquitto.stop)
-        await wait_until(lambda: waited != [])
+        await eventually(lambda: waited != [])
         assert state_of(feed) is State.DEGRADED
         await asyncio.wait_for(feed.close(), 5)  # the guard fails only if close hangs
         assert state_of(feed) is State.STOPPED

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
@@ -15,6 +15,7 @@ from feeds.websocket import WebSocketFeed
 from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
+from tests.waiting import eventually
 
 
 def state_of(component: Lifecycle) -> State:
@@ -72,13 +73,6 @@ async def test_iteration_ends_after_close() -> None:
             await feed.close()  # idempotent
             with pytest.raises(StopAsyncIteration):
                 await anext(iterator)
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Wait until ``condition()`` holds; fail after ``timeout`` seconds."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.005)
 
 
 async def no_wait(delay: float) -> None:
