@@ -106,6 +106,20 @@ def tick_verdict(
     return ACCEPTED
 
 
+def _repeats(last: Tick, tick: Tick) -> bool:
+    """:func:`is_repeat` of two ticks (a size of ``None``: the tick has none)."""
+    return is_repeat(
+        last.ts_event,
+        last.price,
+        last.size is not None,
+        math.nan if last.size is None else last.size,
+        tick.ts_event,
+        tick.price,
+        tick.size is not None,
+        math.nan if tick.size is None else tick.size,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class LegPrice:
     """A symbol's price at a bar close: the price, when it was set (ns), and whether it was
@@ -154,7 +168,8 @@ class BarBuilder:
         self._bar: int | None = None
         self._prices: dict[str, LegPrice] = {}
         self._ticked: set[str] = set()
-        self._last: dict[str, tuple[int, float, bool, float]] = {}
+        self._last: dict[str, Tick] = {}
+        """Each symbol's last accepted tick."""
         self.duplicates = 0
         self.skipped_kind = 0
         self.bars_closed = 0
@@ -169,24 +184,23 @@ class BarBuilder:
         if tick.kind is not self._source:
             self.skipped_kind += 1
             return
-        price, ts, size = tick.price, tick.ts_event, tick.size
-        has_size = size is not None
-        size_value = math.nan if size is None else size
-        previous = self._last.get(symbol)
+        price, ts = tick.price, tick.ts_event
+        last = self._last.get(symbol)
         current = self._bar
         verdict = tick_verdict(
             price,
             ts,
             symbol in self._positive,
-            previous is not None,
-            0 if previous is None else previous[0],
-            previous is not None and is_repeat(*previous, ts, price, has_size, size_value),
+            last is not None,
+            0 if last is None else last.ts_event,
+            # is_repeat needs equal times: asking only then keeps the common tick to one call
+            last is not None and last.ts_event == ts and _repeats(last, tick),
             current is not None,
             0 if current is None else current,
             self.bar_ns,
         )
         if verdict != ACCEPTED:
-            self._refuse(verdict, tick, previous)
+            self._refuse(verdict, tick, last)
             return
         bar = ts // self.bar_ns
         if current is None:
@@ -194,14 +208,12 @@ class BarBuilder:
         elif bar > current:
             self._close()
             self._bar = bar
-        self._last[symbol] = (ts, price, has_size, size_value)
+        self._last[symbol] = tick
         self._prices[symbol] = LegPrice(price, ts, True)
         self._ticked.add(symbol)
         self.ticks_accepted += 1
 
-    def _refuse(
-        self, verdict: int, tick: Tick, previous: tuple[int, float, bool, float] | None
-    ) -> None:
+    def _refuse(self, verdict: int, tick: Tick, previous: Tick | None) -> None:
         if verdict == DUPLICATE:
             self.duplicates += 1
             return
@@ -211,7 +223,7 @@ class BarBuilder:
         else:
             detail["ts"] = tick.ts_event
         if verdict == BACKWARDS and previous is not None:
-            detail["previous"] = previous[0]
+            detail["previous"] = previous.ts_event
         self._rejects.add(VERDICTS[verdict], tick.venue, **detail)
 
     def close_until(self, ts: int) -> None:
