@@ -86,18 +86,14 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:  # no scheme: the user part, if any, starts the text
         scheme, rest = "", url
-    end = len(rest)
-    for mark in "/?#":
-        found = rest.find(mark)
-        if found != -1:
-            end = min(end, found)
-    netloc, tail = rest[:end], rest[end:]
-    userinfo, at, hostport = netloc.rpartition("@")
+    # the last "@" ends the user part even when an unquoted password holds "/", "?", "#" or
+    # "@" (a broker URL has no path worth keeping, so erring towards hiding costs nothing)
+    userinfo, at, hostport = rest.rpartition("@")
     if not at:
         return url
     user, colon, _ = userinfo.partition(":")
     hidden = f"{user}:{_HIDDEN}" if colon else user
-    return f"{scheme}{sep}{hidden}@{hostport}{tail}"
+    return f"{scheme}{sep}{hidden}@{hostport}"
 
 
 def _quote_user(user: str) -> str:

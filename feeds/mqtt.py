@@ -75,8 +75,10 @@ def parse_tick_payload(
 
     Every object gives one tick or one reject, counted in ``rejects`` under ``source``:
     ``malformed`` (not JSON, not an object, no symbol), ``bad_timestamp`` (``ts`` missing or
-    unreadable) or ``bad_price`` (no price, or one that is not a finite positive number;
-    for a quote, either side). An unusable ``size`` is dropped, not rejected. Never raises.
+    unreadable) or ``bad_price`` (no price, or one that is not a finite number; for a quote,
+    either side). Whether a number can be a price for the pairs that use it (> 0 for a log
+    mode) is the bar rule's to judge, as for recorded files. An unusable ``size`` is dropped,
+    not rejected. Never raises.
     """
     try:
         document = orjson.loads(payload)
@@ -119,14 +121,14 @@ def _object_tick(
     kind = TickKind.TRADE
     price: float | None
     if obj.get("price") is not None:
-        price = _positive_number(obj["price"])
+        price = _number(obj["price"])
     elif "bid" in obj and "ask" in obj:
         kind = TickKind.QUOTE
-        bid, ask = _positive_number(obj["bid"]), _positive_number(obj["ask"])
+        bid, ask = _number(obj["bid"]), _number(obj["ask"])
         price = None if bid is None or ask is None else 0.5 * bid + 0.5 * ask
     else:
         price = None
-    if price is None or not (price > 0.0 and math.isfinite(price)):
+    if price is None or not math.isfinite(price):
         rejects.add("bad_price", source, symbol=symbol[:40])
         return None
     size = _number(obj.get("size"))
@@ -154,11 +156,6 @@ def _number(value: object) -> float | None:
     except (ValueError, OverflowError):
         return None
     return number if math.isfinite(number) else None
-
-
-def _positive_number(value: object) -> float | None:
-    number = _number(value)
-    return number if number is not None and number > 0.0 else None
 
 
 def _payload_bytes(payload: object) -> bytes | bytearray | str:

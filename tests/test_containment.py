@@ -191,3 +191,30 @@ async def test_the_daemon_counts_contained_failures_by_pair_in_its_metrics() -> 
     assert "actor_errors_AAA/XXX" not in metrics
     assert len(run.events("ratio")) == 4  # the recording subscriber still got both pairs'
     await run.shutdown()
+
+
+def test_a_replay_reports_the_failures_it_contained(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io  # noqa: PLC0415
+
+    from hedger.engine.filter import HedgeFilter  # noqa: PLC0415
+    from hedger.runtime.replay import format_summary, replay  # noqa: PLC0415
+
+    path = tmp_path / "ticks.csv"
+    rows = [f"{t.ts_event},{t.symbol},{t.price!r}" for t in ticks(12)]
+    path.write_text("ts,symbol,price\n" + "\n".join(rows) + "\n")
+    step = HedgeFilter.step
+
+    def failing_step(self: HedgeFilter, y: float | None, x: Any) -> Any:
+        if y == BAD_PRICE:
+            raise ZeroDivisionError("crafted")
+        return step(self, y, x)
+
+    monkeypatch.setattr(HedgeFilter, "step", failing_step)
+    cfg = pipeline_config({}, extra_pairs=PAIRS)
+    for compiled in (False, True):
+        summary = replay([path], cfg, io.BytesIO(), ts_unit="ns", compiled=compiled)
+        assert summary.actor_errors == {"AAA/XXX": 1}
+        assert "AAA/XXX: 1 failed step(s), contained" in format_summary(summary)
+        assert summary.events == 2 * (12 + 12 - 1)  # every bar of both pairs but the failed one

@@ -111,6 +111,8 @@ HOUSE_STYLE = [
     ("[filter]\ntrans_cov = [[1.0, 'x'], [0.0, 1.0]]\n", "pairs.YYY/XXX.trans_cov",
      "must be a matrix of numbers, got [[1.0, 'x'], [0.0, 1.0]]"),
     ("[bus]\nmqtt = 5\n", "bus.mqtt", "must be a table, got 5"),
+    ("[filter]\nadaptive_r = 0\n", "pairs.YYY/XXX.adaptive_r",
+     "must be in (0, 1) or None, got 0.0"),
 ]  # fmt: skip
 
 

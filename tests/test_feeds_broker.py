@@ -79,6 +79,20 @@ def test_redaction() -> None:
     assert redact_url("not a url") == "not a url"
     assert redact_url(f"bob:{SECRET}@host:1883") == "bob:***@host:1883"  # no scheme either
     assert SECRET not in redact_url(f"[::1:{SECRET}@")
+
+
+@pytest.mark.parametrize("mark", ["/", "#", "?", "@", ":"])
+def test_an_unquoted_mark_in_the_password_does_not_reveal_it(mark: str) -> None:
+    secret = f"s3{mark}cr{mark}{SECRET}"
+    url = f"mqtt://bob:{secret}@broker:1883"
+    assert redact_url(url) == "mqtt://bob:***@broker:1883"
+    try:
+        parse_broker_url(url)
+    except TransportError as error:
+        assert SECRET not in str(error) and SECRET not in error.address
+    with pytest.raises(ConfigError) as caught:
+        daemon_config({"bus": {"mqtt": {"url": url + "x"}}, "pairs": {"A/B": {}}})
+    assert SECRET not in str(caught.value)
     parsed = parse_broker_url(f"mqtt://bob%40desk:{SECRET}@host")
     assert parsed.redacted == "mqtt://bob%40desk:***@host:1883"
 

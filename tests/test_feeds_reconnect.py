@@ -11,6 +11,7 @@ import pytest
 
 from feeds.reconnect import Backoff, ReconnectingStream, Reconnector
 from hedger.core.lifecycle import Lifecycle, State
+from tests.waiting import eventually
 
 STEADY = Backoff(initial=1.0, maximum=8.0, factor=2.0, jitter=0.0)
 
@@ -178,10 +179,8 @@ async def test_the_daemon_has_the_same_states() -> None:
     assert daemon.state is State.STARTING
     stop = asyncio.Event()
     runner = asyncio.create_task(daemon.run(stop))
-    async with asyncio.timeout(10):
-        while daemon.state is State.STARTING:
-            await asyncio.sleep(0.005)
-        assert daemon.state is State.RUNNING
-        stop.set()
-        await runner
+    await eventually(lambda: daemon.state is not State.STARTING, what="the daemon to start")
+    assert daemon.state is State.RUNNING
+    stop.set()
+    await asyncio.wait_for(runner, 10)
     assert daemon.state is State.STOPPED

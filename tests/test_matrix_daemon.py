@@ -205,3 +205,22 @@ bar_grace = "50ms"
     assert {orjson.loads(p)["pair"] for _, p in ratios} == {"YYY/XXX"}
     code, err = await asyncio.to_thread(daemon.stop)
     assert code == 0, err[-3000:]
+
+
+@pytest.mark.parametrize(("mode", "refused"), [("returns", 1), ("levels", 0)])
+def test_a_log_mode_matrix_refuses_prices_at_or_below_zero(mode: str, refused: int) -> None:
+    text = f"""
+[[feeds]]
+kind = "synthetic"
+[matrix]
+symbols = ["AAA", "BBB"]
+mode = "{mode}"
+"""
+    daemon = Daemon(daemon_config(tomllib.loads(text)), get_logger("test"))
+    assert daemon.pipeline.positive_symbols == (frozenset({"AAA", "BBB"}) if refused else set())
+    pipeline = daemon.pipeline
+    from hedger.core.ticks import Tick  # noqa: PLC0415
+
+    pipeline.on_tick(Tick("AAA", 10.0, 1_000, 1_000))
+    pipeline.on_tick(Tick("AAA", -1.0, 2_000, 2_000))
+    assert pipeline.rejects.counts.get("bad_price", 0) == refused

@@ -108,7 +108,7 @@ def filter_params(settings: Mapping[str, Any], n_legs: int, section: str) -> Fil
         if getattr(table, key) is not None:
             kwargs[key] = getattr(table, key)
     if table.adaptive_r is not None:
-        kwargs["adaptive_r"] = table.adaptive_r or None
+        kwargs["adaptive_r"] = None if table.adaptive_r is False else table.adaptive_r
     try:
         return FilterParams(**kwargs)
     except ConfigError as exc:

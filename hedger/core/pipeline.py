@@ -49,6 +49,9 @@ class Pipeline:
         price_source: bars from trades or from quote mids.
         symbols: symbols the bars must carry besides the pairs' legs (for bar listeners such
             as the hedge-ratio matrix); with some, ``pairs`` may be empty.
+        positive_symbols: symbols whose prices must be > 0 besides the legs of log-mode pairs
+            (those of a log-mode matrix).
+        failures: where contained failures of actors and bar listeners are counted.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class Pipeline:
         *,
         price_source: TickKind = TickKind.TRADE,
         symbols: Sequence[str] = (),
+        positive_symbols: Sequence[str] = (),
         failures: Failures | None = None,
     ) -> None:
         if not pairs and not symbols:
@@ -86,8 +90,9 @@ class Pipeline:
         self.symbols = tuple(sorted(legs))
         self.positive_symbols = frozenset(
             symbol for spec in pairs if spec.params.mode.logarithmic for symbol in spec.pair.legs
-        )
-        """Legs of a log-mode pair: their prices must be > 0 (the bar rule refuses others)."""
+        ) | frozenset(positive_symbols)
+        """Legs of a log-mode pair, and the given ``positive_symbols`` (a log-mode matrix's):
+        their prices must be > 0 (the bar rule refuses others)."""
         self.bar_listeners: list[tuple[str, BarHandler]] = []
         """(name, handler): called at each bar close after the actors, with the bar
         handler's arguments; a handler that raises is counted under its name."""
@@ -103,6 +108,8 @@ class Pipeline:
 
     def on_tick(self, tick: Tick) -> None:
         """The entry point of ticks into the core."""
+        if self._compiled is not None:
+            raise RuntimeError("this pipeline takes ticks as columns")
         self.stats.ticks_in += 1
         self.bars.on_tick(tick)
 

@@ -5,7 +5,8 @@ whole histories at once. A wide bar file is read as it is; a tick file (long CSV
 is cut into bars by the daemon's own bar rule (:class:`hedger.core.bars.BarBuilder`: late,
 backwards and repeated ticks refused alike), each symbol's price in a bar being its last trade in
 it. Prices are judged by the one price rule (:func:`hedger.engine.transforms.usable_price`) with
-no mode yet: a price <= 0 is kept, and the log modes' consumers treat it as missing. A symbol
+no mode yet: a price <= 0 is kept, for the modes that can use it; the offline tools rule a log
+mode in or out on the training bars and treat a later price <= 0 as a missing bar. A symbol
 with no usable price in a bar is NaN there; nothing is forward-filled.
 """
 

@@ -85,6 +85,11 @@ class Daemon:
             self.rejects,
             price_source=bars.source,
             symbols=config.matrix.symbols if config.matrix is not None else (),
+            positive_symbols=(
+                config.matrix.symbols
+                if config.matrix is not None and config.matrix.params.mode.logarithmic
+                else ()
+            ),
             failures=self.failures,
         )
         self.matrix: MatrixActor | None = None

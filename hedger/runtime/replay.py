@@ -6,7 +6,7 @@ from __future__ import annotations
 import heapq
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -36,6 +36,8 @@ class ReplaySummary:
     rejects: dict[str, int]
     stale_bars: dict[str, int]
     seconds: float
+    actor_errors: dict[str, int] = field(default_factory=dict)
+    """Failures contained while stepping (by pair id or bar listener), see the log."""
 
     @property
     def ticks_per_second(self) -> float:
@@ -173,6 +175,7 @@ def _summary(pipeline: Pipeline, *, files: int, ticks: int, seconds: float) -> R
         rejects=pipeline.rejects.summary(),
         stale_bars=pipeline.stats.stale_bars,
         seconds=seconds,
+        actor_errors=dict(pipeline.stats.actor_errors),
     )
 
 
@@ -205,4 +208,6 @@ def format_summary(summary: ReplaySummary) -> str:
         lines.append("  rejected: 0")
     for pair, count in summary.stale_bars.items():
         lines.append(f"  {pair}: {count:,} stale bar(s) (predict-only)")
+    for pair, count in summary.actor_errors.items():
+        lines.append(f"  {pair}: {count:,} failed step(s), contained (no events; see the log)")
     return "\n".join(lines)
