@@ -176,11 +176,12 @@ async def test_the_daemon_has_the_same_states() -> None:
 
     config = daemon_config(tomllib.loads('[pairs."YYY/XXX"]\n[[feeds]]\nkind = "synthetic"\n'))
     daemon = Daemon(config, get_logger("test"))
-    assert daemon.state is State.STARTING
+    seen = [daemon.state]
     stop = asyncio.Event()
     runner = asyncio.create_task(daemon.run(stop))
     await eventually(lambda: daemon.state is not State.STARTING, what="the daemon to start")
-    assert daemon.state is State.RUNNING
+    seen.append(daemon.state)
     stop.set()
     await asyncio.wait_for(runner, 10)
-    assert daemon.state is State.STOPPED
+    seen.append(daemon.state)
+    assert seen == [State.STARTING, State.RUNNING, State.STOPPED]
