@@ -60,6 +60,7 @@ from feeds.synthetic import SyntheticMarket, SyntheticSpec
 from hedger.config.pipeline import pipeline_config
 from hedger.core.bar_kernel import CompiledBars
 from hedger.core.ticks import TickColumns
+from hedger.core.topics import PairId
 from hedger.runtime.replay import ReplaySummary, replay
 
 DESCRIPTION = "Benchmark hedger replay end to end (tick CSV -> events), speed and peak memory."
@@ -265,7 +266,7 @@ def helper(mode: str, path: Path, out: Path, warm: Path) -> int:
     unit = fast_path_unit(path, "auto")
     if unit is None:
         raise RuntimeError(f"{path} is not a file for the compiled path")
-    symbols = tuple(sorted(PAIR.split("/")))  # the pipeline's symbol table, sorted
+    symbols = tuple(sorted(PairId.parse(PAIR).legs))  # the pipeline's symbol table, sorted
     bar_ns = config.bars.length_ns
     counted = {"ticks": 0, "bars": 0}
 

@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hedger.cli.evaluate import render  # noqa: E402
+from hedger.core.topics import PairId
 from hedger.engine.calibrate import (  # noqa: E402
     PREFERRED_MODE,
     SWITCH_MARGIN,
@@ -736,8 +737,8 @@ def main() -> int:
     if not args.no_plot:
         from hedger.research.plots import plot_evaluation  # noqa: PLC0415 (optional extra, lazily)
 
-        y_sym, x_sym = example.evaluation.pair.split("/")
-        plot_name = f"evaluate-{y_sym}-{x_sym}.png"
+        pair = PairId.parse(example.evaluation.pair)
+        plot_name = f"evaluate-{pair.y}-{'-'.join(pair.xs)}.png"
         img = args.out.parent / "img"
         img.mkdir(parents=True, exist_ok=True)
         plot_evaluation(example.evaluation, img / plot_name)

@@ -16,6 +16,7 @@ import pytest
 from hedger.config.daemon import daemon_config
 from hedger.core.bars import LegPrice
 from hedger.core.bus import Message, Outbox
+from hedger.core.lifecycle import State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
 from hedger.runtime.clock import LiveClock, TestClock
@@ -276,3 +277,17 @@ async def test_a_bridge_that_drains_in_time_needs_no_clock_time() -> None:
     await run.shutdown()  # no advance: the drain finished before the timeout
     assert prompt.draining
     assert not [e for _, e, _ in run.log.records if e == "undelivered at shutdown"]
+
+
+async def test_async_with_runs_the_daemon_and_its_end_stops_it_in_order() -> None:
+    run = Running()
+    states = [run.node.state]
+    async with run.node as daemon:
+        states.append(daemon.state)
+        await run.ticks(("XXX", 10.0, T0 + 1), ("YYY", 15.0, T0 + 2), ("ZZZ", 20.0, T0 + 3))
+    states.append(run.node.state)
+    assert states == [State.STARTING, State.RUNNING, State.STOPPED]
+    # leaving the block closed the open bar: both pairs published their first update
+    assert [e["pair"] for e in run.events("ratio")] == ["YYY/XXX", "ZZZ/XXX"]
+    await run.node.close()  # idempotent
+    assert run.node.state is State.STOPPED

@@ -26,7 +26,7 @@ from feeds.protocol import Feed
 from hedger.config.daemon import DaemonConfig
 from hedger.core.bus import Bridge, Bus
 from hedger.core.failures import Failures
-from hedger.core.lifecycle import State
+from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.matrix_actor import MatrixActor
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
@@ -48,9 +48,14 @@ class _BarTime:
 _STOP = object()
 
 
-class Daemon:
-    """One daemon's components and counters; :attr:`state` is the lifecycle state feeds and
-    bridges have (:class:`~hedger.core.lifecycle.State`).
+class Daemon(Lifecycle):
+    """One daemon's components and counters, with the lifecycle feeds and bridges have
+    (:class:`~hedger.core.lifecycle.State` in :attr:`state`).
+
+    Two ways to run it: ``async with Daemon(...) as daemon:`` (it runs in a task of its own
+    from entry, once ``RUNNING``, until the block ends or :meth:`close`, which drains and
+    stops it), or ``await daemon.run(stop)`` until the event ``stop`` is set (the CLI, with
+    the signal handlers setting it).
 
     ``clock``: where all time comes from (the host's, :class:`LiveClock`, if None).
     ``feeds``: feeds to run instead of those the configuration builds, one per configured
@@ -66,7 +71,10 @@ class Daemon:
         clock: Clock | None = None,
         feeds: Sequence[Feed] | None = None,
     ) -> None:
-        self.state = State.STARTING
+        super().__init__()
+        self._stop = asyncio.Event()
+        self._running = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
         self.config = config
         self.log = logger
         self.clock = clock if clock is not None else LiveClock()
@@ -217,9 +225,10 @@ class Daemon:
                 side.append(group.create_task(self.refitter.run(), name="refit"))
             if self.wall_clock:
                 side.append(group.create_task(self._close_bars(), name="bar-clock"))
-            self.state = State.RUNNING
+            self._set_state(State.RUNNING)
+            self._running.set()
             await stop.wait()
-            self.state = State.STOPPING
+            self._set_state(State.STOPPING)
             self.log.info("stopping")
             for task in feed_tasks + side:
                 task.cancel()
@@ -230,10 +239,28 @@ class Daemon:
             for task in bridge_tasks:
                 task.cancel()
         await self._close_bridges()
-        self.state = State.STOPPED
+        self._set_state(State.STOPPED)
         self.log.info(
             "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
         )
+
+    async def _open(self) -> None:
+        """Start :meth:`run` in a task; return once its tasks are up (``RUNNING``), or raise
+        what ended it before. A failure after that (a port in use, found when a bridge binds)
+        ends the run and is raised by :meth:`close`."""
+        runner = self._runner = asyncio.create_task(self.run(self._stop), name="daemon")
+        running = asyncio.create_task(self._running.wait())
+        await asyncio.wait({runner, running}, return_when=asyncio.FIRST_COMPLETED)
+        running.cancel()
+        if runner.done():
+            runner.result()
+
+    async def close(self) -> None:
+        """Stop (feeds, queue, open bar, drain, bridges) and wait until ``STOPPED``; raises
+        what ended the run if it failed. Idempotent."""
+        self._stop.set()
+        if self._runner is not None:
+            await asyncio.shield(self._runner)
 
     async def _drain(self) -> None:
         """Let the bridges deliver what is waiting, within the shutdown timeout on the clock."""
