@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from hedger.cli.evaluate import render  # noqa: E402
-from hedger.core.topics import PairId
+from hedger.core.topics import PairId  # noqa: E402
 from hedger.engine.calibrate import (  # noqa: E402
     PREFERRED_MODE,
     SWITCH_MARGIN,
