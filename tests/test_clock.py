@@ -291,3 +291,20 @@ async def test_async_with_runs_the_daemon_and_its_end_stops_it_in_order() -> Non
     assert [e["pair"] for e in run.events("ratio")] == ["YYY/XXX", "ZZZ/XXX"]
     await run.node.close()  # idempotent
     assert run.node.state is State.STOPPED
+
+
+class BrokenFeed(QueueFeed):
+    """A feed whose source fails at once (a file that vanished, a bug in an adapter)."""
+
+    async def __aiter__(self) -> AsyncIterator[Tick]:
+        raise OSError("the source went away")
+        yield  # an async generator all the same
+
+
+async def test_a_daemon_whose_feed_failed_is_degraded_not_stopped() -> None:
+    run = Running()
+    run.node.feeds[0] = BrokenFeed()
+    async with run.node as daemon:
+        await eventually(lambda: daemon.state is State.DEGRADED, what="the daemon degraded")
+        assert daemon.feed_errors == {"synthetic": 1}
+    assert run.node.state is State.STOPPED

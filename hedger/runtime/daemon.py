@@ -244,6 +244,21 @@ class Daemon(Lifecycle):
             "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
         )
 
+    @property
+    def state(self) -> State:
+        """``DEGRADED`` while running with a feed that failed or a feed or bridge that cannot
+        serve (a dropped connection being retried); otherwise the run's own state."""
+        state = super().state
+        if state is State.RUNNING and (
+            self.feed_errors
+            or any(
+                getattr(part, "state", None) is State.DEGRADED
+                for part in (*self.feeds, *self.bridges)
+            )
+        ):
+            return State.DEGRADED
+        return state
+
     async def _open(self) -> None:
         """Start :meth:`run` in a task; return once its tasks are up (``RUNNING``), or raise
         what ended it before. A failure after that (a port in use, found when a bridge binds)
