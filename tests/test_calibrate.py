@@ -15,7 +15,7 @@ import pytest
 from statsmodels.tsa.statespace.mlemodel import MLEModel
 
 from hedger.cli.main import main
-from hedger.config.pipeline import load_toml, pipeline_config
+from hedger.config.pipeline import DEFAULT_OUTLIER_Z, load_toml, pipeline_config
 from hedger.engine import HedgeFilter, InputMode
 from hedger.engine.calibrate import (
     SWITCH_MARGIN,
@@ -305,7 +305,8 @@ def test_calibrate_command_prints_every_mode_and_a_config_table() -> None:
     table = load_prices(ISHARES)
     end = table.index_of("2019-12-07")
     fit = fit_noise(table.column("QUAL")[:end], table.column("MTUM")[:end], InputMode(chosen[0]))
-    assert config.pairs[0].params == fit.filter_params()
+    # ... run, like every configured pair, behind the default innovation gate
+    assert config.pairs[0].params == replace(fit.filter_params(), outlier_z=DEFAULT_OUTLIER_Z)
 
 
 def test_calibrate_command_json_and_write(

@@ -71,7 +71,8 @@ def test_event_encoding_is_the_documented_schema() -> None:
         stale=False,
     )
     assert list(decode(encode(ratio))) == [
-        "type", "version", "pair", "seq", "ts", "beta", "alpha", "cov", "beta_std", "warm", "stale"
+        "type", "version", "pair", "seq", "ts", "beta", "alpha", "cov", "beta_std", "warm", "stale",
+        "outlier",
     ]  # fmt: skip
     assert decode(encode(ratio))["beta"] == 0.58
     spread = SpreadEvent("AAPL/SPY", 7, 1, 0.1, math.nan, math.nan, math.nan)
@@ -86,6 +87,7 @@ def test_event_encoding_is_the_documented_schema() -> None:
         "innovation": None,
         "innovation_std": None,
         "zscore": None,
+        "outlier": False,
     }
     basket = HedgeRatioEvent(
         "Y/A+B", 1, 1, (0.5, 0.25), 1.0, ((1.0,) * 3,) * 3, (1.0, 1.0), False, True

@@ -103,12 +103,18 @@ class PairActor:
             step = self._filter.step(None, [None] * len(xs))
             stale = True
             fresh = [None] * len(fresh)
+        if step.outlier:
+            self._rejects.add("outlier", self.pair_id, zscore=round(step.zscore, 1))
+            fresh = [None] * len(fresh)  # the filter did not take them
+        elif step.restarted:
+            run = self._filter.params.outlier_run
+            self._rejects.add("outlier_restart", self.pair_id, bars=run)
         head = (self.pair_id, self.seq + 1, ts)
         ratio = HedgeRatioEvent(
-            *head, step.betas, step.alpha, step.cov, step.beta_std, step.warm, stale
+            *head, step.betas, step.alpha, step.cov, step.beta_std, step.warm, stale, step.outlier
         )
         std = math.sqrt(step.innovation_var)
-        spread = SpreadEvent(*head, step.spread, step.innovation, std, step.zscore)
+        spread = SpreadEvent(*head, step.spread, step.innovation, std, step.zscore, step.outlier)
         return ratio, spread, fresh
 
     @property

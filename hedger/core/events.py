@@ -39,7 +39,8 @@ class HedgeRatioEvent(NamedTuple):
     beta: the hedge ratio(s) (k,); ``beta`` in JSON is a number for a pair, a list for a basket.
     alpha: the intercept. cov: the state covariance (n, n). beta_std: sqrt of cov's diagonal
     for the betas. warm: the filter's warm-up is complete. stale: a leg had no fresh price, so
-    the bar was a predict-only step (beta unchanged, its uncertainty grown).
+    the bar was a predict-only step (beta unchanged, its uncertainty grown). outlier: the
+    innovation gate refused the bar's observation (a predict-only step too).
     """
 
     pair: str
@@ -51,6 +52,7 @@ class HedgeRatioEvent(NamedTuple):
     beta_std: tuple[float, ...]
     warm: bool
     stale: bool
+    outlier: bool = False
 
     @property
     def type(self) -> str:
@@ -66,6 +68,7 @@ class HedgeRatioEvent(NamedTuple):
         body["beta_std"] = _one_or_list(self.beta_std)
         body["warm"] = self.warm
         body["stale"] = self.stale
+        body["outlier"] = self.outlier
         return body
 
 
@@ -74,6 +77,8 @@ class SpreadEvent(NamedTuple):
 
     spread: y - beta.x - alpha after the update (units of the transformed y).
     innovation: the forecast error e. innovation_std: sqrt(S). zscore: e / sqrt(S).
+    outlier: the innovation gate refused this observation: the numbers describe it, and the
+    filter did not absorb it.
     """
 
     pair: str
@@ -83,6 +88,7 @@ class SpreadEvent(NamedTuple):
     innovation: float
     innovation_std: float
     zscore: float
+    outlier: bool = False
 
     @property
     def type(self) -> str:
@@ -96,6 +102,7 @@ class SpreadEvent(NamedTuple):
         body["innovation"] = self.innovation
         body["innovation_std"] = self.innovation_std
         body["zscore"] = self.zscore
+        body["outlier"] = self.outlier
         return body
 
 

@@ -101,6 +101,16 @@ class BasketFilter:
         self.innovation_var = s
         return e * math.sqrt(1.0 / s)
 
+    def save(self) -> tuple[FloatArray, FloatArray, float, bool]:
+        """The exact state (mean, square root of P, R, primed), for :meth:`restore`."""
+        return self._mean.copy(), self._sqrt_p.copy(), self._r, self._primed
+
+    def restore(self, saved: tuple[FloatArray, FloatArray, float, bool]) -> None:
+        """Go back to a state taken with :meth:`save`, bit for bit."""
+        mean, sqrt_p, self._r, self._primed = saved
+        self._mean[:] = mean
+        self._sqrt_p[:] = sqrt_p
+
     @property
     def mean(self) -> FloatArray:
         """The state mean (n,): betas, then alpha with an intercept."""

@@ -12,7 +12,7 @@ import numpy as np
 
 from hedger.engine.basket import BasketFilter
 from hedger.engine.linalg import MatrixLike, ols
-from hedger.engine.pair import PairFilter
+from hedger.engine.pair import PairFilter, PairState
 from hedger.engine.params import DiffuseInit, FilterParams, GivenInit, OlsWarmupInit
 from hedger.engine.transforms import InputTransform
 
@@ -30,8 +30,12 @@ class FilterStep(NamedTuple):
     loglik: the log-likelihood increment -(log(2 pi S) + e^2 / S) / 2.
     obs_cov: R used for the step.
     warm: whether the initialisation's warm-up is complete.
-    predicted_only: no observation this step (a leg missing, or a differenced mode still
-        priming): only the predict step ran, and the observation fields are NaN.
+    predicted_only: no observation absorbed this step (a leg missing, a differenced mode still
+        priming, or an outlier): only the predict step ran. The observation fields are NaN,
+        except for an outlier, where they describe the refused observation.
+    outlier: the innovation gate refused the observation (``FilterParams.outlier_z``).
+    restarted: a run of ``outlier_run`` outliers ended here and the filter started again from
+        its initialisation with them (a new level: a split, a re-listing); it warms up anew.
     """
 
     betas: tuple[float, ...]
@@ -46,6 +50,8 @@ class FilterStep(NamedTuple):
     obs_cov: float
     warm: bool
     predicted_only: bool
+    outlier: bool = False
+    restarted: bool = False
 
     @property
     def beta(self) -> float:
@@ -63,7 +69,9 @@ class HedgeFilter:
     for a basket; ``None`` for a leg with no price this step (predict only).
 
     A price that cannot be used (NaN, inf, or <= 0 in a log mode) raises
-    :class:`~hedger.errors.BadInputError` and leaves the filter exactly as it was.
+    :class:`~hedger.errors.BadInputError` and leaves the filter exactly as it was. With an
+    innovation gate (``params.outlier_z``), a warm filter refuses an observation whose |z|
+    exceeds it (see :class:`FilterStep`'s ``outlier`` and ``restarted``).
     """
 
     def __init__(self, params: FilterParams | None = None) -> None:
@@ -72,6 +80,17 @@ class HedgeFilter:
         self._n = params.n_states
         self._k = params.n_legs
         self._intercept = params.has_intercept
+        self._refused: list[tuple[float, tuple[float, ...]]] = []
+        """The outliers of the current run (transformed y and x), oldest first."""
+        self.outliers = 0
+        """Observations the gate refused."""
+        self.restarts = 0
+        """Runs of outliers that restarted the filter."""
+        self._start()
+
+    def _start(self) -> None:
+        """(Re)build the core at the initialisation, with no observation absorbed."""
+        params = self.params
         self._observations = 0
         self._warm_after = 0
         self._ols_rows: list[tuple[float, ...]] | None = None
@@ -159,6 +178,20 @@ class HedgeFilter:
         y_obs, x_obs = observation
         core = self._core
         r_used = core.raw()[6] if isinstance(core, PairFilter) else core.obs_cov
+        gate = self.params.outlier_z
+        if gate is None or not self.warm:
+            z = self._absorb(y_obs, x_obs)
+            return self._result(y_obs, z, r_used, x_obs, predicted_only=False)
+        saved = core.state if isinstance(core, PairFilter) else core.save()
+        z = self._absorb(y_obs, x_obs)
+        if not abs(z) > gate:
+            self._refused.clear()
+            return self._result(y_obs, z, r_used, x_obs, predicted_only=False)
+        return self._refuse(y_obs, x_obs, z, r_used, saved)
+
+    def _absorb(self, y_obs: float, x_obs: tuple[float, ...]) -> float:
+        """Update the core with one observation (and the warm-up); returns z."""
+        core = self._core
         z = (
             core.update(y_obs, x_obs[0])
             if isinstance(core, PairFilter)
@@ -169,7 +202,50 @@ class HedgeFilter:
             self._ols_rows.append((y_obs, *x_obs))
             if len(self._ols_rows) == self._warm_after:
                 self._finish_ols_warmup()
-        return self._result(y_obs, z, r_used, x_obs, predicted_only=False)
+        return z
+
+    def _refuse(
+        self,
+        y_obs: float,
+        x_obs: tuple[float, ...],
+        z: float,
+        r_used: float,
+        saved: PairState | tuple[np.ndarray, np.ndarray, float, bool],
+    ) -> FilterStep:
+        """The gate refused the observation just absorbed: undo it and predict only; a full
+        run of outliers restarts the filter with them instead."""
+        core = self._core
+        e, s = (
+            (core.raw()[8:10])
+            if isinstance(core, PairFilter)
+            else (
+                core.innovation,
+                core.innovation_var,
+            )
+        )
+        self._observations -= 1
+        if isinstance(core, PairFilter):
+            assert isinstance(saved, PairState)
+            core.restore(saved)
+        else:
+            assert not isinstance(saved, PairState)
+            core.restore(saved)
+        self.outliers += 1
+        self._refused.append((y_obs, x_obs))
+        if len(self._refused) >= self.params.outlier_run:
+            run, self._refused = self._refused, []
+            self.restarts += 1
+            self._start()
+            for y_old, x_old in run[:-1]:
+                self._absorb(y_old, x_old)
+            z = self._absorb(y_obs, x_obs)
+            return self._result(y_obs, z, r_used, x_obs, predicted_only=False, restarted=True)
+        core.predict()
+        step = self._result(y_obs, z, r_used, x_obs, predicted_only=True, outlier=True)
+        return step._replace(
+            forecast=y_obs - e, innovation=e, innovation_var=s,
+            loglik=-0.5 * (_LOG_2PI + math.log(s) + e * e / s),
+        )  # fmt: skip
 
     def _finish_ols_warmup(self) -> None:
         rows = np.array(self._ols_rows, dtype=np.float64)
@@ -195,6 +271,8 @@ class HedgeFilter:
         x_obs: tuple[float, ...] | None,
         *,
         predicted_only: bool,
+        outlier: bool = False,
+        restarted: bool = False,
     ) -> FilterStep:
         core = self._core
         if isinstance(core, PairFilter):
@@ -226,6 +304,8 @@ class HedgeFilter:
             obs_cov=r_used,
             warm=self.warm,
             predicted_only=predicted_only,
+            outlier=outlier,
+            restarted=restarted,
         )
 
 

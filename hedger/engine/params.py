@@ -135,6 +135,14 @@ class FilterParams:
             always positive, it tracks the variance the model leaves unexplained).
         init: the initialisation (:class:`GivenInit`, :class:`DiffuseInit`,
             :class:`OlsWarmupInit`).
+        outlier_z: the innovation gate: once warm, an observation whose standardised
+            innovation ``|z| = |e| / sqrt(S)`` exceeds this is refused as an outlier (the step
+            is predict-only, the adaptive R does not absorb it); ``None`` (the engine's
+            default) gates nothing. The replay and the daemon gate at 6 unless told otherwise
+            (``docs/reliability.md`` has the false-rejection rates behind that default).
+        outlier_run: this many outliers in a row are not a bad print but a new level (a
+            split, a re-listing): the filter starts again from its initialisation with those
+            observations, and warms up anew.
 
     The defaults are hedger's recommendation for price levels: delta = 1e-4 (Chan's choice for
     ETF pairs: beta drifts slowly), R learnt from the data (a fixed R must be in the squared
@@ -151,6 +159,8 @@ class FilterParams:
     obs_cov: float = 1e-3
     adaptive_r: float | None = 0.99
     init: Init = field(default_factory=OlsWarmupInit)
+    outlier_z: float | None = None
+    outlier_run: int = 5
 
     def __post_init__(self) -> None:
         if not isinstance(self.n_legs, int) or isinstance(self.n_legs, bool) or self.n_legs < 1:
@@ -170,6 +180,13 @@ class FilterParams:
         _check_positive("obs_cov", self.obs_cov)
         if self.adaptive_r is not None and not (0.0 < self.adaptive_r < 1.0):
             raise ConfigError("adaptive_r", f"must be in (0, 1) or None, got {self.adaptive_r!r}")
+        if self.outlier_z is not None and not (
+            isinstance(self.outlier_z, int | float) and 1.0 <= self.outlier_z < math.inf
+        ):
+            raise ConfigError("outlier_z", f"must be a number >= 1 or None, got {self.outlier_z!r}")
+        run = self.outlier_run
+        if isinstance(run, bool) or not isinstance(run, int) or run < 1:
+            raise ConfigError("outlier_run", f"must be an integer >= 1, got {run!r}")
         self._check_init()
 
     def _check_init(self) -> None:
