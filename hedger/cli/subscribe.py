@@ -75,6 +75,13 @@ class RatioBoard:
         view.event, view.received = event, now
         return event, missed
 
+    def set_status(self, payload: bytes) -> bool:
+        """Take the daemon's status message (``online``, ``offline``, ``degraded: ...``);
+        True if it changed."""
+        text = payload.decode("utf-8", "replace").strip() or "unknown"
+        changed, self.status = text != self.status, text
+        return changed
+
     def render(self, now: float, source: str) -> str:
         """The table, one line per pair."""
         lines = [
@@ -131,46 +138,78 @@ async def run_subscribe(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     max_messages: int | None = None,
+    live: bool | None = None,
+    refresh: float = 1.0,
 ) -> int:
     """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic. The
-    broker URL is shown (on stderr and in the table) with its password redacted."""
+    broker URL is shown (on stderr and in the table) with its password redacted.
+
+    ``live`` (default: ``out`` is a terminal and not ``as_json``): a table redrawn at once
+    when the daemon's status changes, at most every 0.25 s as ratios arrive, and every
+    ``refresh`` seconds without any message, so the ages keep growing after a daemon stops.
+    Otherwise one line per new ratio, and ``daemon: <status>`` lines when the status changes
+    (JSON objects with ``as_json``). A late subscriber gets the retained status and ratios
+    first."""
 
     ratio_prefix = f"{root}/v1/ratio/"
     topics = [pair_topic(root, "ratio", PairId.parse(p)) for p in pairs] or [ratio_prefix + "#"]
-    topics.append(status_topic(root))
+    status = status_topic(root)
+    topics.append(status)
     board = RatioBoard()
-    live = not as_json and out.isatty()
+    live = (not as_json and out.isatty()) if live is None else live
     last_draw = 0.0
     count = 0
 
     shown = parse_broker_url(url).redacted
     notes = _ConnectionNotes(err)
 
-    async for topic, payload in mqtt_messages(url, topics, logger=notes):
-        now = time.time()
-        if topic == status_topic(root):
-            board.status = payload.decode(errors="replace")
-            if as_json:
-                out.write(orjson.dumps({"type": "status", "status": board.status}).decode() + "\n")
-                out.flush()
-        else:
+    def draw(now: float) -> None:
+        nonlocal last_draw
+        out.write("\x1b[H\x1b[2J" + board.render(now, shown) + "\n")
+        out.flush()
+        last_draw = now
+
+    async def keep_drawing() -> None:
+        while True:
+            await asyncio.sleep(refresh)
+            draw(time.time())
+
+    ticker = asyncio.create_task(keep_drawing()) if live else None
+    try:
+        async for topic, payload in mqtt_messages(url, topics, logger=notes):
+            now = time.time()
+            if topic == status:
+                changed = board.set_status(payload)
+                if live:
+                    draw(now)
+                elif as_json:
+                    out.write(orjson.dumps({"type": "status", "status": board.status}).decode())
+                    out.write("\n")
+                    out.flush()
+                elif changed:
+                    out.write(f"daemon: {board.status}\n")
+                    out.flush()
+                continue
             event, missed = board.accept(payload, now)
             if missed:
                 err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
-            if event is not None:
-                count += 1
-                if as_json:
-                    out.write(orjson.dumps(event).decode() + "\n")
-                    out.flush()
-        if live and now - last_draw >= 0.25:
-            out.write("\x1b[H\x1b[2J" + board.render(now, shown) + "\n")
-            out.flush()
-            last_draw = now
-        elif not live and not as_json and topic != status_topic(root) and event is not None:
-            out.write(board.render_line(event["pair"], now) + "\n")
-            out.flush()
-        if max_messages is not None and count >= max_messages:
-            break
+            if event is None:
+                continue
+            count += 1
+            if as_json:
+                out.write(orjson.dumps(event).decode() + "\n")
+                out.flush()
+            elif live:
+                if now - last_draw >= 0.25:
+                    draw(now)
+            else:
+                out.write(board.render_line(event["pair"], now) + "\n")
+                out.flush()
+            if max_messages is not None and count >= max_messages:
+                break
+    finally:
+        if ticker is not None:
+            ticker.cancel()
     return 0
 
 
