@@ -56,6 +56,7 @@ async def client(url: str, index: int, pairs: int, run: Run) -> tuple[int, int, 
     (replies, error replies, the first error)."""
     replies = errors = 0
     first = ""
+    counted = False
     try:
         async with connect(url, max_size=None, open_timeout=30) as ws:
             ids = [f"FAKE{index}X{i}/MADEUP{i}" for i in range(pairs)]
@@ -71,9 +72,10 @@ async def client(url: str, index: int, pairs: int, run: Run) -> tuple[int, int, 
                     errors += 1
                     first = first or reply["error"]
             run.subscribed += 1
+            counted = True
             await run.release.wait()
     finally:
-        if not replies:
+        if not counted:
             run.subscribed += 1  # refused or closed: nothing more to wait for
     return replies, errors, first
 

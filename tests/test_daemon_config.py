@@ -342,3 +342,17 @@ def test_the_readme_configuration_is_valid() -> None:
     assert config.matrix is not None and config.matrix.symbols == ("SPY", "QQQ", "IWM", "TLT")
     assert config.matrix.params.mode.value == "returns"
     assert config.refit is not None and config.refit.every_bars == 500
+
+
+def test_the_readme_transport_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's [bus.mqtt] / [bus.websocket] sample loads, its secrets from the
+    environment."""
+    monkeypatch.setenv("HEDGER_MQTT_PASSWORD", "pw")
+    monkeypatch.setenv("HEDGER_WS_TOKEN", "tok")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Transports, secrets and limits", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = daemon_config(_toml(MINIMAL + block))
+    assert config.mqtt is not None and config.mqtt.password == "pw"
+    assert config.websocket is not None and config.websocket.token == "tok"
+    assert (config.websocket.max_clients, config.websocket.max_pairs_per_client) == (256, 1000)
