@@ -6,6 +6,7 @@ missing or unusable is a one-line config error naming its key."""
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import subprocess
 import tempfile
@@ -16,6 +17,7 @@ import orjson
 import pytest
 
 from feeds.mqtt import MqttTickFeed
+from hedger.cli.subscribe import run_subscribe
 from hedger.config.daemon import daemon_config
 from hedger.config.feeds import MqttFeedSettings
 from hedger.core.bus import Message
@@ -175,3 +177,41 @@ def test_tls_files_in_the_config(pki: dict[str, Path], tmp_path: Path) -> None:
     assert caught.value.key == "feeds[0].ca_file"
     with pytest.raises(TransportError, match=r"ca_file .* cannot be read"):
         MqttBridge("mqtt://127.0.0.1", ca_file=str(missing))
+
+
+async def test_subscribe_over_tls(tls_broker: TlsMosquitto, pki: dict[str, Path]) -> None:
+    ca, cert, key = str(pki["ca_crt"]), str(pki["client_crt"]), str(pki["client_key"])
+    url = f"mqtt://127.0.0.1:{tls_broker.port}"
+    ratio = orjson.dumps({"type": "hedge_ratio", "pair": "A/B", "seq": 1, "ts": 1, "beta": 1.5})
+    async with MqttBridge(url, root="tlssub", ca_file=ca, cert_file=cert, key_file=key) as bridge:
+        await eventually(lambda: bridge.connected)
+        bridge.outbox.put(Message("tlssub/v1/ratio/A/B", ratio, retain=True))
+    out, err = io.StringIO(), io.StringIO()
+    status = await asyncio.wait_for(
+        run_subscribe(
+            url,
+            "tlssub",
+            [],
+            as_json=True,
+            out=out,
+            err=err,
+            max_messages=1,
+            ca_file=ca,
+            cert_file=cert,
+            key_file=key,
+        ),
+        30,
+    )
+    assert status == 0 and '"pair":"A/B"' in out.getvalue()
+    assert f"mqtts://127.0.0.1:{tls_broker.port} connected" in err.getvalue()
+
+
+def test_subscribe_refuses_a_bad_tls_file_in_one_line(tmp_path: Path) -> None:
+    from tests.conftest import run_hedger  # noqa: PLC0415
+
+    result = run_hedger("subscribe", "--ca-file", str(tmp_path / "none.pem"))
+    assert result.returncode == 2
+    assert result.stderr.startswith("hedger subscribe: ca-file: ") and "cannot be read" in (
+        result.stderr
+    )
+    assert result.stderr.count("\n") == 1

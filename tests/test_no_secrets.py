@@ -214,6 +214,12 @@ async def test_hedger_subscribe_prints_no_secret(mosquitto: MosquittoBroker) -> 
         assert status == 0, output[-2000:]
         assert "YYY/XXX" in output
         assert_no_secret(output, f"hedger subscribe {extra}")
+    status, output = run(
+        "subscribe", "--broker", f"mqtt://bob@127.0.0.1:{mosquitto.port}", "--root", root,
+        "--password-env", "HEDGER_TEST_MQTT_PASSWORD", "--count", "1",
+    )  # fmt: skip
+    assert status == 0, output[-2000:]
+    assert_no_secret(output, "hedger subscribe --password-env")
     # a broker that is not there: the drops are reported, the URL redacted
     down = Command("subscribe", "--broker", f"mqtt://bob:{SECRET}@127.0.0.1:{free_port()}")
     await eventually(lambda: "disconnected" in down.output or "error" in down.output, timeout=30)

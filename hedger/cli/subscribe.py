@@ -6,15 +6,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, Unpack
 
 import orjson
 
-from feeds.broker import parse_broker_url
+from feeds.broker import ClientOptions, broker_address, parse_broker_url, tls_context
 from feeds.mqtt import mqtt_messages
 from hedger.cli.options import at_least
 from hedger.core.topics import PairId, pair_topic, status_topic
@@ -140,6 +141,7 @@ async def run_subscribe(
     max_messages: int | None = None,
     live: bool | None = None,
     refresh: float = 1.0,
+    **client: Unpack[ClientOptions],
 ) -> int:
     """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic. The
     broker URL is shown (on stderr and in the table) with its password redacted.
@@ -149,7 +151,7 @@ async def run_subscribe(
     ``refresh`` seconds without any message, so the ages keep growing after a daemon stops.
     Otherwise one line per new ratio, and ``daemon: <status>`` lines when the status changes
     (JSON objects with ``as_json``). A late subscriber gets the retained status and ratios
-    first."""
+    first. ``client``: credentials and TLS (:class:`feeds.broker.ClientOptions`)."""
 
     ratio_prefix = f"{root}/v1/ratio/"
     topics = [pair_topic(root, "ratio", PairId.parse(p)) for p in pairs] or [ratio_prefix + "#"]
@@ -160,7 +162,7 @@ async def run_subscribe(
     last_draw = 0.0
     count = 0
 
-    shown = parse_broker_url(url).redacted
+    shown = broker_address(url, **client).redacted
     notes = _ConnectionNotes(err)
 
     def draw(now: float) -> None:
@@ -176,7 +178,7 @@ async def run_subscribe(
 
     ticker = asyncio.create_task(keep_drawing()) if live else None
     try:
-        async for topic, payload in mqtt_messages(url, topics, logger=notes):
+        async for topic, payload in mqtt_messages(url, topics, logger=notes, **client):
             now = time.time()
             if topic == status:
                 changed = board.set_status(payload)
@@ -247,6 +249,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="mqtt://127.0.0.1:1883",
         help="MQTT broker URL (mqtt://[user:password@]host[:port] or mqtts://...)",
     )
+    parser.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the broker password from this environment variable (not from the URL, "
+        "which the process list shows)",
+    )
+    parser.add_argument("--ca-file", help="TLS: trust this CA file (PEM) instead of the system's")
+    parser.add_argument("--cert-file", help="TLS: present this client certificate (PEM)")
+    parser.add_argument("--key-file", help="TLS: the client certificate's key, if apart")
     parser.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--count", type=at_least(1), help="exit after this many new hedge ratios")
@@ -258,10 +269,31 @@ def run(args: argparse.Namespace) -> int:
         parse_broker_url(args.broker)
     except TransportError as exc:
         raise ConfigError("broker", f"{exc.problem}, got {exc.address}") from None
+    files = {name: getattr(args, name, None) for name in ("ca_file", "cert_file", "key_file")}
+    client = ClientOptions(
+        ca_file=files["ca_file"], cert_file=files["cert_file"], key_file=files["key_file"]
+    )
+    password_env = getattr(args, "password_env", None)
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            raise ConfigError("password-env", f"environment variable {password_env} is not set")
+        client["password"] = password
+    if any(path is not None for path in files.values()):
+        try:
+            tls_context(**files)
+        except TransportError as exc:
+            name, _, problem = exc.problem.partition(" ")
+            raise ConfigError(name.replace("_", "-"), problem) from None
     try:
         return asyncio.run(
             run_subscribe(
-                args.broker, args.root, args.pairs, as_json=args.json, max_messages=args.count
+                args.broker,
+                args.root,
+                args.pairs,
+                as_json=args.json,
+                max_messages=args.count,
+                **client,
             )
         )
     except KeyboardInterrupt:
