@@ -205,7 +205,7 @@ def broker_address(url: str, **options: Unpack[ClientOptions]) -> BrokerAddress:
     context: ssl.SSLContext | None = None
     if isinstance(tls, ssl.SSLContext):
         context = tls
-    elif tls or parsed.tls or ca_file is not None or cert_file is not None:
+    elif tls or parsed.tls or any(f is not None for f in (ca_file, cert_file, key_file)):
         try:
             context = tls_context(ca_file, cert_file, key_file)
         except TransportError as exc:

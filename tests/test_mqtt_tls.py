@@ -177,6 +177,8 @@ def test_tls_files_in_the_config(pki: dict[str, Path], tmp_path: Path) -> None:
     assert caught.value.key == "feeds[0].ca_file"
     with pytest.raises(TransportError, match=r"ca_file .* cannot be read"):
         MqttBridge("mqtt://127.0.0.1", ca_file=str(missing))
+    with pytest.raises(TransportError, match="key_file needs cert_file"):
+        MqttBridge("mqtt://127.0.0.1", key_file=str(pki["client_key"]))
 
 
 async def test_subscribe_over_tls(tls_broker: TlsMosquitto, pki: dict[str, Path]) -> None:
