@@ -106,7 +106,10 @@ class ClientOptions(TypedDict, total=False):
     keyword arguments).
 
     ``username``, ``password``: credentials (override those in the URL). ``tls``: ``True``
-    for TLS with the system's trust store, or an ``ssl.SSLContext``. ``client_id``: the MQTT
+    for TLS with the system's trust store, or an ``ssl.SSLContext``. ``ca_file``: a PEM file
+    of the certificate authorities to trust instead of the system's (turns TLS on);
+    ``cert_file`` (with ``key_file``, unless the key is in the same file): a client
+    certificate to present. ``client_id``: the MQTT
     client identifier (the broker assigns one by default; two clients with one identifier
     knock each other off the broker). ``keepalive``: seconds between keepalive pings (30),
     about how long a silently vanished broker (no TCP close) takes to be noticed.
@@ -115,6 +118,9 @@ class ClientOptions(TypedDict, total=False):
     username: str | None
     password: str | None
     tls: bool | ssl.SSLContext
+    ca_file: str | None
+    cert_file: str | None
+    key_file: str | None
     client_id: str | None
     keepalive: int
 
@@ -145,18 +151,65 @@ class BrokerAddress:
         }
 
 
+def tls_context(
+    ca_file: str | None = None, cert_file: str | None = None, key_file: str | None = None
+) -> ssl.SSLContext:
+    """A client TLS context that verifies the broker against ``ca_file`` (PEM; the system's
+    trust store if None) and presents the client certificate ``cert_file`` (its key in
+    ``key_file``, or in ``cert_file`` itself) if given. Raises
+    :class:`~hedger.errors.TransportError` naming the option and the file that cannot be read
+    or used (its path, never its content)."""
+    if key_file is not None and cert_file is None:
+        raise TransportError("mqtt", "", "key_file needs cert_file")
+    for name, path in (("ca_file", ca_file), ("cert_file", cert_file), ("key_file", key_file)):
+        if path is not None:
+            _check_readable(name, path)
+    try:
+        context = ssl.create_default_context(cafile=ca_file)
+    except (OSError, ssl.SSLError):
+        raise TransportError(
+            "mqtt", "", f"ca_file {ca_file!r} cannot be used: not a PEM file of certificates"
+        ) from None
+    if cert_file is not None:
+        try:
+            context.load_cert_chain(cert_file, key_file)
+        except (OSError, ssl.SSLError):
+            used = f" with key_file {key_file!r}" if key_file is not None else ""
+            raise TransportError(
+                "mqtt",
+                "",
+                f"cert_file {cert_file!r} cannot be used{used}: not a PEM certificate and its key",
+            ) from None
+    return context
+
+
+def _check_readable(name: str, path: str) -> None:
+    try:
+        with open(path, "rb") as file:
+            file.read(1)
+    except OSError as exc:
+        why = exc.strerror or type(exc).__name__
+        raise TransportError("mqtt", "", f"{name} {path!r} cannot be read: {why}") from None
+
+
 def broker_address(url: str, **options: Unpack[ClientOptions]) -> BrokerAddress:
     """Parse ``url`` (:func:`parse_broker_url`) and apply ``options``: explicit credentials
-    override those in the URL, and ``tls`` turns TLS on for an ``mqtt://`` URL too (on port
-    8883 unless the URL gives one). Raises :class:`~hedger.errors.TransportError`."""
+    override those in the URL, and ``tls`` (or ``ca_file``) turns TLS on for an ``mqtt://``
+    URL too (on port 8883 unless the URL gives one). Raises
+    :class:`~hedger.errors.TransportError`."""
     parsed = parse_broker_url(url)
     tls = options.get("tls", False)
     username, password = options.get("username"), options.get("password")
+    ca_file, cert_file = options.get("ca_file"), options.get("cert_file")
+    key_file = options.get("key_file")
     context: ssl.SSLContext | None = None
     if isinstance(tls, ssl.SSLContext):
         context = tls
-    elif tls or parsed.tls:
-        context = ssl.create_default_context()
+    elif tls or parsed.tls or any(f is not None for f in (ca_file, cert_file, key_file)):
+        try:
+            context = tls_context(ca_file, cert_file, key_file)
+        except TransportError as exc:
+            raise TransportError("mqtt", parsed.redacted, exc.problem) from None
     user = username if username is not None else parsed.username
     secret = password if password is not None else parsed.password
     port = parsed.port

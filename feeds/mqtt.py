@@ -330,6 +330,7 @@ class MqttMessages(_MqttStream[tuple[str, bytes]]):
         logger: Logger | None = None,
         queue_size: int = 1_000,
         on_state: StateListener | None = None,
+        **client: Unpack[ClientOptions],
     ) -> None:
         delays = backoff or Backoff(initial=0.2, maximum=5.0)
         super().__init__(
@@ -340,6 +341,7 @@ class MqttMessages(_MqttStream[tuple[str, bytes]]):
             logger=logger,
             queue_size=queue_size,
             on_state=on_state,
+            **client,
         )
 
     async def _handle(self, message: aiomqtt.Message) -> None:
@@ -357,13 +359,16 @@ async def mqtt_messages(
     backoff: Backoff | None = None,
     logger: Logger | None = None,
     on_state: StateListener | None = None,
+    **client: Unpack[ClientOptions],
 ) -> AsyncIterator[tuple[str, bytes]]:
     """Raw messages ``(topic, payload)`` from topic filters on a broker (an
     :class:`MqttMessages`), until the consumer stops iterating. ``logger`` hears connects
     and drops (``connected``, ``disconnected`` with the error), ``on_state`` every change of
-    state (``RUNNING`` once connected, ``DEGRADED`` while reconnecting). Used by
-    ``hedger subscribe``."""
-    stream = MqttMessages(url, topics, qos=qos, backoff=backoff, logger=logger, on_state=on_state)
+    state (``RUNNING`` once connected, ``DEGRADED`` while reconnecting); ``client``: how to
+    connect (:class:`feeds.broker.ClientOptions`). Used by ``hedger subscribe``."""
+    stream = MqttMessages(
+        url, topics, qos=qos, backoff=backoff, logger=logger, on_state=on_state, **client
+    )
     async with stream:
         async for item in stream:
             yield item

@@ -664,3 +664,64 @@ async def test_a_port_in_use_and_bad_arguments_are_transport_errors() -> None:
         WebSocketBridge(port=0, token="")
     with pytest.raises(TransportError, match="client_queue"):
         WebSocketBridge(port=0, client_queue=0)
+
+
+async def test_a_pair_the_daemon_does_not_run_is_refused_by_name(started: Started) -> None:
+    bridge, bus = await started(pairs=["AAA/BBB", "XLE/USO+UNG"])
+    async with connect(bridge.url) as ws:
+        await ws.send(orjson.dumps({"action": "subscribe", "pairs": ["AAA/BBB", "NOPE/X"]}))
+        reply = await recv_json(ws)
+        assert reply["type"] == "error" and reply["unknown"] == ["NOPE/X"]
+        assert "unknown pair 'NOPE/X'" in reply["error"]
+        many = [f"F{i}/G{i}" for i in range(500)]
+        await ws.send(orjson.dumps({"action": "subscribe", "pairs": many}))
+        reply = await recv_json(ws)
+        assert len(reply["unknown"]) == 100 and "and 497 more" in reply["error"]
+        # nothing changed; the known pairs (normalised) and "*" are taken
+        assert (await subscribe(ws, "XLE/USO+UNG", "AAA/BBB"))["pairs"] == [
+            "AAA/BBB",
+            "XLE/USO+UNG",
+        ]
+        assert (await subscribe(ws, "*"))["pairs"] == ["*", "AAA/BBB", "XLE/USO+UNG"]
+        bus.publish(ratio("AAA/BBB", 1))
+        assert (await recv_json(ws))["pair"] == "AAA/BBB"
+    assert bridge.core.rejects.counts["unknown_pair"] == 2
+    await eventually(lambda: not bridge.core.clients)
+
+
+async def test_subscriptions_per_client_are_bounded(started: Started) -> None:
+    bridge, _ = await started(max_pairs_per_client=3)
+    async with connect(bridge.url) as ws:
+        await subscribe(ws, "A/B", "C/D")
+        await ws.send(orjson.dumps({"action": "subscribe", "pairs": ["E/F", "G/H"]}))
+        reply = await recv_json(ws)
+        assert reply == {"type": "error", "error": "at most 3 pairs per client"}
+        assert (await subscribe(ws, "E/F", "A/B", "*"))["pairs"] == ["*", "A/B", "C/D", "E/F"]
+    assert bridge.core.rejects.counts["too_many_pairs"] == 1
+
+
+async def test_clients_per_server_are_bounded(started: Started) -> None:
+    bridge, bus = await started(max_clients=2)
+    async with connect(bridge.url) as one, connect(bridge.url) as two:
+        await eventually(lambda: len(bridge.core.clients) == 2)
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(bridge.url):
+                pass
+        assert refused.value.response.status_code == 503
+        status, _, body = await http_get(bridge.port, "/metrics")  # still served
+        assert status == 200 and samples(body)["hedger_ws_refused_total"] == 1
+        bus.publish_status("online")
+        for ws in (one, two):
+            assert await recv_json(ws) == {"type": "status", "status": "online"}
+    await eventually(lambda: not bridge.core.clients)
+    async with connect(bridge.url) as three:  # a freed place is taken again
+        assert await recv_json(three) == {"type": "status", "status": "online"}
+        await subscribe(three, "*")
+    assert bridge.metrics()["refused"] == 1
+
+
+def test_limits_must_be_positive() -> None:
+    with pytest.raises(TransportError, match="max_clients"):
+        WebSocketBridge(max_clients=0)
+    with pytest.raises(TransportError, match="max_pairs_per_client"):
+        FanOut(10, max_pairs=0)

@@ -62,6 +62,11 @@ def test_the_shipped_sample_configs_are_valid() -> None:
         ("[bus.mqtt]\nurl = 'http://x'\n", "bus.mqtt.url"),
         ("[bus.websocket]\nport = 70000\n", "bus.websocket.port"),
         ("[bus.websocket]\ntoken_env = 'HEDGER_TEST_UNSET_VARIABLE'\n", "bus.websocket.token_env"),
+        ("[bus.websocket]\nmax_clients = 0\n", "bus.websocket.max_clients"),
+        ("[bus.websocket]\nmax_pairs_per_client = 0\n", "bus.websocket.max_pairs_per_client"),
+        ("[bus.mqtt]\npassword_env = 'HEDGER_TEST_UNSET_VARIABLE'\n", "bus.mqtt.password_env"),
+        ("[bus.mqtt]\nca_file = '/nonexistent/ca.pem'\n", "bus.mqtt.ca_file"),
+        ("[[feeds]]\nkind='mqtt'\ntopics=['t']\npassword_env='NO_VAR'\n", "feeds[1].password_env"),
         ("[daemon]\nshutdown_timeout = 'soon'\n", "daemon.shutdown_timeout"),
         ("[daemon]\nworkers = 4\n", "daemon.workers"),
         ("[logging]\nlevel = 'loud'\n", "logging.level"),
@@ -144,6 +149,27 @@ def test_a_secret_is_never_in_an_error_message(extra: str) -> None:
         daemon_config(_toml(MINIMAL + extra))
     assert "hunter2" not in str(err.value) and "\n" not in str(err.value)
     assert err.value.key.split(".")[0] in ("bus", "feeds[1]")
+
+
+def test_mqtt_passwords_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEDGER_TEST_MQTT_PASSWORD", "s3cret")
+    config = daemon_config(
+        _toml(
+            MINIMAL
+            + "[[feeds]]\nkind = 'mqtt'\ntopics = ['t/#']\n"
+            + "password_env = 'HEDGER_TEST_MQTT_PASSWORD'\n"
+            + "[bus.mqtt]\nusername = 'me'\npassword_env = 'HEDGER_TEST_MQTT_PASSWORD'\n"
+        )
+    )
+    assert config.mqtt is not None and config.mqtt.password == "s3cret"
+    feed = config.feeds[1]
+    assert isinstance(feed, MqttFeedSettings) and feed.password == "s3cret"
+    assert isinstance(build_feed(feed, None), MqttTickFeed)
+    # the file's value comes first, as for token / token_env
+    config = daemon_config(
+        _toml(MINIMAL + "[bus.mqtt]\npassword = 'x'\npassword_env = 'HEDGER_TEST_MQTT_PASSWORD'\n")
+    )
+    assert config.mqtt is not None and config.mqtt.password == "x"
 
 
 def test_feeds_are_typed_frozen_settings_per_kind(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -316,3 +342,17 @@ def test_the_readme_configuration_is_valid() -> None:
     assert config.matrix is not None and config.matrix.symbols == ("SPY", "QQQ", "IWM", "TLT")
     assert config.matrix.params.mode.value == "returns"
     assert config.refit is not None and config.refit.every_bars == 500
+
+
+def test_the_readme_transport_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's [bus.mqtt] / [bus.websocket] sample loads, its secrets from the
+    environment."""
+    monkeypatch.setenv("HEDGER_MQTT_PASSWORD", "pw")
+    monkeypatch.setenv("HEDGER_WS_TOKEN", "tok")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Transports, secrets and limits", 1)[1]
+    block = section.split("```toml\n", 1)[1].split("```", 1)[0]
+    config = daemon_config(_toml(MINIMAL + block))
+    assert config.mqtt is not None and config.mqtt.password == "pw"
+    assert config.websocket is not None and config.websocket.token == "tok"
+    assert (config.websocket.max_clients, config.websocket.max_pairs_per_client) == (256, 1000)

@@ -1,17 +1,38 @@
-"""The subscriber's bookkeeping: repeats dropped, gaps reported, a restarted daemon followed."""
+"""The subscriber's bookkeeping: repeats dropped, gaps reported, a restarted daemon followed;
+and against a real mosquitto: the daemon's status (offline too, retained for a late
+subscriber) shown, and rows that keep ageing without new messages."""
 
 from __future__ import annotations
 
+import asyncio
+import io
+import math
+
 import orjson
 
-from hedger.cli.subscribe import RatioBoard
+from hedger.cli.subscribe import RatioBoard, run_subscribe
+from hedger.core.bus import Message
+from hedger.runtime.bridges.mqtt import MqttBridge
+from tests.mosquitto import MosquittoBroker
+from tests.waiting import eventually
 
 
 def ratio(pair: str, seq: int, ts: int, beta: float = 1.0) -> bytes:
     return orjson.dumps(
-        {"type": "hedge_ratio", "version": 1, "pair": pair, "seq": seq, "ts": ts, "beta": beta,
-         "alpha": 0.0, "cov": [[1.0]], "beta_std": 0.1, "warm": True, "stale": False}
-    )  # fmt: skip
+        {
+            "type": "hedge_ratio",
+            "version": 1,
+            "pair": pair,
+            "seq": seq,
+            "ts": ts,
+            "beta": beta,
+            "alpha": 0.0,
+            "cov": [[1.0]],
+            "beta_std": 0.1,
+            "warm": True,
+            "stale": False,
+        }
+    )
 
 
 def test_repeats_gaps_and_restarts() -> None:
@@ -35,3 +56,79 @@ def test_malformed_messages_are_counted() -> None:
     for payload in (b"not json", b"[1, 2]", b'{"type": "spread"}', b'{"type": "hedge_ratio"}'):
         assert board.accept(payload, 0.0) == (None, 0)
     assert board.malformed == 4
+
+
+class Screen(io.StringIO):
+    """What a terminal would show: the frames of the live table."""
+
+    def frames(self) -> list[str]:
+        return [f for f in self.getvalue().split("\x1b[H\x1b[2J") if f]
+
+    def last(self) -> str:
+        frames = self.frames()
+        return frames[-1] if frames else ""
+
+
+def _age(frame: str, pair: str) -> float:
+    row = next(line for line in frame.splitlines() if line.startswith(pair))
+    return float(row.split()[-1].rstrip("s")) if row.split()[-1].endswith("s") else math.nan
+
+
+async def test_the_live_table_follows_the_daemon_going_offline_and_keeps_ageing(
+    mosquitto: MosquittoBroker,
+) -> None:
+    root = "sub-offline"
+    bridge = MqttBridge(mosquitto.url, root=root)  # the daemon's publisher: online, then offline
+    screen = Screen()
+    async with bridge:
+        await eventually(lambda: bridge.connected)
+        bridge.outbox.put(Message(f"{root}/v1/ratio/A/B", ratio("A/B", 1, 100), retain=True))
+        task = asyncio.create_task(
+            run_subscribe(
+                mosquitto.url,
+                root,
+                [],
+                as_json=False,
+                out=screen,
+                err=io.StringIO(),
+                live=True,
+                refresh=0.05,
+            )
+        )
+        await eventually(lambda: "daemon: online" in screen.last() and "A/B" in screen.last())
+    # the bridge closed: it published offline; the table says so without any new ratio
+    await eventually(lambda: "daemon: offline" in screen.last(), what="offline shown")
+    first = _age(screen.last(), "A/B")
+    await eventually(lambda: _age(screen.last(), "A/B") > first, what="the row keeps ageing")
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_late_subscriber_shows_the_retained_status(mosquitto: MosquittoBroker) -> None:
+    root = "sub-late"
+    bridge = MqttBridge(mosquitto.url, root=root)
+    async with bridge:
+        await eventually(lambda: bridge.connected)
+        bridge.outbox.put(Message(f"{root}/v1/ratio/A/B", ratio("A/B", 3, 300), retain=True))
+    out = io.StringIO()  # not a terminal: one line per ratio, a line per status change
+    task = asyncio.create_task(
+        run_subscribe(mosquitto.url, root, [], as_json=False, out=out, err=io.StringIO())
+    )
+    await eventually(lambda: "daemon: offline" in out.getvalue() and "A/B" in out.getvalue())
+    screen = Screen()
+    live = asyncio.create_task(
+        run_subscribe(
+            mosquitto.url,
+            root,
+            ["A/B"],
+            as_json=False,
+            out=screen,
+            err=io.StringIO(),
+            live=True,
+            refresh=0.05,
+        )
+    )
+    await eventually(lambda: "daemon: offline" in screen.last() and "A/B" in screen.last())
+    for running in (task, live):
+        running.cancel()
+    await asyncio.gather(task, live, return_exceptions=True)

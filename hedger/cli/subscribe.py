@@ -6,15 +6,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import Any, TextIO, Unpack
 
 import orjson
 
-from feeds.broker import parse_broker_url
+from feeds.broker import ClientOptions, broker_address, parse_broker_url, tls_context
 from feeds.mqtt import mqtt_messages
 from hedger.cli.options import at_least
 from hedger.core.topics import PairId, pair_topic, status_topic
@@ -75,6 +76,13 @@ class RatioBoard:
         view.event, view.received = event, now
         return event, missed
 
+    def set_status(self, payload: bytes) -> bool:
+        """Take the daemon's status message (``online``, ``offline``, ``degraded: ...``);
+        True if it changed."""
+        text = payload.decode("utf-8", "replace").strip() or "unknown"
+        changed, self.status = text != self.status, text
+        return changed
+
     def render(self, now: float, source: str) -> str:
         """The table, one line per pair."""
         lines = [
@@ -131,46 +139,79 @@ async def run_subscribe(
     out: TextIO = sys.stdout,
     err: TextIO = sys.stderr,
     max_messages: int | None = None,
+    live: bool | None = None,
+    refresh: float = 1.0,
+    **client: Unpack[ClientOptions],
 ) -> int:
     """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic. The
-    broker URL is shown (on stderr and in the table) with its password redacted."""
+    broker URL is shown (on stderr and in the table) with its password redacted.
+
+    ``live`` (default: ``out`` is a terminal and not ``as_json``): a table redrawn at once
+    when the daemon's status changes, at most every 0.25 s as ratios arrive, and every
+    ``refresh`` seconds without any message, so the ages keep growing after a daemon stops.
+    Otherwise one line per new ratio, and ``daemon: <status>`` lines when the status changes
+    (JSON objects with ``as_json``). A late subscriber gets the retained status and ratios
+    first. ``client``: credentials and TLS (:class:`feeds.broker.ClientOptions`)."""
 
     ratio_prefix = f"{root}/v1/ratio/"
     topics = [pair_topic(root, "ratio", PairId.parse(p)) for p in pairs] or [ratio_prefix + "#"]
-    topics.append(status_topic(root))
+    status = status_topic(root)
+    topics.append(status)
     board = RatioBoard()
-    live = not as_json and out.isatty()
+    live = (not as_json and out.isatty()) if live is None else live
     last_draw = 0.0
     count = 0
 
-    shown = parse_broker_url(url).redacted
+    shown = broker_address(url, **client).redacted
     notes = _ConnectionNotes(err)
 
-    async for topic, payload in mqtt_messages(url, topics, logger=notes):
-        now = time.time()
-        if topic == status_topic(root):
-            board.status = payload.decode(errors="replace")
-            if as_json:
-                out.write(orjson.dumps({"type": "status", "status": board.status}).decode() + "\n")
-                out.flush()
-        else:
+    def draw(now: float) -> None:
+        nonlocal last_draw
+        out.write("\x1b[H\x1b[2J" + board.render(now, shown) + "\n")
+        out.flush()
+        last_draw = now
+
+    async def keep_drawing() -> None:
+        while True:
+            await asyncio.sleep(refresh)
+            draw(time.time())
+
+    ticker = asyncio.create_task(keep_drawing()) if live else None
+    try:
+        async for topic, payload in mqtt_messages(url, topics, logger=notes, **client):
+            now = time.time()
+            if topic == status:
+                changed = board.set_status(payload)
+                if live:
+                    draw(now)
+                elif as_json:
+                    out.write(orjson.dumps({"type": "status", "status": board.status}).decode())
+                    out.write("\n")
+                    out.flush()
+                elif changed:
+                    out.write(f"daemon: {board.status}\n")
+                    out.flush()
+                continue
             event, missed = board.accept(payload, now)
             if missed:
                 err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
-            if event is not None:
-                count += 1
-                if as_json:
-                    out.write(orjson.dumps(event).decode() + "\n")
-                    out.flush()
-        if live and now - last_draw >= 0.25:
-            out.write("\x1b[H\x1b[2J" + board.render(now, shown) + "\n")
-            out.flush()
-            last_draw = now
-        elif not live and not as_json and topic != status_topic(root) and event is not None:
-            out.write(board.render_line(event["pair"], now) + "\n")
-            out.flush()
-        if max_messages is not None and count >= max_messages:
-            break
+            if event is None:
+                continue
+            count += 1
+            if as_json:
+                out.write(orjson.dumps(event).decode() + "\n")
+                out.flush()
+            elif live:
+                if now - last_draw >= 0.25:
+                    draw(now)
+            else:
+                out.write(board.render_line(event["pair"], now) + "\n")
+                out.flush()
+            if max_messages is not None and count >= max_messages:
+                break
+    finally:
+        if ticker is not None:
+            ticker.cancel()
     return 0
 
 
@@ -208,6 +249,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="mqtt://127.0.0.1:1883",
         help="MQTT broker URL (mqtt://[user:password@]host[:port] or mqtts://...)",
     )
+    parser.add_argument(
+        "--password-env",
+        metavar="VAR",
+        help="read the broker password from this environment variable (not from the URL, "
+        "which the process list shows)",
+    )
+    parser.add_argument("--ca-file", help="TLS: trust this CA file (PEM) instead of the system's")
+    parser.add_argument("--cert-file", help="TLS: present this client certificate (PEM)")
+    parser.add_argument("--key-file", help="TLS: the client certificate's key, if apart")
     parser.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--count", type=at_least(1), help="exit after this many new hedge ratios")
@@ -219,10 +269,31 @@ def run(args: argparse.Namespace) -> int:
         parse_broker_url(args.broker)
     except TransportError as exc:
         raise ConfigError("broker", f"{exc.problem}, got {exc.address}") from None
+    files = {name: getattr(args, name, None) for name in ("ca_file", "cert_file", "key_file")}
+    client = ClientOptions(
+        ca_file=files["ca_file"], cert_file=files["cert_file"], key_file=files["key_file"]
+    )
+    password_env = getattr(args, "password_env", None)
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if not password:
+            raise ConfigError("password-env", f"environment variable {password_env} is not set")
+        client["password"] = password
+    if any(path is not None for path in files.values()):
+        try:
+            tls_context(**files)
+        except TransportError as exc:
+            name, _, problem = exc.problem.partition(" ")
+            raise ConfigError(name.replace("_", "-"), problem) from None
     try:
         return asyncio.run(
             run_subscribe(
-                args.broker, args.root, args.pairs, as_json=args.json, max_messages=args.count
+                args.broker,
+                args.root,
+                args.pairs,
+                as_json=args.json,
+                max_messages=args.count,
+                **client,
             )
         )
     except KeyboardInterrupt:

@@ -21,6 +21,7 @@ from hedger.config.feeds import (
     FeedSettings,
     MqttFeedSettings,
     feed_settings,
+    mqtt_client_settings,
 )
 from hedger.config.pipeline import (
     DOCUMENT_SECTIONS,
@@ -61,26 +62,38 @@ Positive = Annotated[int, Meta(ge=1)]
 
 
 class MqttSettings(Table, frozen=True):
-    """The MQTT transport ([bus.mqtt]); ``keepalive`` in seconds."""
+    """The MQTT transport ([bus.mqtt]); ``keepalive`` in seconds. ``password`` holds the
+    secret once loaded, whether the file gave it or named its environment variable
+    (``password_env``). ``tls``: TLS with the system's trust store; ``ca_file``: TLS trusting
+    the certificate authorities of this PEM file instead; ``cert_file`` (and ``key_file``,
+    unless the key is in the same file): a client certificate to present."""
 
     url: str = DEFAULT_MQTT_URL
     qos: Qos = 1
     username: str | None = None
     password: Secret | None = None
+    password_env: NonEmpty | None = None
     tls: bool = False
+    ca_file: NonEmpty | None = None
+    cert_file: NonEmpty | None = None
+    key_file: NonEmpty | None = None
     client_id: str | None = None
     keepalive: Positive = 30
 
 
 class WebSocketSettings(Table, frozen=True):
     """The WebSocket server transport ([bus.websocket]); ``token`` holds the secret once
-    loaded, whether the file gave it or named its environment variable (``token_env``)."""
+    loaded, whether the file gave it or named its environment variable (``token_env``).
+    ``max_clients``: connections served at once (one more is refused with HTTP 503);
+    ``max_pairs_per_client``: pairs one client may subscribe to (``"*"`` counts as none)."""
 
     host: NonEmpty = "127.0.0.1"
     port: Annotated[int, Meta(ge=0, le=65535, description="an integer from 0 to 65535")] = 8765
     token: Secret | None = None
     token_env: NonEmpty | None = None
     client_queue: Positive = 1000
+    max_clients: Positive = 256
+    max_pairs_per_client: Positive = 1000
 
 
 class _Bus(Table, frozen=True):
@@ -188,8 +201,10 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
     bus = decode(sub_table(document, "bus"), _Bus, "bus")
     if any(ch in bus.root for ch in "+#") or bus.root.startswith("/") or bus.root.endswith("/"):
         raise ConfigError("bus.root", f"must be a plain topic prefix, got {bus.root!r}")
-    if bus.mqtt is not None:
-        _mqtt_url("bus.mqtt.url", bus.mqtt.url)
+    mqtt = bus.mqtt
+    if mqtt is not None:
+        _mqtt_url("bus.mqtt.url", mqtt.url)
+        mqtt = mqtt_client_settings(mqtt, "bus.mqtt")
     daemon = decode(sub_table(document, "daemon"), _Daemon, "daemon")
     logging = decode(sub_table(document, "logging"), _Logging, "logging")
     return DaemonConfig(
@@ -197,7 +212,7 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         feeds=feeds,
         root=bus.root,
         outbox=bus.outbox,
-        mqtt=bus.mqtt,
+        mqtt=mqtt,
         websocket=_websocket(bus.websocket),
         tick_queue=daemon.tick_queue,
         shutdown_timeout_s=seconds(daemon.shutdown_timeout, "daemon.shutdown_timeout"),

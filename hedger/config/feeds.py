@@ -12,8 +12,11 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from feeds.broker import tls_context
 from hedger.config.schema import NonEmpty, Qos, Secret, Symbols, Table, decode, secret
-from hedger.errors import ConfigError
+from hedger.errors import ConfigError, TransportError
+
+_M = typing.TypeVar("_M", bound=msgspec.Struct)
 
 TsUnit = Literal["auto", "iso", "s", "ms", "us", "ns"]
 Speed = Annotated[
@@ -61,13 +64,20 @@ class FileFeedSettings(_Feed, frozen=True, tag="file"):
 
 
 class MqttFeedSettings(_Feed, frozen=True, tag="mqtt"):
-    """Ticks published on an MQTT broker under ``topics`` (filters)."""
+    """Ticks published on an MQTT broker under ``topics`` (filters). ``password`` holds the
+    secret once loaded, whether the file gave it or named its variable (``password_env``);
+    ``tls``, ``ca_file``, ``cert_file``, ``key_file`` as in [bus.mqtt]."""
 
     topics: Annotated[tuple[str, ...], Meta(description="a list of topic filters")]
     url: str = DEFAULT_MQTT_URL
     qos: Qos = 1
     username: str | None = None
     password: Secret | None = None
+    password_env: NonEmpty | None = None
+    tls: bool = False
+    ca_file: NonEmpty | None = None
+    cert_file: NonEmpty | None = None
+    key_file: NonEmpty | None = None
     ts_unit: TsUnit = "auto"
 
 
@@ -150,4 +160,23 @@ def _resolved(feed: FeedSettings, section: str) -> FeedSettings:
         if not api_key:
             raise ConfigError(section, "polygon needs api_key (or api_key_env)")
         return msgspec.structs.replace(feed, api_key=api_key)
+    if isinstance(feed, MqttFeedSettings):
+        return mqtt_client_settings(feed, section)
     return feed
+
+
+def mqtt_client_settings(settings: _M, section: str) -> _M:
+    """MQTT client settings (``[bus.mqtt]`` or an MQTT feed's table) with ``password``
+    resolved from ``password_env`` and the TLS files checked: one that cannot be read or used
+    is an error naming its key and its path (never a secret)."""
+    given, env = getattr(settings, "password"), getattr(settings, "password_env")  # noqa: B009
+    password = secret(section, "password", given, env)
+    files = {name: getattr(settings, name) for name in ("ca_file", "cert_file", "key_file")}
+    if any(path is not None for path in files.values()):
+        try:
+            tls_context(**files)
+        except TransportError as exc:
+            name = exc.problem.split(" ", 1)[0]
+            key = name if name in files else "key_file"
+            raise ConfigError(f"{section}.{key}", exc.problem.removeprefix(f"{name} ")) from None
+    return msgspec.structs.replace(settings, password=password)

@@ -72,6 +72,10 @@ def _build(settings: FeedSettings, logger: Logger | None, clock: Clock) -> Feed:
                 qos=settings.qos,
                 username=settings.username,
                 password=settings.password,
+                tls=settings.tls,
+                ca_file=settings.ca_file,
+                cert_file=settings.cert_file,
+                key_file=settings.key_file,
                 logger=logger,
                 ts_unit=settings.ts_unit,
             )

@@ -29,6 +29,14 @@ Protocol (JSON text frames, one object per frame; a ``ws://host:port/`` URL, any
   pair id) is answered with ``{"type":"error","error":"<why>"}``, changes nothing and is
   counted by reason; the connection stays open. Messages over 64 KiB close the connection
   (1009).
+* Limits: a bridge that knows the daemon's pairs (``pairs``) refuses a subscribe naming a
+  pair it does not run with ``{"type":"error","error":"unknown pair 'A/B' (...)",
+  "unknown":["A/B"]}`` (the unknown pairs, at most 100 of them listed), changing nothing; a
+  subscribe that would take a client past ``max_pairs_per_client`` named pairs (default
+  1,000; ``"*"`` counts as none) is refused the same way (``"error":"at most 1000 pairs per
+  client"``). At ``max_clients`` connections (default 256) one more is refused with HTTP 503
+  (``/metrics`` is still served) and counted as ``refused``. So what a client can make the
+  daemon hold is bounded, whatever it sends.
 * Shutdown closes connections with 1001 (going away).
 
 Delivery: :meth:`WebSocketBridge.run` drains the bridge's outbox and fans every message out
@@ -59,7 +67,7 @@ import asyncio
 import contextlib
 import hmac
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http import HTTPStatus
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
@@ -78,7 +86,11 @@ from hedger.runtime.bridges.prometheus import CONTENT_TYPE, CountersCollector, K
 
 ALL_PAIRS = "*"
 MAX_CLIENT_MESSAGE = 64 * 1024
-MAX_PAIRS_PER_CLIENT = 10_000
+MAX_PAIRS_PER_CLIENT = 1_000
+"""The default bound on the pairs one client subscribes to by name."""
+MAX_CLIENTS = 256
+"""The default bound on connections served at once."""
+_LISTED = 100  # unknown pairs named in one error reply, at most
 PROMETHEUS_CONTENT_TYPE = CONTENT_TYPE
 _STATUS_SUFFIX = status_topic("")  # "/v1/status": the status topic under any root
 _MATRIX_SUFFIX = matrix_topic("")
@@ -156,14 +168,28 @@ class FanOut:
     one matrix frame, a newer one replacing it. ``max_drops``: a
     client that has dropped more frames than this is marked ``kicked`` and reported once by
     :meth:`take_kicked` (None: never). ``rejects``: counts malformed client messages.
+    ``pairs``: the pair ids the daemon runs (a subscribe naming another is refused; None: any
+    pair is taken). ``max_pairs``: pairs one client may subscribe to by name.
     """
 
     def __init__(
-        self, client_queue: int, max_drops: int | None = None, rejects: Rejects | None = None
+        self,
+        client_queue: int,
+        max_drops: int | None = None,
+        rejects: Rejects | None = None,
+        *,
+        pairs: Iterable[str] | None = None,
+        max_pairs: int = MAX_PAIRS_PER_CLIENT,
     ) -> None:
         if client_queue < 1:
             raise TransportError("websocket", "", "client_queue must be at least 1")
+        if max_pairs < 1:
+            raise TransportError("websocket", "", "max_pairs_per_client must be at least 1")
         self.client_queue = client_queue
+        self.known: frozenset[str] | None = (
+            None if pairs is None else frozenset(str(PairId.parse(p)) for p in pairs)
+        )
+        self.max_pairs = max_pairs
         self.max_drops = max_drops
         self.rejects = rejects if rejects is not None else Rejects()
         self.clients: dict[int, Client] = {}
@@ -253,15 +279,13 @@ class FanOut:
         wildcard = ALL_PAIRS in pairs
         named = [pair for pair in pairs if pair != ALL_PAIRS]
         if action == "subscribe":
-            if len(client.pairs | set(named)) > MAX_PAIRS_PER_CLIENT:
-                self.rejects.add("too_many_pairs", source=f"ws client {client.id}")
-                self._push(
-                    client,
-                    _dumps(
-                        {"type": "error", "error": f"at most {MAX_PAIRS_PER_CLIENT} pairs"},
-                    ),
-                )
-                return False
+            known = self.known
+            unknown = [] if known is None else [p for p in dict.fromkeys(named) if p not in known]
+            if unknown:
+                return self._refuse(client, "unknown_pair", _unknown(unknown), unknown)
+            if len(client.pairs.union(named)) > self.max_pairs:
+                text = f"at most {self.max_pairs} pairs per client"
+                return self._refuse(client, "too_many_pairs", text)
             client.everything = client.everything or wildcard
             client.pairs.update(named)
             client.matrix = client.matrix or matrix
@@ -280,6 +304,16 @@ class FanOut:
             client.matrix = client.matrix and not matrix
             self._push(client, _subscribed(client))
         return True
+
+    def _refuse(
+        self, client: Client, reason: str, text: str, unknown: list[str] | None = None
+    ) -> bool:
+        self.rejects.add(reason, source=f"ws client {client.id}", peer=client.peer)
+        reply: dict[str, Any] = {"type": "error", "error": text}
+        if unknown is not None:
+            reply["unknown"] = unknown[:_LISTED]
+        self._push(client, _dumps(reply))
+        return False
 
     def _push(self, client: Client, frame: bytes) -> None:
         queue = client.queue
@@ -324,6 +358,13 @@ def _remove_identical(queue: deque[bytes], frame: bytes) -> None:
         if queued is frame:
             del queue[i]
             return
+
+
+def _unknown(pairs: list[str]) -> str:
+    shown = ", ".join(_short(p) for p in pairs[:3])
+    more = f" and {len(pairs) - 3} more" if len(pairs) > 3 else ""
+    noun = "pair" if len(pairs) == 1 else "pairs"
+    return f"unknown {noun} {shown}{more} (not run by this daemon)"
 
 
 class _BadRequestError(Exception):
@@ -398,6 +439,7 @@ _OWN_METRICS: dict[str, tuple[Kind, str]] = {
     "client_errors": ("counter", "Malformed messages received from clients."),
     "unauthorized": ("counter", "HTTP requests refused for a missing or wrong token."),
     "kicked": ("counter", "Clients disconnected for dropping too much."),
+    "refused": ("counter", "WebSocket connections refused at max_clients."),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -413,7 +455,9 @@ class WebSocketBridge(Lifecycle):
     the bus outbox. ``metrics_provider``: more counters for ``/metrics``. ``logger``: a
     structlog-style logger. ``max_drops``: disconnect a client past this many drops (None:
     never). ``close_timeout``: how long a closing handshake may take before the socket is
-    dropped (a client that stopped reading never completes one).
+    dropped (a client that stopped reading never completes one). ``pairs``: the daemon's pair
+    ids (a subscribe naming another is refused; None: any is taken). ``max_clients``,
+    ``max_pairs_per_client``: the limits of the module documentation.
 
     :meth:`run` starts the server (or :meth:`start`, to learn the port first) and delivers
     until cancelled; :meth:`close` stops it (also usable as ``async with``). ``on_state``
@@ -437,8 +481,13 @@ class WebSocketBridge(Lifecycle):
         max_drops: int | None = None,
         close_timeout: float = 2.0,
         on_state: StateListener | None = None,
+        pairs: Iterable[str] | None = None,
+        max_clients: int = MAX_CLIENTS,
+        max_pairs_per_client: int = MAX_PAIRS_PER_CLIENT,
     ) -> None:
         super().__init__(on_state)
+        if max_clients < 1:
+            raise TransportError("websocket", "", "max_clients must be at least 1")
         if token is not None and not token:
             raise TransportError(
                 "websocket", "", "token must not be empty (use None for no authentication)"
@@ -447,9 +496,13 @@ class WebSocketBridge(Lifecycle):
         self.port = port
         self.outbox = Outbox(outbox_capacity, name=self.name)
         self.client_errors = Rejects(logger)
-        self.core = FanOut(client_queue, max_drops, self.client_errors)
+        self.core = FanOut(
+            client_queue, max_drops, self.client_errors, pairs=pairs, max_pairs=max_pairs_per_client
+        )
+        self.max_clients = max_clients
         self.unauthorized = 0
         self.kicked = 0
+        self.refused = 0
         self._token = token
         self._metrics_provider = metrics_provider
         self._logger = logger
@@ -552,7 +605,7 @@ class WebSocketBridge(Lifecycle):
 
     def metrics(self) -> dict[str, float]:
         """clients, sent, dropped (client queues), queued (outbox and client queues), and
-        outbox_dropped, connections, client_errors, unauthorized, kicked."""
+        outbox_dropped, connections, client_errors, unauthorized, kicked, refused."""
         core = self.core
         return {
             "clients": len(core.clients),
@@ -564,6 +617,7 @@ class WebSocketBridge(Lifecycle):
             "client_errors": self.client_errors.total,
             "unauthorized": self.unauthorized,
             "kicked": self.kicked,
+            "refused": self.refused,
         }
 
     def client_stats(self) -> list[ClientStats]:
@@ -632,7 +686,16 @@ class WebSocketBridge(Lifecycle):
             del response.headers["Content-Type"]
             response.headers["Content-Type"] = PROMETHEUS_CONTENT_TYPE
             return response
+        if len(self._connections) >= self.max_clients:
+            return self._refuse_connection(connection)
         return None
+
+    def _refuse_connection(self, connection: ServerConnection) -> Response:
+        self.refused += 1
+        self._auth_log.add("too_many_clients", source="ws", peer=_peer(connection))
+        return connection.respond(
+            HTTPStatus.SERVICE_UNAVAILABLE, f"Too many clients (at most {self.max_clients}).\n"
+        )
 
     def _authorized(self, request: Request) -> bool:
         assert self._token is not None
@@ -646,6 +709,10 @@ class WebSocketBridge(Lifecycle):
 
     async def _handle(self, connection: ServerConnection) -> None:
         peer = _peer(connection)
+        if len(self._connections) >= self.max_clients:  # handshakes that raced past the check
+            self.refused += 1
+            await connection.close(1013, "too many clients")
+            return
         client = self.core.add_client(peer)
         self._connections[client.id] = connection
         self._log("info", "websocket client connected", client=client.id, peer=peer)
