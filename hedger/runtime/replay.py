@@ -95,6 +95,8 @@ def replay(
         rejects,
         price_source=config.bars.source,
         failures=Failures(logger),
+        max_skew_ns=config.bars.max_skew_ns,
+        lookahead=True,  # recorded rows: a jump the stream does not follow is `future`
     )
     unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
     if compiled and unit is None:
