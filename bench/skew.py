@@ -20,27 +20,37 @@ Method:
 * Live: the same ticks through :meth:`hedger.core.pipeline.Pipeline.on_tick` (the daemon's entry
   point) with ``ts_recv`` = ``ts_event`` + 1 ms (the receive time); a planted tick is received
   when its neighbours are but stamped 60 s ahead, or in 2100.
+* Daemon: :class:`hedger.runtime.daemon.Daemon` on a test clock (1 s bars, 200 ms grace, pairs
+  YYY/XXX and ZZZ/XXX) with a feed stamping ``ts_recv`` from the clock: three symbols tick at
+  a quarter past each second for 70 s; right after the first three ticks comes one tick stamped
+  60 s ahead (or in 2100). Counts the bars closed and the ticks refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
 import math
 import sys
 import tempfile
-from collections.abc import Callable
+import tomllib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 from feeds.synthetic import SyntheticMarket, SyntheticSpec
+from hedger.config.daemon import daemon_config
 from hedger.config.pipeline import pipeline_config
 from hedger.core.actors import PairSpec
 from hedger.core.events import Event, HedgeRatioEvent
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
+from hedger.runtime.clock import TestClock
+from hedger.runtime.daemon import Daemon
 from hedger.runtime.replay import replay
 
 S = 1_000_000_000
@@ -132,6 +142,106 @@ def live_run(rows: list[Row], kind: str) -> Run:
     return Run(len(events), pipeline.bars.ticks_accepted, rejects.summary(), beta)
 
 
+class _ClockFeed:
+    """A live feed that stamps ``ts_recv`` with the clock's time when a tick is put."""
+
+    def __init__(self, clock: TestClock) -> None:
+        self.rejects = Rejects()
+        self.clock = clock
+        self.queue: asyncio.Queue[Tick] = asyncio.Queue()
+
+    def put(self, symbol: str, price: float, ts_event: int) -> None:
+        self.queue.put_nowait(Tick(symbol, price, ts_event, self.clock.time_ns(), venue="probe"))
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        pass  # nothing to release
+
+    async def __aiter__(self) -> AsyncIterator[Tick]:
+        while True:
+            yield await self.queue.get()
+
+
+class _Quiet:
+    """A logger that drops everything (the table is the output)."""
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *args, **kw: None
+
+
+DAEMON_TOML = """
+[bars]
+length = "1s"
+max_age = "10s"
+[pairs."YYY/XXX"]
+[pairs."ZZZ/XXX"]
+[[feeds]]
+kind = "synthetic"
+[daemon]
+bar_grace = "200ms"
+shutdown_timeout = "3s"
+"""
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    for _ in range(100_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise RuntimeError("the daemon did not get there")
+
+
+async def daemon_probe(stamp: int | None, seconds: int = 70) -> tuple[int, int, dict[str, int]]:
+    """(bars closed, valid ticks, rejects) of the daemon scenario; ``stamp``: the planted
+    tick's ``ts_event`` (None: none)."""
+    t0 = 1_700_000_000 * S
+    clock = TestClock(t0)
+    feed = _ClockFeed(clock)
+    node = Daemon(daemon_config(tomllib.loads(DAEMON_TOML)), _Quiet(), clock=clock,
+                  feeds=[feed])  # fmt: skip
+    closed: list[int] = []
+    node.pipeline.bar_listeners.append(("probe", lambda ts, prices, ticked: closed.append(ts)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(node.run(stop))
+    await _until(lambda: bool(clock.pending()))
+    valid = 0
+    for k in range(seconds):
+        await clock.advance_to(t0 + k * S)
+        for symbol in ("YYY", "XXX", "ZZZ"):
+            feed.put(symbol, 10.0 + k, t0 + k * S + S // 4)
+            valid += 1
+        if k == 0 and stamp is not None:
+            feed.put("XXX", 5.5, stamp)
+        want = valid + (stamp is not None)
+
+        def taken(want: int = want) -> bool:
+            return node.pipeline.stats.ticks_in == want
+
+        await _until(taken)
+    await clock.advance_to(t0 + seconds * S + 200_000_000)
+    await _until(lambda: node.queue.qsize() == 0)
+    for _ in range(1000):  # let the core finish the item it took off the queue
+        await asyncio.sleep(0)
+    bars = len(closed)
+    stop.set()
+    await asyncio.wait_for(task, 10)
+    return bars, valid, dict(node.rejects.summary())
+
+
+def daemon_table() -> None:
+    print()
+    print("| daemon (test clock) | bars closed | valid ticks lost | rejects |")
+    print("|---|---|---|---|")
+    t0 = 1_700_000_000 * S
+    for label, stamp in (("clean", None), ("+60s", t0 + 60 * S + S // 2), ("2100", YEAR_2100)):
+        bars, valid, rejects = asyncio.run(daemon_probe(stamp))
+        lost = sum(n for reason, n in rejects.items() if reason != "future")
+        text = ", ".join(f"{k} {v:,}" for k, v in sorted(rejects.items())) or "0"
+        print(f"| {label} | {bars} of 70 | {lost} of {valid} | {text} |")
+
+
 def _restamped(tick: Tick, ts_event: int) -> Tick:
     return Tick(tick.symbol, tick.price, ts_event, tick.ts_recv, tick.size, tick.venue, tick.kind)
 
@@ -172,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {got.beta:.6f} | {change:+.3%} |"
                 )
             sys.stdout.flush()
+    daemon_table()
     return 0
 
 
