@@ -107,6 +107,29 @@ def test_both_bar_paths_reject_the_two_rows_as_future_and_lose_no_valid_tick(
     assert skewed == clean
 
 
+def test_a_future_row_in_one_of_several_files_holds_none_of_its_file_back(tmp_path: Path) -> None:
+    """One file per symbol, merged in event time: the 2100 row of YYY's file is dropped before
+    the merge, so YYY's later rows come in time."""
+    rows = market()
+    ys, xs = [r for r in rows if r[1] == "YYY"], [r for r in rows if r[1] == "XXX"]
+    at = len(ys) // 2
+    bad = [*ys[: at + 1], (YEAR_2100, *ys[at][1:]), *ys[at + 1 :]]
+    x = write_ticks(tmp_path / "x.csv", xs)
+    cfg = config("YYY/XXX")
+    ys_clean = write_ticks(tmp_path / "y-clean.csv", ys)
+    ys_bad = write_ticks(tmp_path / "y-bad.csv", bad)
+    out = [replay_pair(y, x, cfg) for y in (ys_clean, ys_bad)]
+    (clean, clean_summary), (events, summary) = out
+    assert clean_summary.rejects == {} and summary.rejects == {"future": 1}
+    assert events == clean and clean.count(b"\n") > 300
+
+
+def replay_pair(first: Path, second: Path, cfg: PipelineConfig) -> tuple[bytes, ReplaySummary]:
+    buffer = io.BytesIO()
+    summary = replay([first, second], cfg, buffer)
+    return buffer.getvalue(), summary
+
+
 def gaps_in_days(path: Path) -> set[int]:
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt") as fh:
