@@ -212,3 +212,13 @@ def test_a_bad_max_skew_is_an_error_naming_the_key(text: str) -> None:
     with pytest.raises(ConfigError) as info:
         bar_settings({"max_skew": text})
     assert info.value.key == "bars.max_skew"
+
+
+def test_with_lookahead_a_first_tick_far_after_the_next_one_is_future() -> None:
+    rec, rejects = Recorder(), Rejects()
+    bars = BarBuilder(S, {"A"}, rec, rejects, lookahead=True)
+    for t in (tick("A", 9.0, 4_102_444_800.0), tick("A", 10.0, 0.5), tick("A", 10.5, 1.5)):
+        bars.on_tick(t)
+    bars.flush()
+    assert rejects.summary() == {"future": 1}
+    assert [b[0] for b in rec.bars] == [S, 2 * S]

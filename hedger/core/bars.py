@@ -105,7 +105,8 @@ def tick_verdict(
       - a jump the stream does not follow (recorded streams, which know the time of the next
         tick, ``next_ts``, when ``has_next``): more than :data:`JUMP_BARS` bars ahead of the
         current bar, and followed by a tick nearer the current bar than to it (at most half
-        as many bars ahead). Time-sorted data never goes back, so this never fires on it
+        as many bars ahead); before the first bar, a tick more than :data:`JUMP_BARS` bars
+        after the next one. Time-sorted data never goes back, so this never fires on it
         whatever its gaps (nights, weekends, holidays, halts); a lone row stamped ahead (a
         clock jump, a typo in the year) is followed by the stream it jumped out of;
     - ``DUPLICATE``: an exact repeat of the symbol's previous tick (``seen``: it has one, at
@@ -121,9 +122,12 @@ def tick_verdict(
         return BAD_TIMESTAMP
     if ts - ts_recv > max_skew:
         return FUTURE
-    if has_next and has_bar:
-        jump = ts // bar_ns - bar
-        if jump > JUMP_BARS and next_ts // bar_ns - bar <= jump // 2:
+    if has_next:
+        if has_bar:
+            jump = ts // bar_ns - bar
+            if jump > JUMP_BARS and next_ts // bar_ns - bar <= jump // 2:
+                return FUTURE
+        elif ts // bar_ns - next_ts // bar_ns > JUMP_BARS:  # the first tick: no bar to jump from
             return FUTURE
     if seen:
         if repeat:
