@@ -20,6 +20,8 @@ Method:
 * Live: the same ticks through :meth:`hedger.core.pipeline.Pipeline.on_tick` (the daemon's entry
   point) with ``ts_recv`` = ``ts_event`` + 1 ms (the receive time); a planted tick is received
   when its neighbours are but stamped 60 s ahead, or in 2100.
+* One file per symbol: YYY's and XXX's rows in two files, merged by ``replay``, with a
+  year-2100 row half-way into YYY's file.
 * Daemon: :class:`hedger.runtime.daemon.Daemon` on a test clock (1 s bars, 200 ms grace, pairs
   YYY/XXX and ZZZ/XXX) with a feed stamping ``ts_recv`` from the clock: three symbols tick at
   a quarter past each second for 70 s; right after the first three ticks comes one tick stamped
@@ -230,6 +232,29 @@ async def daemon_probe(stamp: int | None, seconds: int = 70) -> tuple[int, int, 
     return bars, valid, dict(node.rejects.summary())
 
 
+def files_table(rows: list[Row], tmp: str) -> None:
+    """One file per symbol, merged in event time; a year-2100 row half-way into YYY's file."""
+    ys = [r for r in rows if r[1] == "YYY"]
+    xs = [r for r in rows if r[1] == "XXX"]
+    bad = [*ys[: len(ys) // 2 + 1], (YEAR_2100, *ys[len(ys) // 2][1:]), *ys[len(ys) // 2 + 1 :]]
+    x = Path(tmp) / "x.csv"
+    write_csv(x, xs)
+    config = pipeline_config({"bars": {"length": "1s"}}, extra_pairs=("YYY/XXX",))
+    print()
+    print("| replay, one file per symbol | events | valid ticks lost | rejects | final beta |")
+    print("|---|---|---|---|---|")
+    for name, y_rows in (("clean", ys), ("2100", bad)):
+        y = Path(tmp) / f"y-{name}.csv"
+        write_csv(y, y_rows)
+        out = io.BytesIO()
+        summary = replay([y, x], config, out)
+        # the clean run refuses nothing: every reject but `future` is a valid row refused
+        lost = sum(n for reason, n in summary.rejects.items() if reason != "future")
+        text = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.rejects.items())) or "0"
+        beta = final_beta(out.getvalue().splitlines())
+        print(f"| {name} | {summary.events:,} | {lost:,} | {text} | {beta:.6f} |")
+
+
 def daemon_table() -> None:
     print()
     print("| daemon (test clock) | bars closed | valid ticks lost | rejects |")
@@ -282,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"| {got.beta:.6f} | {change:+.3%} |"
                 )
             sys.stdout.flush()
+        files_table(rows, tmp)
     daemon_table()
     return 0
 
