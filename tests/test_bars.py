@@ -6,6 +6,7 @@ import math
 
 import pytest
 
+from hedger.config.pipeline import bar_settings
 from hedger.core.actors import PairSpec
 from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns
 from hedger.core.events import Event, HedgeRatioEvent, SpreadEvent
@@ -169,3 +170,55 @@ def test_pipeline_rejects_pairs_with_the_wrong_number_of_legs() -> None:
     with pytest.raises(ConfigError, match="twice"):
         spec = PairSpec(PairId.parse("Y/X"), FilterParams())
         Pipeline([spec, spec], S, S, print, Rejects())
+
+
+def test_a_tick_stamped_more_than_max_skew_after_its_receive_time_is_future() -> None:
+    rec, rejects = Recorder(), Rejects()
+    bars = BarBuilder(S, {"A"}, rec, rejects, max_skew_ns=5 * S)
+    bars.on_tick(Tick("A", 10.0, 100 * S, 100 * S))
+    bars.on_tick(Tick("A", 10.1, 105 * S, 100 * S))  # exactly max_skew ahead: taken
+    bars.on_tick(Tick("A", 10.2, 105 * S + 1, 100 * S))  # 1 ns more: future
+    bars.on_tick(Tick("A", 10.3, 105 * S, 106 * S))  # received late: not the future's business
+    bars.flush()
+    assert rejects.summary() == {"future": 1}
+    assert [b[1]["A"].price for b in rec.bars] == [10.0, 10.3]
+
+
+def test_with_lookahead_a_jump_waits_for_the_next_time_and_the_last_ticks_for_flush() -> None:
+    rec, rejects = Recorder(), Rejects()
+    bars = BarBuilder(S, {"A", "B"}, rec, rejects, lookahead=True)
+    bars.on_tick(tick("A", 10.0, 0.5))
+    bars.on_tick(tick("A", 10.5, 60.5))  # 60 bars ahead: judged when the next time comes
+    bars.on_tick(tick("B", 20.0, 60.5))  # the same time: waits with it
+    assert bars.ticks_accepted == 1 and rejects.total == 0
+    bars.on_tick(tick("B", 20.5, 0.7))  # the stream goes on where it was: both were future
+    assert bars.ticks_accepted == 1 and rejects.summary() == {"future": 2}
+    bars.on_tick(tick("A", 11.0, 5.5))  # a gap the stream follows (5 bars, then 6)
+    bars.on_tick(tick("A", 11.5, 6.5))
+    assert bars.ticks_accepted == 3
+    bars.flush()  # the last tick has no next one: taken
+    assert bars.ticks_accepted == 4 and rejects.summary() == {"future": 2}
+    assert [b[0] for b in rec.bars] == [S, 6 * S, 7 * S]
+
+
+@pytest.mark.parametrize(("text", "ns"), [(None, 5 * S), ("250ms", S // 4), ("1min", 60 * S)])
+def test_max_skew_is_read_from_bars(text: str | None, ns: int) -> None:
+    table = {} if text is None else {"max_skew": text}
+    assert bar_settings(table).max_skew_ns == ns
+
+
+@pytest.mark.parametrize("text", ["0s", "soon", "-1s"])
+def test_a_bad_max_skew_is_an_error_naming_the_key(text: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        bar_settings({"max_skew": text})
+    assert info.value.key == "bars.max_skew"
+
+
+def test_with_lookahead_a_first_tick_far_after_the_next_one_is_future() -> None:
+    rec, rejects = Recorder(), Rejects()
+    bars = BarBuilder(S, {"A"}, rec, rejects, lookahead=True)
+    for t in (tick("A", 9.0, 4_102_444_800.0), tick("A", 10.0, 0.5), tick("A", 10.5, 1.5)):
+        bars.on_tick(t)
+    bars.flush()
+    assert rejects.summary() == {"future": 1}
+    assert [b[0] for b in rec.bars] == [S, 2 * S]

@@ -6,6 +6,7 @@ frozen dataclasses. Unknown keys are errors; every error names its key.
 length = "1s"          # 250ms, 1s, 1min, 1h, 1d
 max_age = "5s"         # a leg older than this at a bar close is stale (default: the length)
 source = "trade"       # "trade" or "mid"
+max_skew = "5s"        # a live tick stamped more than this after its receive time: `future`
 
 [filter]               # defaults for every pair
 mode = "levels"        # levels, log, changes, returns
@@ -43,6 +44,7 @@ from hedger.config.schema import (
     sub_table,
 )
 from hedger.core.actors import PairSpec
+from hedger.core.bars import DEFAULT_MAX_SKEW_NS
 from hedger.core.ticks import TickKind
 from hedger.core.topics import PairId
 from hedger.engine import DiffuseInit, FilterParams, GivenInit, OlsWarmupInit
@@ -84,6 +86,7 @@ class BarsTable(Table, frozen=True):
     length: Duration = "1s"
     max_age: Duration | None = None
     source: Literal["trade", "mid"] = "trade"
+    max_skew: Duration = "5s"
 
 
 FILTER_KEYS = known_keys(FilterTable)
@@ -96,11 +99,13 @@ replay and daemon."""
 
 @dataclass(frozen=True, slots=True)
 class BarSettings:
-    """Bar length and staleness, in ns, and the price source."""
+    """Bar length and staleness, in ns, the price source, and how far a live tick's event time
+    may be ahead of its receive time (ns)."""
 
     length_ns: int = 1_000_000_000
     max_age_ns: int = 1_000_000_000
     source: TickKind = TickKind.TRADE
+    max_skew_ns: int = DEFAULT_MAX_SKEW_NS
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +153,7 @@ def bar_settings(table: Mapping[str, Any]) -> BarSettings:
     length = duration_ns(bars.length, "bars.length")
     max_age = length if bars.max_age is None else duration_ns(bars.max_age, "bars.max_age")
     source = TickKind.TRADE if bars.source == "trade" else TickKind.QUOTE
-    return BarSettings(length, max_age, source)
+    return BarSettings(length, max_age, source, duration_ns(bars.max_skew, "bars.max_skew"))
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:

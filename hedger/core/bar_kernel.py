@@ -1,7 +1,9 @@
 """The bar builder compiled, for replays of long tick files: over arrays of parsed ticks it
 judges every tick by the same function as :class:`hedger.core.bars.BarBuilder`
 (:func:`~hedger.core.bars.tick_verdict`, compiled inline), after the same unknown-symbol check,
-and produces the same bar closes. Tests hold the two to identical events."""
+and produces the same bar closes. Tests hold the two to identical events. With ``lookahead``
+(replays), each tick is judged knowing the time of the next tick of another time, as the bar
+builder does: the ticks of a block's last time wait for the next block (or :meth:`flush`)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import numpy as np
 
 from hedger.core.bars import (
     ACCEPTED,
+    DEFAULT_MAX_SKEW_NS,
     DUPLICATE,
     VERDICTS,
     BarHandler,
@@ -27,6 +30,38 @@ COUNTER_NAMES = (*VERDICTS, "unknown_symbol")
 
 
 @compiled
+def _lookahead(
+    ts: np.ndarray, sym: np.ndarray, ok: np.ndarray, next_ts: np.ndarray, has_next: np.ndarray
+) -> int:
+    """Fill ``next_ts``/``has_next`` with, for each row the bars carry (``ok``, a known symbol,
+    a time > 0), the time of the next such row of another time. Returns the index of the first
+    such row without one (the rows from there wait for more input), or the length."""
+    n: int = ts.shape[0]
+    cur = 0
+    have_cur = False
+    cur_next = 0
+    have_next = False
+    first_waiting = n
+    for i in range(n - 1, -1, -1):
+        t = ts[i]
+        if not ok[i] or sym[i] < 0 or t <= 0:
+            continue
+        if have_cur and t == cur:
+            next_ts[i] = cur_next
+            has_next[i] = have_next
+        else:
+            next_ts[i] = cur
+            has_next[i] = have_cur
+            cur_next = cur
+            have_next = have_cur
+            cur = t
+            have_cur = True
+        if not has_next[i]:
+            first_waiting = i
+    return first_waiting
+
+
+@compiled
 def _bar_pass(
     ts: np.ndarray,
     sym: np.ndarray,
@@ -34,7 +69,10 @@ def _bar_pass(
     size: np.ndarray,
     has_size: np.ndarray,
     ok: np.ndarray,
+    next_ts: np.ndarray,
+    has_next: np.ndarray,
     bar_ns: int,
+    max_skew: int,
     positive: np.ndarray,
     clock: np.ndarray,
     seen: np.ndarray,
@@ -79,6 +117,10 @@ def _bar_pass(
             clock[0] != 0,
             clock[1],
             bar_ns,
+            t,  # recorded ticks: received when stamped
+            max_skew,
+            has_next[i],
+            next_ts[i],
         )  # fmt: skip
         if verdict != ACCEPTED:
             counts[verdict] += 1
@@ -121,9 +163,13 @@ class CompiledBars:
     bar_ns: int
     on_bar_close: BarHandler
     positive_symbols: frozenset[str] = frozenset()
+    max_skew_ns: int = DEFAULT_MAX_SKEW_NS
+    lookahead: bool = False
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
+        self._waiting: TickColumns | None = None
+        """Lookahead: the rows of the last block from its first row without a next time."""
         self._clock = np.zeros(3, dtype=np.int64)
         self._seen = np.zeros(n, dtype=np.bool_)
         self._last_ts = np.zeros(n, dtype=np.int64)
@@ -140,9 +186,26 @@ class CompiledBars:
     def feed(self, ticks: TickColumns) -> None:
         """Run one block of parsed trades (``ticks.sym`` indexes :attr:`symbols`) through the
         bar rules."""
-        ts, sym, price, size, has_size, ok = (
-            ticks.ts, ticks.sym, ticks.price, ticks.size, ticks.has_size, ticks.ok
-        )  # fmt: skip
+        if not self.lookahead:
+            self._pass(ticks, np.zeros(ticks.ts.shape[0], dtype=np.bool_))
+            return
+        if self._waiting is not None:
+            pairs = zip(_fields(self._waiting), _fields(ticks), strict=True)
+            ticks = TickColumns(*(np.concatenate(pair) for pair in pairs))
+        n = int(ticks.ts.shape[0])
+        next_ts = np.zeros(n, dtype=np.int64)
+        has_next = np.zeros(n, dtype=np.bool_)
+        ready = _lookahead(ticks.ts, ticks.sym, ticks.ok, next_ts, has_next)
+        self._waiting = TickColumns(*(column[ready:] for column in _fields(ticks)))
+        now = TickColumns(*(column[:ready] for column in _fields(ticks)))
+        self._pass(now, has_next[:ready], next_ts[:ready])
+
+    def _pass(
+        self, ticks: TickColumns, has_next: np.ndarray, next_ts: np.ndarray | None = None
+    ) -> None:
+        ts, sym, price, size, has_size, ok = _fields(ticks)
+        if next_ts is None:
+            next_ts = np.zeros(ts.shape[0], dtype=np.int64)
         cap = int(ts.shape[0]) + 1
         n = len(self.symbols)
         out_ts = np.empty(cap, dtype=np.int64)
@@ -151,7 +214,8 @@ class CompiledBars:
         out_in_bar = np.empty((cap, n), dtype=np.bool_)
         out_seen = np.empty((cap, n), dtype=np.bool_)
         closes = _bar_pass(
-            ts, sym, price, size, has_size, ok, self.bar_ns, self._positive, self._clock,
+            ts, sym, price, size, has_size, ok, next_ts, has_next, self.bar_ns,
+            self.max_skew_ns, self._positive, self._clock,
             self._seen, self._last_ts, self._last_price, self._last_size, self._last_has_size,
             self._px, self._px_ts, self._in_bar, self.counts, out_ts, out_px, out_px_ts,
             out_in_bar, out_seen,
@@ -160,7 +224,11 @@ class CompiledBars:
             self._emit(int(out_ts[j]), out_px[j], out_px_ts[j], out_in_bar[j], out_seen[j])
 
     def flush(self) -> None:
-        """Close the current bar if anything ticked in it (end of input)."""
+        """Judge the rows still waiting for a next time, then close the current bar if
+        anything ticked in it (end of input)."""
+        waiting, self._waiting = self._waiting, None
+        if waiting is not None:
+            self._pass(waiting, np.zeros(waiting.ts.shape[0], dtype=np.bool_))
         if self._clock[0] and self._clock[2] > 0:
             close_ts = int((self._clock[1] + 1) * self.bar_ns)
             self._emit(close_ts, self._px, self._px_ts, self._in_bar, self._seen)
@@ -197,3 +265,9 @@ class CompiledBars:
     def duplicates(self) -> int:
         """Exact repeats ignored."""
         return int(self.counts[DUPLICATE])
+
+
+def _fields(
+    ticks: TickColumns,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    return ticks.ts, ticks.sym, ticks.price, ticks.size, ticks.has_size, ticks.ok

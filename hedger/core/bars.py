@@ -2,9 +2,12 @@
 
 Bar ``k`` of length ``B`` covers event times ``[k B, (k+1) B)`` and closes at ``(k+1) B``. A
 bar closes when the first tick of a later bar arrives (or at the end of a replay, or on the
-daemon's clock). At a close, the last price of each symbol in that bar is its bar price; a
-symbol that did not tick keeps its earlier price with that price's age. Bars in which none of a
-pair's legs ticked produce nothing for it (no events across a night or a weekend).
+daemon's clock). A tick from the future never opens a bar (``future``, see
+:func:`tick_verdict`): one stamped more than ``max_skew`` after it was received, and, in a
+replay, one far ahead of the stream that the stream does not follow. At a close, the last
+price of each symbol in that bar is its bar price; a symbol that did not tick keeps its earlier
+price with that price's age. Bars in which none of a pair's legs ticked produce nothing for it
+(no events across a night or a weekend).
 """
 
 from __future__ import annotations
@@ -44,9 +47,16 @@ def parse_duration_ns(text: str, key: str = "bar") -> int:
     return value
 
 
-ACCEPTED, BAD_PRICE, BAD_TIMESTAMP, DUPLICATE, BACKWARDS, LATE = range(6)
-VERDICTS = ("accepted", "bad_price", "bad_timestamp", "duplicate", "backwards", "late")
+ACCEPTED, BAD_PRICE, BAD_TIMESTAMP, DUPLICATE, BACKWARDS, LATE, FUTURE = range(7)
+VERDICTS = ("accepted", "bad_price", "bad_timestamp", "duplicate", "backwards", "late", "future")
 """What :func:`tick_verdict` says of a tick, by code: the reject reasons are these names."""
+
+DEFAULT_MAX_SKEW_NS = 5_000_000_000
+"""``[bars] max_skew``'s default: a live tick stamped more than 5 s after its receive time is
+``future``."""
+JUMP_BARS = 2
+"""A recorded tick more than this many bars ahead of the current bar is a jump, which the next
+tick of the stream confirms or refutes (:func:`tick_verdict`)."""
 
 
 @jitable
@@ -78,6 +88,10 @@ def tick_verdict(
     has_bar: bool,
     bar: int,
     bar_ns: int,
+    ts_recv: int,
+    max_skew: int,
+    has_next: bool,
+    next_ts: int,
 ) -> int:
     """The one bar rule, for a tick of a known symbol: :data:`ACCEPTED` or why not, judged in
     this order.
@@ -85,6 +99,16 @@ def tick_verdict(
     - ``BAD_PRICE``: :func:`~hedger.engine.transforms.usable_price` refuses it (``positive``:
       the symbol is a leg of a log-mode pair, so it needs prices > 0);
     - ``BAD_TIMESTAMP``: ``ts`` (ns since the epoch) <= 0;
+    - ``FUTURE``: from the future, either
+      - stamped more than ``max_skew`` ns after ``ts_recv``, its receive time (live feeds;
+        recorded files have ``ts_recv == ts``, so this never fires on them), or
+      - a jump the stream does not follow (recorded streams, which know the time of the next
+        tick, ``next_ts``, when ``has_next``): more than :data:`JUMP_BARS` bars ahead of the
+        current bar, and followed by a tick nearer the current bar than to it (at most half
+        as many bars ahead); before the first bar, a tick more than :data:`JUMP_BARS` bars
+        after the next one. Time-sorted data never goes back, so this never fires on it
+        whatever its gaps (nights, weekends, holidays, halts); a lone row stamped ahead (a
+        clock jump, a typo in the year) is followed by the stream it jumped out of;
     - ``DUPLICATE``: an exact repeat of the symbol's previous tick (``seen``: it has one, at
       ``last_ts``; ``repeat``: :func:`is_repeat` of the two), ignored and counted apart;
     - ``BACKWARDS``: older than the symbol's previous tick;
@@ -96,6 +120,15 @@ def tick_verdict(
         return BAD_PRICE
     if ts <= 0:
         return BAD_TIMESTAMP
+    if ts - ts_recv > max_skew:
+        return FUTURE
+    if has_next:
+        if has_bar:
+            jump = ts // bar_ns - bar
+            if jump > JUMP_BARS and next_ts // bar_ns - bar <= jump // 2:
+                return FUTURE
+        elif ts // bar_ns - next_ts // bar_ns > JUMP_BARS:  # the first tick: no bar to jump from
+            return FUTURE
     if seen:
         if repeat:
             return DUPLICATE
@@ -142,9 +175,15 @@ class BarBuilder:
 
     Rejects (counted in ``rejects``): ``unknown_symbol``, then :func:`tick_verdict`'s
     ``bad_price`` (NaN, inf, out of range, or <= 0 for a symbol in ``positive_symbols``),
-    ``bad_timestamp``, ``backwards`` and ``late``. Exact repeats of a symbol's previous tick
-    are ignored and counted in ``duplicates``; quotes are skipped when bars use trades and vice
-    versa.
+    ``bad_timestamp``, ``future``, ``backwards`` and ``late``. Exact repeats of a symbol's
+    previous tick are ignored and counted in ``duplicates``; quotes are skipped when bars use
+    trades and vice versa.
+
+    ``max_skew_ns``: how far a tick's ``ts_event`` may be ahead of its ``ts_recv``.
+    ``lookahead``: for recorded streams (replays): each tick is judged once the next tick of
+    another time (of a symbol the bars carry, with a time > 0) has arrived, or at
+    :meth:`flush`, so that a jump ahead that the stream does not follow is ``future``. Ticks of
+    one time wait together; live streams leave it off (no tick waits).
     """
 
     def __init__(
@@ -156,9 +195,15 @@ class BarBuilder:
         *,
         price_source: TickKind = TickKind.TRADE,
         positive_symbols: Iterable[str] = (),
+        max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
+        lookahead: bool = False,
     ) -> None:
         if bar_ns <= 0:
             raise ConfigError("bar", "must be > 0")
+        self.max_skew_ns = max_skew_ns
+        self.lookahead = lookahead
+        self._held: list[Tick] = []
+        """Lookahead: the ticks of the latest time, waiting for a tick of another time."""
         self.bar_ns = bar_ns
         self._symbols = None if symbols is None else frozenset(symbols)
         self._on_bar = on_bar
@@ -184,6 +229,20 @@ class BarBuilder:
         if tick.kind is not self._source:
             self.skipped_kind += 1
             return
+        if not self.lookahead or tick.ts_event <= 0:  # a time <= 0 is refused whatever follows
+            self._judge(tick, False, 0)
+            return
+        held = self._held
+        ts = tick.ts_event
+        if held and held[0].ts_event != ts:
+            self._held = [tick]
+            for waiting in held:
+                self._judge(waiting, True, ts)
+        else:
+            held.append(tick)
+
+    def _judge(self, tick: Tick, has_next: bool, next_ts: int) -> None:
+        symbol = tick.symbol
         price, ts = tick.price, tick.ts_event
         last = self._last.get(symbol)
         current = self._bar
@@ -198,6 +257,10 @@ class BarBuilder:
             current is not None,
             0 if current is None else current,
             self.bar_ns,
+            tick.ts_recv,
+            self.max_skew_ns,
+            has_next,
+            next_ts,
         )
         if verdict != ACCEPTED:
             self._refuse(verdict, tick, last)
@@ -222,6 +285,8 @@ class BarBuilder:
             detail["price"] = repr(tick.price)
         else:
             detail["ts"] = tick.ts_event
+        if verdict == FUTURE:
+            detail["ts_recv"] = tick.ts_recv
         if verdict == BACKWARDS and previous is not None:
             detail["previous"] = previous.ts_event
         self._rejects.add(VERDICTS[verdict], tick.venue, **detail)
@@ -233,7 +298,11 @@ class BarBuilder:
             self._bar = ts // self.bar_ns
 
     def flush(self) -> None:
-        """Close the current bar (end of a replay)."""
+        """Judge the ticks still waiting for a next one, then close the current bar (end of a
+        replay)."""
+        held, self._held = self._held, []
+        for waiting in held:
+            self._judge(waiting, False, 0)
         if self._bar is not None and self._ticked:
             self._close()
 

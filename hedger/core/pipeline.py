@@ -16,7 +16,7 @@ import numpy as np
 
 from hedger.core.actors import PairActor, PairSpec
 from hedger.core.bar_kernel import CompiledBars
-from hedger.core.bars import BarBuilder, BarHandler, LegPrice
+from hedger.core.bars import DEFAULT_MAX_SKEW_NS, BarBuilder, BarHandler, LegPrice
 from hedger.core.events import Event
 from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
@@ -52,6 +52,10 @@ class Pipeline:
         positive_symbols: symbols whose prices must be > 0 besides the legs of log-mode pairs
             (those of a log-mode matrix).
         failures: where contained failures of actors and bar listeners are counted.
+        max_skew_ns: a tick stamped more than this after its receive time is ``future``.
+        lookahead: the ticks are recorded (a replay): a jump ahead that the stream does not
+            follow is ``future`` (see :func:`~hedger.core.bars.tick_verdict`); each tick waits
+            for the next tick of another time. Live pipelines leave it off.
     """
 
     def __init__(
@@ -66,6 +70,8 @@ class Pipeline:
         symbols: Sequence[str] = (),
         positive_symbols: Sequence[str] = (),
         failures: Failures | None = None,
+        max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
+        lookahead: bool = False,
     ) -> None:
         if not pairs and not symbols:
             raise ConfigError("pairs", "at least one pair is needed")
@@ -103,6 +109,8 @@ class Pipeline:
             rejects,
             price_source=price_source,
             positive_symbols=self.positive_symbols,
+            max_skew_ns=max_skew_ns,
+            lookahead=lookahead,
         )
         self._compiled: CompiledBars | None = None
 
@@ -120,8 +128,14 @@ class Pipeline:
         if self._compiled is None:
             if self.stats.ticks_in:
                 raise RuntimeError("this pipeline already takes ticks one by one")
+            bars = self.bars
             self._compiled = CompiledBars(
-                self.symbols, self.bars.bar_ns, self.on_bar_close, self.positive_symbols
+                self.symbols,
+                bars.bar_ns,
+                self.on_bar_close,
+                self.positive_symbols,
+                bars.max_skew_ns,
+                bars.lookahead,
             )
             self._source = source
         self.stats.ticks_in += int(np.count_nonzero(columns.ok))

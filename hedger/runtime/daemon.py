@@ -99,6 +99,7 @@ class Daemon(Lifecycle):
                 else ()
             ),
             failures=self.failures,
+            max_skew_ns=bars.max_skew_ns,
         )
         self.matrix: MatrixActor | None = None
         if config.matrix is not None:

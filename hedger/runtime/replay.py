@@ -15,6 +15,7 @@ import numpy as np
 from feeds.files.compiled import OK, STATUS_REASONS, fast_path_unit, read_tick_blocks
 from feeds.files.readers import file_layout, read_ticks
 from hedger.config.pipeline import PipelineConfig
+from hedger.core.bars import FUTURE, tick_verdict
 from hedger.core.events import Event, encode
 from hedger.core.failures import Failures
 from hedger.core.pipeline import Pipeline
@@ -49,12 +50,59 @@ Progress = Callable[[int, int, float], None]
 """Called now and then with (ticks so far, events so far, seconds so far)."""
 
 
-def merged_ticks(paths: Sequence[Path], rejects: Rejects, ts_unit: str) -> Iterator[Tick]:
-    """The ticks of every file in event-time order; ties keep the order of the files."""
+def merged_ticks(
+    paths: Sequence[Path], rejects: Rejects, ts_unit: str, bar_ns: int | None = None
+) -> Iterator[Tick]:
+    """The ticks of every file in event-time order; ties keep the order of the files.
+
+    ``bar_ns``: with several files, each file's rows from the future (the bar rule's jump
+    test, :func:`~hedger.core.bars.tick_verdict`, on the file alone) are counted as ``future``
+    and dropped before the merge, which orders files by their next row: a row in 2100 would
+    otherwise hold its file's later rows back until every other file had passed them."""
     streams = [read_ticks(path, rejects, ts_unit=ts_unit) for path in paths]
     if len(streams) == 1:
         return streams[0]
+    if bar_ns is not None:
+        streams = [
+            _without_future_rows(stream, bar_ns, rejects, str(path))
+            for stream, path in zip(streams, paths, strict=True)
+        ]
     return heapq.merge(*streams, key=lambda tick: tick.ts_event)
+
+
+def _without_future_rows(
+    ticks: Iterator[Tick], bar_ns: int, rejects: Rejects, source: str
+) -> Iterator[Tick]:
+    """``ticks`` of one file without the rows the jump test calls future, judged against the
+    bar of the file's last row let through, with the next row of another time (the same
+    lookahead as :class:`~hedger.core.bars.BarBuilder`'s); the other tests are left to the
+    bars."""
+    bar: int | None = None
+    held: list[Tick] = []
+
+    def judged(waiting: list[Tick], has_next: bool, next_ts: int) -> Iterator[Tick]:
+        nonlocal bar
+        for tick in waiting:
+            ts = tick.ts_event
+            verdict = tick_verdict(
+                1.0, ts, False, False, 0, False, bar is not None, bar or 0, bar_ns,
+                ts, 0, has_next, next_ts,
+            )  # fmt: skip
+            if verdict == FUTURE:
+                rejects.add("future", source, symbol=tick.symbol, ts=ts)
+                continue
+            bar = ts // bar_ns if bar is None else max(bar, ts // bar_ns)
+            yield tick
+
+    for tick in ticks:
+        if tick.ts_event <= 0:  # refused by the bars whatever follows
+            yield tick
+        elif held and held[0].ts_event != tick.ts_event:
+            yield from judged(held, True, tick.ts_event)
+            held = [tick]
+        else:
+            held.append(tick)
+    yield from judged(held, False, 0)
 
 
 def replay(
@@ -95,6 +143,8 @@ def replay(
         rejects,
         price_source=config.bars.source,
         failures=Failures(logger),
+        max_skew_ns=config.bars.max_skew_ns,
+        lookahead=True,  # recorded rows: a jump the stream does not follow is `future`
     )
     unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
     if compiled and unit is None:
@@ -106,7 +156,7 @@ def replay(
     ticks = 0
     first_ts: int | None = None
     on_tick = pipeline.on_tick
-    for tick in merged_ticks(paths, rejects, ts_unit):
+    for tick in merged_ticks(paths, rejects, ts_unit, config.bars.length_ns):
         if speed is not None:
             if first_ts is None:
                 first_ts = tick.ts_event
