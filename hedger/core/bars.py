@@ -145,6 +145,12 @@ class BarBuilder:
     ``bad_timestamp``, ``backwards`` and ``late``. Exact repeats of a symbol's previous tick
     are ignored and counted in ``duplicates``; quotes are skipped when bars use trades and vice
     versa.
+
+    ``clocked`` (the daemon's wall-clock mode; set it before the first tick): a clock closes
+    bars through :meth:`close_until`, so a tick of a later bar does not close the current
+    one: it is held, and enters its bar once the clock has closed the bars before it. A
+    lagging feed's tick of the current bar is then still taken until the clock closes it
+    (bar end + grace). Off (replays), the first tick of a later bar closes the current one.
     """
 
     def __init__(
@@ -170,6 +176,9 @@ class BarBuilder:
         self._ticked: set[str] = set()
         self._last: dict[str, Tick] = {}
         """Each symbol's last accepted tick."""
+        self.clocked = False
+        self._held: list[Tick] = []
+        """Clocked: accepted ticks of bars after the current one, in arrival order."""
         self.duplicates = 0
         self.skipped_kind = 0
         self.bars_closed = 0
@@ -203,15 +212,18 @@ class BarBuilder:
             self._refuse(verdict, tick, last)
             return
         bar = ts // self.bar_ns
+        self._last[symbol] = tick
+        self.ticks_accepted += 1
         if current is None:
             self._bar = bar
         elif bar > current:
+            if self.clocked:
+                self._held.append(tick)
+                return
             self._close()
             self._bar = bar
-        self._last[symbol] = tick
         self._prices[symbol] = LegPrice(price, ts, True)
         self._ticked.add(symbol)
-        self.ticks_accepted += 1
 
     def _refuse(self, verdict: int, tick: Tick, previous: Tick | None) -> None:
         if verdict == DUPLICATE:
@@ -227,15 +239,36 @@ class BarBuilder:
         self._rejects.add(VERDICTS[verdict], tick.venue, **detail)
 
     def close_until(self, ts: int) -> None:
-        """Close the current bar if ``ts`` (a clock's now, ns) is at or past its end."""
-        if self._bar is not None and ts >= (self._bar + 1) * self.bar_ns:
+        """Close every bar that ends at or before ``ts`` (a clock's now, ns); held ticks
+        (``clocked``) enter their bars as those become current."""
+        bar_ns = self.bar_ns
+        if self._bar is None and self.clocked:
+            self._bar = ts // bar_ns  # the clock's open bar: earlier ticks are late
+        while self._bar is not None and ts >= (self._bar + 1) * bar_ns:
             self._close()
-            self._bar = ts // self.bar_ns
+            self._bar = ts // bar_ns
+            if self._held:
+                self._bar = min(self._bar, min(t.ts_event for t in self._held) // bar_ns)
+                self._take_held()
 
     def flush(self) -> None:
-        """Close the current bar (end of a replay)."""
+        """Close the current bar (end of a replay), and the bars of held ticks."""
+        if self._held:
+            last = max(tick.ts_event for tick in self._held)
+            self.close_until(last // self.bar_ns * self.bar_ns)
         if self._bar is not None and self._ticked:
             self._close()
+
+    def _take_held(self) -> None:
+        """Held ticks of the (new) current bar enter it; later ones stay held."""
+        bar, bar_ns, kept = self._bar, self.bar_ns, []
+        for tick in self._held:
+            if tick.ts_event // bar_ns == bar:
+                self._prices[tick.symbol] = LegPrice(tick.price, tick.ts_event, True)
+                self._ticked.add(tick.symbol)
+            else:
+                kept.append(tick)
+        self._held = kept
 
     def _close(self) -> None:
         if not self._ticked:

@@ -120,6 +120,7 @@ class Daemon(Lifecycle):
             raise ValueError(f"{len(feeds)} feeds given for {len(config.feeds)} configured")
         self.feeds = list(feeds)
         self.wall_clock = any(settings.kind != "file" for settings in config.feeds)
+        self.pipeline.bars.clocked = self.wall_clock
         self._started_mono_ns = self.clock.monotonic_ns()
         self.feed_errors: Counter[str] = Counter()
         self._feeds_running = len(self.feeds)
@@ -338,6 +339,7 @@ class Daemon(Lifecycle):
         bar_ns = self.config.pipeline.bars.length_ns
         grace = self.config.bar_grace_ns
         clock = self.clock
+        await self.queue.put(_BarTime(clock.time_ns() - grace))  # the clock's open bar
         while True:
             next_close = (clock.time_ns() - grace) // bar_ns * bar_ns + bar_ns + grace
             await clock.sleep_until_ns(next_close)
