@@ -18,9 +18,10 @@ time paces the metrics and measures uptime and the shutdown timeout. Tests pass 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any
 
 from feeds.protocol import Feed
@@ -51,6 +52,11 @@ _STOP = object()
 
 STALL_INTERVALS = 3
 """A live feed that has delivered no tick for this many metrics intervals is stalled."""
+
+SHUTDOWN_SHARE = 0.7
+"""The share of ``shutdown_timeout`` the daemon's own shutdown (queued ticks, the open bar,
+draining, closing the bridges) may take; the rest is left to the process (the CLI ends what
+is left behind, then exits), so that the whole exit fits in ``shutdown_timeout``."""
 
 FEED_BACKOFF = Backoff(initial=0.5, maximum=30.0)
 """The delays before a live feed that failed or ended is started again (on the clock)."""
@@ -245,39 +251,76 @@ class Daemon(Lifecycle):
             bridges=[bridge.name for bridge in self.bridges],
             clock="wall" if self.wall_clock else "data",
         )
-        async with asyncio.TaskGroup() as group:
-            bridge_tasks = [
-                group.create_task(bridge.run(), name=f"bridge-{bridge.name}")
-                for bridge in self.bridges
-            ]
-            core = group.create_task(self._core(), name="core")
-            feed_tasks = [
-                group.create_task(self._feed(i), name=f"feed-{i}") for i in range(len(self.feeds))
-            ]
-            side = [group.create_task(self._metrics(), name="metrics")]
-            if self.refitter is not None:
-                side.append(group.create_task(self.refitter.run(), name="refit"))
-            if self.wall_clock:
-                side.append(group.create_task(self._close_bars(), name="bar-clock"))
-            self._set_state(State.RUNNING)
-            self._running.set()
-            self._publish_status()
-            await stop.wait()
-            self._set_state(State.STOPPING)
-            self.log.info("stopping")
-            for task in feed_tasks + side:
-                task.cancel()
-            await self.queue.put(_STOP)
-            await core
+        # what listens is bound first: a port in use ends the run before anything started
+        for bridge in self.bridges:
+            begin = getattr(bridge, "start", None)
+            if begin is not None and inspect.iscoroutinefunction(begin):
+                await begin()
+        tasks: list[asyncio.Task[Any]] = []
+
+        def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+            task = asyncio.create_task(work, name=name)
+            tasks.append(task)
+            return task
+
+        bridge_tasks = [spawn(bridge.run(), f"bridge-{bridge.name}") for bridge in self.bridges]
+        core = spawn(self._core(), "core")
+        feed_tasks = [spawn(self._feed(i), f"feed-{i}") for i in range(len(self.feeds))]
+        side = [spawn(self._metrics(), "metrics")]
+        if self.refitter is not None:
+            side.append(spawn(self.refitter.run(), "refit"))
+        if self.wall_clock:
+            side.append(spawn(self._close_bars(), "bar-clock"))
+        self._set_state(State.RUNNING)
+        self._running.set()
+        self._publish_status()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopping, core, *bridge_tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        ended = [t for t in (core, *bridge_tasks) if t.done() and not t.cancelled()]
+        failure = next((e for t in ended if (e := t.exception()) is not None), None)
+        if ended and failure is None:
+            failure = RuntimeError(f"{ended[0].get_name()} ended on its own")
+        self._set_state(State.STOPPING)
+        self.log.info("stopping", **({"error": str(failure)} if failure else {}))
+        # one deadline for the whole shutdown, on the clock: nothing waits past it
+        budget_s = self.config.shutdown_timeout_s * SHUTDOWN_SHARE
+        deadline = self.clock.monotonic_ns() + round(budget_s * 1e9)
+        for task in feed_tasks + side:
+            task.cancel()
+        if failure is None:
+            await self._within(deadline, self._finish_core(core))
             self.bus.publish_metrics(self.metrics())
-            await self._drain()
-            for task in bridge_tasks:
-                task.cancel()
-        await self._close_bridges()
+            await self._drain(deadline)
+        for task in bridge_tasks:
+            task.cancel()
+        await self._close_bridges(deadline)
+        stuck = [t.get_name() for t in tasks if not t.done()]
+        if stuck:
+            await self._within(deadline, asyncio.wait(tasks))
+            stuck = [t.get_name() for t in tasks if not t.done()]
+        if stuck:  # left behind: a task that ignores cancelling must not hold the exit
+            self.log.warning("stuck at shutdown", tasks=stuck)
         self._set_state(State.STOPPED)
         self.log.info(
-            "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
+            "stopped",
+            shutdown_s=round((self.clock.monotonic_ns() - deadline) / 1e9 + budget_s, 3),
+            **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"},
         )
+        if failure is not None:
+            raise failure
+
+    def _left_s(self, deadline: int) -> float:
+        return max(0.0, (deadline - self.clock.monotonic_ns()) / 1e9)
+
+    async def _within(self, deadline: int, work: Awaitable[Any]) -> tuple[bool, Any]:
+        """Await ``work`` until ``deadline`` (monotonic ns on the clock), else cancel it."""
+        return await self.clock.within(self._left_s(deadline), work)
+
+    async def _finish_core(self, core: asyncio.Task[None]) -> None:
+        """The ticks already queued are processed and the open bar closed."""
+        await self.queue.put(_STOP)
+        await core
 
     def feed_up(self, index: int) -> bool:
         """Whether feed ``index`` is serving: entered and iterating, its connection (if it
@@ -354,26 +397,30 @@ class Daemon(Lifecycle):
         if self._runner is not None:
             await asyncio.shield(self._runner)
 
-    async def _drain(self) -> None:
-        """Let the bridges deliver what is waiting, within the shutdown timeout on the clock."""
-        timeout = self.config.shutdown_timeout_s
+    async def _drain(self, deadline: int) -> None:
+        """Let the bridges deliver what is waiting, until ``deadline`` (monotonic ns)."""
+        timeout = self._left_s(deadline)
         drains = asyncio.gather(*(bridge.drain(timeout) for bridge in self.bridges))
-        in_time, drained = await self.clock.within(timeout, drains)
+        in_time, drained = await self._within(deadline, drains)
         for i, bridge in enumerate(self.bridges):
             if not (in_time and drained is not None and drained[i]):
-                self.log.warning(
-                    "undelivered at shutdown", bridge=bridge.name, left=len(bridge.outbox)
-                )
+                # what is still queued anywhere in the bridge (a WebSocket bridge's client
+                # queues too), not only its outbox
+                left = bridge.metrics().get("queued", len(bridge.outbox))
+                self.log.warning("undelivered at shutdown", bridge=bridge.name, left=int(left))
 
-    async def _close_bridges(self) -> None:
+    async def _close_bridges(self, deadline: int) -> None:
         for bridge in self.bridges:
             close = getattr(bridge, "close", None)
             if close is None:
                 continue
             try:
-                await self.clock.within(self.config.shutdown_timeout_s, close())
+                closed, _ = await self._within(deadline, close())
             except Exception as exc:
                 self.log.warning("bridge close failed", bridge=bridge.name, error=repr(exc))
+                continue
+            if not closed:
+                self.log.warning("bridge not closed by the shutdown deadline", bridge=bridge.name)
 
     async def _feed(self, index: int) -> None:
         """Run feed ``index`` into the tick queue. A live feed that fails or ends is started
