@@ -1,8 +1,9 @@
 """Time bars closed on event time, and the synchronised observation each pair gets.
 
 Bar ``k`` of length ``B`` covers event times ``[k B, (k+1) B)`` and closes at ``(k+1) B``. A
-bar closes when the first tick of a later bar arrives (or at the end of a replay, or on the
-daemon's clock). At a close, the last price of each symbol in that bar is its bar price; a
+bar closes when the first tick of a later bar arrives (or at the end of a replay); in the
+daemon's wall-clock mode (``clocked``) only on the clock, a tick of a later bar waiting. At
+a close, the last price of each symbol in that bar is its bar price; a
 symbol that did not tick keeps its earlier price with that price's age. Bars in which none of a
 pair's legs ticked produce nothing for it (no events across a night or a weekend).
 """

@@ -5,12 +5,19 @@ feeds and bridges each run in their own tasks, so a slow consumer never blocks t
 bar clock is the wall clock for live feeds and the data itself for recorded files, exactly as
 in a replay.
 
+Start-up: bridges that listen (the WebSocket server) are bound before anything else starts,
+so a port in use ends the run at once with a :class:`~hedger.errors.TransportError`.
+
 Shutdown (SIGTERM or SIGINT request it): the feeds stop, the ticks already queued are
-processed, the open bar is closed and its events published, the bridges drain within the
-configured timeout, and the MQTT bridge publishes ``offline`` before it disconnects.
+processed, the open bar is closed and its events published, the bridges drain and close, and
+the MQTT bridge publishes ``offline`` before it disconnects; all of it against one deadline,
+:data:`SHUTDOWN_SHARE` of ``shutdown_timeout`` on the clock. A task that ignores its cancel
+(a client library mid-connect) is logged and left behind rather than waited for. A bridge
+task or the core that ends while running ends the run the same way, and its error is raised.
 
 Time comes only from the injected :class:`~hedger.runtime.clock.Clock`: its wall time closes
-bars (after ``bar_grace``, so that a tick a little late still lands in its bar), its monotonic
+bars (after ``bar_grace``, so that a tick a little late still lands in its bar: the bar
+builder is ``clocked``, a tick of the next bar does not close the current one), its monotonic
 time paces the metrics and measures uptime and the shutdown timeout. Tests pass a
 :class:`~hedger.runtime.clock.TestClock` and advance it.
 """
