@@ -52,6 +52,7 @@ port = {port}
 """
 
 
+@pytest.mark.slow
 def test_a_websocket_port_in_use_is_one_line_and_exit_1_every_time(
     mosquitto: MosquittoBroker, tmp_path: Path
 ) -> None:
@@ -115,6 +116,7 @@ def ws_queued(port: int) -> float:
     return 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 async def test_a_stuck_websocket_client_does_not_hold_the_shutdown(
     tmp_path: Path, daemons: list[DaemonProcess], sig: int
