@@ -226,6 +226,10 @@ class ReconnectingStream(Lifecycle, Generic[T]):
             self._set_state(State.STOPPED)
 
     def _end(self) -> None:
+        # The marker only wakes a consumer waiting on an empty queue (where it always fits);
+        # on a full queue the consumer is not waiting, and :meth:`_items` ends on ``_ended``
+        # once it has taken what is buffered, so the end is never lost (tested on a full
+        # queue in tests/test_feeds_websocket.py).
         self._ended = True
         with contextlib.suppress(asyncio.QueueFull):
             self._queue.put_nowait(None)

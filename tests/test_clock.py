@@ -20,7 +20,7 @@ from hedger.core.lifecycle import State
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
 from hedger.runtime.clock import LiveClock, TestClock
-from hedger.runtime.daemon import Daemon
+from hedger.runtime.daemon import SHUTDOWN_SHARE, Daemon
 from tests.test_refit import RecordingLogger
 from tests.waiting import eventually
 
@@ -254,7 +254,7 @@ async def test_shutdown_closes_the_open_bar_and_drains_within_the_timeout_on_the
     assert run.task is not None
     run.stop.set()
     await eventually(lambda: stuck.draining, what="drain started")
-    deadline = T0 + 3 * S
+    deadline = T0 + round(3 * SHUTDOWN_SHARE * S)  # the daemon's share of the 3 s
     assert run.clock.pending() == [deadline]
     # the open bar was closed at stop and its events handed to the bridge
     assert [ts for ts, _ in run.bars] == [T0 + S]

@@ -133,3 +133,35 @@ def test_backoff_grows_and_caps() -> None:
     assert [backoff.delay(a, rng) for a in range(6)] == [0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
     jittered = Backoff(initial=1.0, jitter=0.5)
     assert all(0.5 <= jittered.delay(0, rng) <= 1.0 for _ in range(100))
+
+
+async def test_the_end_of_the_stream_is_not_lost_on_a_full_queue() -> None:
+    """The venue sends more than the queue holds; the feed is closed (and, in the second
+    round, fails) while the queue is full: the consumer gets what was buffered, then the end
+    (or the error), instead of waiting for a marker that had no room."""
+
+    async def handler(ws: ServerConnection) -> None:
+        await ws.recv()
+        for i in range(10):
+            await ws.send(f"A {i + 1}.0")
+        await ws.send("boom")
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        for closed_by_consumer in (True, False):
+            feed = WebSocketFeed(f"ws://127.0.0.1:{port}", EchoVenue(), queue_size=3)
+            got: list[float] = []
+            async with asyncio.timeout(10), feed:
+                queue = feed._queue
+                await eventually(queue.full, what="queue full")
+                if closed_by_consumer:
+                    await feed.close()
+                    async for tick in feed:
+                        got.append(tick.price)
+                    assert got == [1.0, 2.0, 3.0]
+                else:
+                    with pytest.raises(RuntimeError, match="adapter bug"):
+                        async for tick in feed:
+                            got.append(tick.price)
+                    assert got == [float(i + 1) for i in range(10)]

@@ -1,13 +1,13 @@
 """Time bars closed on event time, and the synchronised observation each pair gets.
 
 Bar ``k`` of length ``B`` covers event times ``[k B, (k+1) B)`` and closes at ``(k+1) B``. A
-bar closes when the first tick of a later bar arrives (or at the end of a replay, or on the
-daemon's clock). A tick from the future never opens a bar (``future``, see
-:func:`tick_verdict`): one stamped more than ``max_skew`` after it was received, and, in a
-replay, one far ahead of the stream that the stream does not follow. At a close, the last
-price of each symbol in that bar is its bar price; a symbol that did not tick keeps its earlier
-price with that price's age. Bars in which none of a pair's legs ticked produce nothing for it
-(no events across a night or a weekend).
+bar closes when the first tick of a later bar arrives (or at the end of a replay); in the
+daemon's wall-clock mode (``clocked``) only on the clock, a tick of a later bar waiting. A tick
+from the future never opens a bar (``future``, see :func:`tick_verdict`): one stamped more
+than ``max_skew`` after it was received, and, in a replay, one far ahead of the stream that
+the stream does not follow. At a close, the last price of each symbol in that bar is its bar
+price; a symbol that did not tick keeps its earlier price with that price's age. Bars in which
+none of a pair's legs ticked produce nothing for it (no events across a night or a weekend).
 """
 
 from __future__ import annotations
@@ -184,6 +184,12 @@ class BarBuilder:
     another time (of a symbol the bars carry, with a time > 0) has arrived, or at
     :meth:`flush`, so that a jump ahead that the stream does not follow is ``future``. Ticks of
     one time wait together; live streams leave it off (no tick waits).
+
+    ``clocked`` (the daemon's wall-clock mode; set it before the first tick): a clock closes
+    bars through :meth:`close_until`, so a tick of a later bar does not close the current
+    one: it is held, and enters its bar once the clock has closed the bars before it. A
+    lagging feed's tick of the current bar is then still taken until the clock closes it
+    (bar end + grace). Off (replays), the first tick of a later bar closes the current one.
     """
 
     def __init__(
@@ -202,8 +208,11 @@ class BarBuilder:
             raise ConfigError("bar", "must be > 0")
         self.max_skew_ns = max_skew_ns
         self.lookahead = lookahead
-        self._held: list[Tick] = []
+        self._waiting: list[Tick] = []
         """Lookahead: the ticks of the latest time, waiting for a tick of another time."""
+        self.clocked = False
+        self._held: list[Tick] = []
+        """Clocked: accepted ticks of bars after the current one, in arrival order."""
         self.bar_ns = bar_ns
         self._symbols = None if symbols is None else frozenset(symbols)
         self._on_bar = on_bar
@@ -232,14 +241,14 @@ class BarBuilder:
         if not self.lookahead or tick.ts_event <= 0:  # a time <= 0 is refused whatever follows
             self._judge(tick, False, 0)
             return
-        held = self._held
+        waiting = self._waiting
         ts = tick.ts_event
-        if held and held[0].ts_event != ts:
-            self._held = [tick]
-            for waiting in held:
-                self._judge(waiting, True, ts)
+        if waiting and waiting[0].ts_event != ts:
+            self._waiting = [tick]
+            for earlier in waiting:
+                self._judge(earlier, True, ts)
         else:
-            held.append(tick)
+            waiting.append(tick)
 
     def _judge(self, tick: Tick, has_next: bool, next_ts: int) -> None:
         symbol = tick.symbol
@@ -266,15 +275,18 @@ class BarBuilder:
             self._refuse(verdict, tick, last)
             return
         bar = ts // self.bar_ns
+        self._last[symbol] = tick
+        self.ticks_accepted += 1
         if current is None:
             self._bar = bar
         elif bar > current:
+            if self.clocked:
+                self._held.append(tick)
+                return
             self._close()
             self._bar = bar
-        self._last[symbol] = tick
         self._prices[symbol] = LegPrice(price, ts, True)
         self._ticked.add(symbol)
-        self.ticks_accepted += 1
 
     def _refuse(self, verdict: int, tick: Tick, previous: Tick | None) -> None:
         if verdict == DUPLICATE:
@@ -292,19 +304,40 @@ class BarBuilder:
         self._rejects.add(VERDICTS[verdict], tick.venue, **detail)
 
     def close_until(self, ts: int) -> None:
-        """Close the current bar if ``ts`` (a clock's now, ns) is at or past its end."""
-        if self._bar is not None and ts >= (self._bar + 1) * self.bar_ns:
+        """Close every bar that ends at or before ``ts`` (a clock's now, ns); held ticks
+        (``clocked``) enter their bars as those become current."""
+        bar_ns = self.bar_ns
+        if self._bar is None and self.clocked:
+            self._bar = ts // bar_ns  # the clock's open bar: earlier ticks are late
+        while self._bar is not None and ts >= (self._bar + 1) * bar_ns:
             self._close()
-            self._bar = ts // self.bar_ns
+            self._bar = ts // bar_ns
+            if self._held:
+                self._bar = min(self._bar, min(t.ts_event for t in self._held) // bar_ns)
+                self._take_held()
 
     def flush(self) -> None:
-        """Judge the ticks still waiting for a next one, then close the current bar (end of a
-        replay)."""
-        held, self._held = self._held, []
-        for waiting in held:
-            self._judge(waiting, False, 0)
+        """Judge the ticks still waiting for a next one (lookahead), then close the current bar
+        and the bars of held ticks (``clocked``): the end of a replay, or of a daemon."""
+        waiting, self._waiting = self._waiting, []
+        for tick in waiting:
+            self._judge(tick, False, 0)
+        if self._held:
+            last = max(tick.ts_event for tick in self._held)
+            self.close_until(last // self.bar_ns * self.bar_ns)
         if self._bar is not None and self._ticked:
             self._close()
+
+    def _take_held(self) -> None:
+        """Held ticks of the (new) current bar enter it; later ones stay held."""
+        bar, bar_ns, kept = self._bar, self.bar_ns, []
+        for tick in self._held:
+            if tick.ts_event // bar_ns == bar:
+                self._prices[tick.symbol] = LegPrice(tick.price, tick.ts_event, True)
+                self._ticked.add(tick.symbol)
+            else:
+                kept.append(tick)
+        self._held = kept
 
     def _close(self) -> None:
         if not self._ticked:

@@ -5,12 +5,19 @@ feeds and bridges each run in their own tasks, so a slow consumer never blocks t
 bar clock is the wall clock for live feeds and the data itself for recorded files, exactly as
 in a replay.
 
+Start-up: bridges that listen (the WebSocket server) are bound before anything else starts,
+so a port in use ends the run at once with a :class:`~hedger.errors.TransportError`.
+
 Shutdown (SIGTERM or SIGINT request it): the feeds stop, the ticks already queued are
-processed, the open bar is closed and its events published, the bridges drain within the
-configured timeout, and the MQTT bridge publishes ``offline`` before it disconnects.
+processed, the open bar is closed and its events published, the bridges drain and close, and
+the MQTT bridge publishes ``offline`` before it disconnects; all of it against one deadline,
+:data:`SHUTDOWN_SHARE` of ``shutdown_timeout`` on the clock. A task that ignores its cancel
+(a client library mid-connect) is logged and left behind rather than waited for. A bridge
+task or the core that ends while running ends the run the same way, and its error is raised.
 
 Time comes only from the injected :class:`~hedger.runtime.clock.Clock`: its wall time closes
-bars (after ``bar_grace``, so that a tick a little late still lands in its bar), its monotonic
+bars (after ``bar_grace``, so that a tick a little late still lands in its bar: the bar
+builder is ``clocked``, a tick of the next bar does not close the current one), its monotonic
 time paces the metrics and measures uptime and the shutdown timeout. Tests pass a
 :class:`~hedger.runtime.clock.TestClock` and advance it.
 """
@@ -18,11 +25,14 @@ time paces the metrics and measures uptime and the shutdown timeout. Tests pass 
 from __future__ import annotations
 
 import asyncio
+import inspect
+import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Awaitable, Coroutine, Sequence
 from typing import Any
 
 from feeds.protocol import Feed
+from feeds.reconnect import Backoff
 from hedger.config.daemon import DaemonConfig
 from hedger.core.bus import Bridge, Bus
 from hedger.core.failures import Failures
@@ -47,6 +57,17 @@ class _BarTime:
 
 _STOP = object()
 
+STALL_INTERVALS = 3
+"""A live feed that has delivered no tick for this many metrics intervals is stalled."""
+
+SHUTDOWN_SHARE = 0.7
+"""The share of ``shutdown_timeout`` the daemon's own shutdown (queued ticks, the open bar,
+draining, closing the bridges) may take; the rest is left to the process (the CLI ends what
+is left behind, then exits), so that the whole exit fits in ``shutdown_timeout``."""
+
+FEED_BACKOFF = Backoff(initial=0.5, maximum=30.0)
+"""The delays before a live feed that failed or ended is started again (on the clock)."""
+
 
 class Daemon(Lifecycle):
     """One daemon's components and counters, with the lifecycle feeds and bridges have
@@ -60,7 +81,15 @@ class Daemon(Lifecycle):
     ``clock``: where all time comes from (the host's, :class:`LiveClock`, if None).
     ``feeds``: feeds to run instead of those the configuration builds, one per configured
     feed and of its kind (which still names it and picks the bar clock): for tests and
-    programs that embed the daemon.
+    programs that embed the daemon. A live feed that fails or ends is started again after a
+    :data:`FEED_BACKOFF` delay: a configured one is built again, a given one entered again.
+
+    Health: a live feed is down while it has failed or ended (until restarted), while its
+    connection is being retried (``DEGRADED``), or once stalled (no tick for
+    :data:`STALL_INTERVALS` metrics intervals). The retained status is ``online``, or
+    ``degraded: <names>`` naming the feeds down (and bridges that cannot serve); metrics carry
+    ``feed_up_<name>`` (1 or 0) and ``feed_errors_<name>`` (failures and ends), feeds named
+    by kind (``kind-i`` when a kind repeats).
     """
 
     def __init__(
@@ -115,14 +144,29 @@ class Daemon(Lifecycle):
             self.refitter = Refitter(config.refit, logger)
             self.refitter.attach(self.pipeline.actors)
         self.queue: asyncio.Queue[Tick | _BarTime | object] = asyncio.Queue(config.tick_queue)
+        given = feeds is not None
         if feeds is None:
             feeds = [build_feed(settings, logger, self.clock) for settings in config.feeds]
         elif len(feeds) != len(config.feeds):
             raise ValueError(f"{len(feeds)} feeds given for {len(config.feeds)} configured")
         self.feeds = list(feeds)
-        self.wall_clock = any(settings.kind != "file" for settings in config.feeds)
+        self._given_feeds = given
+        kinds = [settings.kind for settings in config.feeds]
+        self.feed_names = [
+            kind if kinds.count(kind) == 1 else f"{kind}-{i}" for i, kind in enumerate(kinds)
+        ]
+        self.wall_clock = any(kind != "file" for kind in kinds)
+        self.pipeline.bars.clocked = self.wall_clock
         self._started_mono_ns = self.clock.monotonic_ns()
         self.feed_errors: Counter[str] = Counter()
+        """Failures and ends of each live feed (by name); a recorded file's end is not one."""
+        self._feed_live = [True] * len(self.feeds)
+        """Whether each feed is serving: not failed or ended, and a restarted one has ticked."""
+        self._last_tick_mono = [self._started_mono_ns] * len(self.feeds)
+        self._finished: set[int] = set()
+        """Feeds of recorded data that ended cleanly (not down: their data is all in)."""
+        self._status: str | None = None
+        self._rng = random.Random(0)
         self._feeds_running = len(self.feeds)
 
     def add_bridge(self, bridge: Bridge) -> None:
@@ -195,6 +239,9 @@ class Daemon(Lifecycle):
             values.update(self.refitter.metrics())
         for reason, count in self.rejects.counts.items():
             values[f"rejected_{reason}"] = count
+        for i, name in enumerate(self.feed_names):
+            values[f"feed_up_{name}"] = 1 if self.feed_up(i) else 0
+            values[f"feed_errors_{name}"] = self.feed_errors[name]
         for feed in self.feeds:
             for reason, count in feed.rejects.counts.items():
                 values[f"rejected_{reason}"] = values.get(f"rejected_{reason}", 0) + count
@@ -218,53 +265,133 @@ class Daemon(Lifecycle):
             bridges=[bridge.name for bridge in self.bridges],
             clock="wall" if self.wall_clock else "data",
         )
-        async with asyncio.TaskGroup() as group:
-            bridge_tasks = [
-                group.create_task(bridge.run(), name=f"bridge-{bridge.name}")
-                for bridge in self.bridges
-            ]
-            core = group.create_task(self._core(), name="core")
-            feed_tasks = [
-                group.create_task(self._feed(i), name=f"feed-{i}") for i in range(len(self.feeds))
-            ]
-            side = [group.create_task(self._metrics(), name="metrics")]
-            if self.refitter is not None:
-                side.append(group.create_task(self.refitter.run(), name="refit"))
-            if self.wall_clock:
-                side.append(group.create_task(self._close_bars(), name="bar-clock"))
-            self._set_state(State.RUNNING)
-            self._running.set()
-            await stop.wait()
-            self._set_state(State.STOPPING)
-            self.log.info("stopping")
-            for task in feed_tasks + side:
-                task.cancel()
-            await self.queue.put(_STOP)
-            await core
+        # what listens is bound first: a port in use ends the run before anything started
+        for bridge in self.bridges:
+            begin = getattr(bridge, "start", None)
+            if begin is not None and inspect.iscoroutinefunction(begin):
+                await begin()
+        tasks: list[asyncio.Task[Any]] = []
+
+        def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+            task = asyncio.create_task(work, name=name)
+            tasks.append(task)
+            return task
+
+        bridge_tasks = [spawn(bridge.run(), f"bridge-{bridge.name}") for bridge in self.bridges]
+        core = spawn(self._core(), "core")
+        feed_tasks = [spawn(self._feed(i), f"feed-{i}") for i in range(len(self.feeds))]
+        side = [spawn(self._metrics(), "metrics")]
+        if self.refitter is not None:
+            side.append(spawn(self.refitter.run(), "refit"))
+        if self.wall_clock:
+            side.append(spawn(self._close_bars(), "bar-clock"))
+        self._set_state(State.RUNNING)
+        self._running.set()
+        self._publish_status()
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait([stopping, core, *bridge_tasks], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        ended = [t for t in (core, *bridge_tasks) if t.done() and not t.cancelled()]
+        failure = next((e for t in ended if (e := t.exception()) is not None), None)
+        if ended and failure is None:
+            failure = RuntimeError(f"{ended[0].get_name()} ended on its own")
+        self._set_state(State.STOPPING)
+        self.log.info("stopping", **({"error": str(failure)} if failure else {}))
+        # one deadline for the whole shutdown, on the clock: nothing waits past it
+        budget_s = self.config.shutdown_timeout_s * SHUTDOWN_SHARE
+        deadline = self.clock.monotonic_ns() + round(budget_s * 1e9)
+        for task in feed_tasks + side:
+            task.cancel()
+        if failure is None:
+            await self._within(deadline, self._finish_core(core))
             self.bus.publish_metrics(self.metrics())
-            await self._drain()
-            for task in bridge_tasks:
-                task.cancel()
-        await self._close_bridges()
+            await self._drain(deadline)
+        for task in bridge_tasks:
+            task.cancel()
+        await self._close_bridges(deadline)
+        stuck = [t.get_name() for t in tasks if not t.done()]
+        if stuck:
+            await self._within(deadline, asyncio.wait(tasks))
+            stuck = [t.get_name() for t in tasks if not t.done()]
+        if stuck:  # left behind: a task that ignores cancelling must not hold the exit
+            self.log.warning("stuck at shutdown", tasks=stuck)
         self._set_state(State.STOPPED)
         self.log.info(
-            "stopped", **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"}
+            "stopped",
+            shutdown_s=round((self.clock.monotonic_ns() - deadline) / 1e9 + budget_s, 3),
+            **{k: v for k, v in self.metrics().items() if k != "uptime_seconds"},
         )
+        if failure is not None:
+            raise failure
+
+    def _left_s(self, deadline: int) -> float:
+        return max(0.0, (deadline - self.clock.monotonic_ns()) / 1e9)
+
+    async def _within(self, deadline: int, work: Awaitable[Any]) -> tuple[bool, Any]:
+        """Await ``work`` until ``deadline`` (monotonic ns on the clock), else cancel it."""
+        return await self.clock.within(self._left_s(deadline), work)
+
+    async def _finish_core(self, core: asyncio.Task[None]) -> None:
+        """The ticks already queued are processed and the open bar closed."""
+        await self.queue.put(_STOP)
+        await core
+
+    def feed_up(self, index: int) -> bool:
+        """Whether feed ``index`` is serving: entered and iterating, its connection (if it
+        has one) not being retried, and not stalled (a live feed with no tick for
+        :data:`STALL_INTERVALS` metrics intervals)."""
+        if not self._feed_live[index]:
+            return False
+        if getattr(self.feeds[index], "state", None) is State.DEGRADED:
+            return False
+        if self.config.feeds[index].kind == "file":
+            return True
+        stall_ns = round(STALL_INTERVALS * self.config.metrics_interval_s * 1e9)
+        return self.clock.monotonic_ns() - self._last_tick_mono[index] < stall_ns
+
+    def down(self) -> list[str]:
+        """The names of the feeds down and of the bridges that cannot serve (while running)."""
+        if super().state is not State.RUNNING:
+            return []
+        names = [
+            name
+            for i, name in enumerate(self.feed_names)
+            if i not in self._finished and not self.feed_up(i)
+        ]
+        names += [
+            bridge.name
+            for bridge in self.bridges
+            if getattr(bridge, "state", None) is State.DEGRADED
+        ]
+        return names
 
     @property
     def state(self) -> State:
-        """``DEGRADED`` while running with a feed that failed or a feed or bridge that cannot
-        serve (a dropped connection being retried); otherwise the run's own state."""
+        """``DEGRADED`` while running with a feed down (failed, ended, stalled, or its
+        connection being retried) or a bridge that cannot serve; otherwise the run's own
+        state."""
         state = super().state
-        if state is State.RUNNING and (
-            self.feed_errors
-            or any(
-                getattr(part, "state", None) is State.DEGRADED
-                for part in (*self.feeds, *self.bridges)
-            )
-        ):
+        if state is State.RUNNING and self.down():
             return State.DEGRADED
         return state
+
+    def status(self) -> str:
+        """The status line: ``online``, or ``degraded: <names>`` (see :meth:`down`)."""
+        down = self.down()
+        return f"degraded: {', '.join(down)}" if down else "online"
+
+    def _publish_status(self, *, again: bool = False) -> None:
+        """Publish the status (retained) if it changed since it was last published, or if it
+        is not ``online`` and ``again`` (each metrics interval: a broker that reconnected
+        heard the bridge's own ``online``)."""
+        if super().state is not State.RUNNING:
+            return
+        status = self.status()
+        if status != self._status or (again and status != "online"):
+            self._status = status
+            self.bus.publish_status(status)
+            level = "info" if status == "online" else "warning"
+            getattr(self.log, level)("status", status=status)
 
     async def _open(self) -> None:
         """Start :meth:`run` in a task; return once its tasks are up (``RUNNING``), or raise
@@ -284,41 +411,77 @@ class Daemon(Lifecycle):
         if self._runner is not None:
             await asyncio.shield(self._runner)
 
-    async def _drain(self) -> None:
-        """Let the bridges deliver what is waiting, within the shutdown timeout on the clock."""
-        timeout = self.config.shutdown_timeout_s
+    async def _drain(self, deadline: int) -> None:
+        """Let the bridges deliver what is waiting, until ``deadline`` (monotonic ns)."""
+        timeout = self._left_s(deadline)
         drains = asyncio.gather(*(bridge.drain(timeout) for bridge in self.bridges))
-        in_time, drained = await self.clock.within(timeout, drains)
+        in_time, drained = await self._within(deadline, drains)
         for i, bridge in enumerate(self.bridges):
             if not (in_time and drained is not None and drained[i]):
-                self.log.warning(
-                    "undelivered at shutdown", bridge=bridge.name, left=len(bridge.outbox)
-                )
+                # what is still queued anywhere in the bridge (a WebSocket bridge's client
+                # queues too), not only its outbox
+                left = bridge.metrics().get("queued", len(bridge.outbox))
+                self.log.warning("undelivered at shutdown", bridge=bridge.name, left=int(left))
 
-    async def _close_bridges(self) -> None:
+    async def _close_bridges(self, deadline: int) -> None:
         for bridge in self.bridges:
             close = getattr(bridge, "close", None)
             if close is None:
                 continue
             try:
-                await self.clock.within(self.config.shutdown_timeout_s, close())
+                closed, _ = await self._within(deadline, close())
             except Exception as exc:
                 self.log.warning("bridge close failed", bridge=bridge.name, error=repr(exc))
+                continue
+            if not closed:
+                self.log.warning("bridge not closed by the shutdown deadline", bridge=bridge.name)
 
     async def _feed(self, index: int) -> None:
-        feed = self.feeds[index]
-        kind = self.config.feeds[index].kind
+        """Run feed ``index`` into the tick queue. A live feed that fails or ends is started
+        again after a backoff delay on the clock (reset once a run has delivered a tick);
+        recorded data that ends closes its last bar once every feed has ended."""
+        name = self.feed_names[index]
+        live = self.config.feeds[index].kind != "file"
         put = self.queue.put
-        try:
-            async with feed:
-                async for tick in feed:
-                    await put(tick)
-            self.log.info("feed ended", feed=kind)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.feed_errors[kind] += 1
-            self.log.error("feed failed", feed=kind, error=repr(exc))
+        failures = 0
+        while True:
+            feed = self.feeds[index]
+            ticks = 0
+            try:
+                async with feed:
+                    # a first run is up once entered, a restarted one once it delivers
+                    self._feed_live[index] = not failures
+                    self._last_tick_mono[index] = self.clock.monotonic_ns()
+                    async for tick in feed:
+                        if not ticks:
+                            self._feed_live[index] = True
+                            self._publish_status()
+                        ticks += 1
+                        self._last_tick_mono[index] = self.clock.monotonic_ns()
+                        await put(tick)
+                getattr(self.log, "warning" if live else "info")("feed ended", feed=name)
+            except asyncio.CancelledError:
+                self._feed_live[index] = False
+                raise
+            except Exception as exc:
+                self.feed_errors[name] += 1
+                self.log.error("feed failed", feed=name, error=repr(exc))
+            else:
+                if live:
+                    self.feed_errors[name] += 1
+                else:
+                    self._finished.add(index)
+            self._feed_live[index] = False
+            if not live:
+                break
+            self._publish_status()
+            failures = 0 if ticks else failures
+            delay = FEED_BACKOFF.delay(failures, self._rng)
+            failures += 1
+            self.log.info("feed restarting", feed=name, delay_s=round(delay, 3))
+            await self.clock.sleep_s(delay)
+            if not self._given_feeds:
+                self.feeds[index] = build_feed(self.config.feeds[index], self.log, self.clock)
         self._feeds_running -= 1
         if not self.wall_clock and self._feeds_running == 0:
             await put(_BarTime(-1))  # recorded data ended: close its last bar
@@ -345,6 +508,7 @@ class Daemon(Lifecycle):
         bar_ns = self.config.pipeline.bars.length_ns
         grace = self.config.bar_grace_ns
         clock = self.clock
+        await self.queue.put(_BarTime(clock.time_ns() - grace))  # the clock's open bar
         while True:
             next_close = (clock.time_ns() - grace) // bar_ns * bar_ns + bar_ns + grace
             await clock.sleep_until_ns(next_close)
@@ -354,4 +518,5 @@ class Daemon(Lifecycle):
         interval_ns = round(self.config.metrics_interval_s * 1e9)
         while True:
             await self.clock.sleep_ns(interval_ns)
+            self._publish_status(again=True)
             self.bus.publish_metrics(self.metrics())
