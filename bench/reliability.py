@@ -1,5 +1,8 @@
 """Probes of hedger against data nobody cleaned, with the figures ``docs/reliability.md``
-reports. Run as ``python bench/reliability.py`` (about a minute); prints markdown tables.
+reports. Run as ``python bench/reliability.py`` (about a minute: the bad-print probes below);
+``--all`` also runs the other probes, each its own script, in turn (``bench/skew.py``,
+``bench/ws_limits.py``, ``bench/probe_startup_shutdown.py``: several minutes); ``--out FILE``
+writes the markdown to FILE as well as to stdout.
 
 Bad prints: a 300k-tick file of the seeded synthetic pair (``bench/bench_replay.py``'s
 generator, 1 s bars) replayed clean, then with one YYY print mid-file (the last of its bar)
@@ -128,6 +131,37 @@ def false_rejections() -> None:
     print()
 
 
+OTHER_PROBES = ("skew.py", "ws_limits.py", "probe_startup_shutdown.py")
+
+
+def main() -> int:
+    import argparse  # noqa: PLC0415
+    import contextlib  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--all", action="store_true", help="also run the other probe scripts")
+    parser.add_argument("--out", type=Path, help="write the markdown here too")
+    args = parser.parse_args()
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        bad_prints()
+        false_rejections()
+    report = buffer.getvalue()
+    if args.all:
+        here = Path(__file__).resolve().parent
+        for script in OTHER_PROBES:
+            done = subprocess.run(
+                [sys.executable, str(here / script)], capture_output=True, text=True, check=False
+            )
+            report += f"## {script}\n\n{done.stdout}\n"
+            if done.returncode != 0:
+                report += f"(exit status {done.returncode}: {done.stderr.strip()[-500:]})\n\n"
+    print(report, end="")
+    if args.out is not None:
+        args.out.write_text(report)
+    return 0
+
+
 if __name__ == "__main__":
-    bad_prints()
-    false_rejections()
+    sys.exit(main())
