@@ -223,7 +223,7 @@ def test_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
         run([tmp_path / "missing.csv"], config())
     broken = tmp_path / "broken.csv.gz"
     broken.write_bytes(b"this is not gzip")
-    with pytest.raises(DataFileError, match="decoded"):
+    with pytest.raises(DataFileError, match="not a readable gzip file"):
         run([broken], config())
     empty = tmp_path / "empty.csv"
     empty.write_text("")

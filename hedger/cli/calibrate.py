@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hedger.cli.history import add_history_arguments, read_pair_history
+from hedger.cli.options import output_path
 from hedger.config.edit import write_pair_table
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
@@ -52,6 +53,7 @@ def add_arguments(cal: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger calibrate``; returns the exit status."""
+    output_path("write", args.write)
     history = read_pair_history(args, "calibrate", "calibrate fits pairs Y/X, not baskets ({pair})")
     pair, table = history.pair, history.table
     end = cut_index(table, args.until)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hedger.cli.history import add_history_arguments, read_pair_history
+from hedger.cli.options import PLOT_SUFFIXES, output_path
 from hedger.core.topics import PairId
 from hedger.research.evaluate import DEFAULT_COST_BPS, Evaluation, evaluate_pair, split_index
 
@@ -46,6 +47,7 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger evaluate``; returns the exit status (errors raise HedgerError)."""
+    output_path("plot", args.plot, PLOT_SUFFIXES)
     history = read_pair_history(
         args, "evaluate", "evaluate compares a pair Y/X, not a basket: {pair!r}"
     )

@@ -30,7 +30,7 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 import orjson
 
-from hedger.cli.options import TS_UNITS, add_mode, write_to
+from hedger.cli.options import PLOT_SUFFIXES, TS_UNITS, add_mode, output_path, write_to
 from hedger.core.events import MatrixEvent
 from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
@@ -116,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hedger matrix``; returns the exit status (errors raise :class:`HedgerError`)."""
     params = filter_params_from(args)
     wanted = _symbols(args.symbols)
+    output_path("out", args.out)
+    output_path("plot", args.plot, PLOT_SUFFIXES)
     if args.plot is not None:
         figure_class()
     table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit)

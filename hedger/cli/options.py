@@ -50,6 +50,30 @@ def progress_line(ticks: int, events: int, seconds: float) -> None:
     sys.stderr.flush()
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+"""The image formats ``--plot`` writes (matplotlib picks the format from the suffix)."""
+
+
+def output_path(key: str, path: Path | None, suffixes: tuple[str, ...] = ()) -> Path | None:
+    """Check an output path before any work is done: not a directory, in a directory that
+    exists, and (with ``suffixes``) with one of those suffixes; else a :class:`ConfigError`
+    naming ``key`` (``"out"``, ``"plot"``, ``"write"``)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ConfigError(key, f"{path} is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(key, f"{path}: the directory {parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise ConfigError(key, f"{path} is not a regular file")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(
+            key, f"{path}: the file name must end in {', '.join(suffixes)}, got {path.suffix!r}"
+        )
+    return path
+
+
 def write_to(path: Path | None, write: Callable[[BinaryIO], T]) -> T:
     """``write(stdout)``, or ``write(file)`` with ``path`` opened for writing and closed after;
     a path that cannot be opened is a :class:`ConfigError` naming ``out``."""

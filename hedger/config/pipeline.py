@@ -145,8 +145,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("config", f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError("config", f"{path}: is a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError("config", f"{path}: is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise ConfigError("config", f"{path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"{path}: {exc}") from None
+        raise ConfigError("config", f"{path}: not valid TOML: {exc}") from None
 
 
 def pipeline_config(

@@ -49,9 +49,15 @@ Progress = Callable[[int, int, float], None]
 """Called now and then with (ticks so far, events so far, seconds so far)."""
 
 
-def merged_ticks(paths: Sequence[Path], rejects: Rejects, ts_unit: str) -> Iterator[Tick]:
-    """The ticks of every file in event-time order; ties keep the order of the files."""
-    streams = [read_ticks(path, rejects, ts_unit=ts_unit) for path in paths]
+def merged_ticks(
+    paths: Sequence[Path],
+    rejects: Rejects,
+    ts_unit: str,
+    symbols: Sequence[str] | None = None,
+) -> Iterator[Tick]:
+    """The ticks of every file in event-time order; ties keep the order of the files.
+    ``symbols``: the columns of wide files to read (the others are ignored quietly)."""
+    streams = [read_ticks(path, rejects, ts_unit=ts_unit, symbols=symbols) for path in paths]
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=lambda tick: tick.ts_event)
@@ -106,7 +112,7 @@ def replay(
     ticks = 0
     first_ts: int | None = None
     on_tick = pipeline.on_tick
-    for tick in merged_ticks(paths, rejects, ts_unit):
+    for tick in merged_ticks(paths, rejects, ts_unit, pipeline.symbols):
         if speed is not None:
             if first_ts is None:
                 first_ts = tick.ts_event
