@@ -20,6 +20,7 @@ from hedger.cli.options import (
 from hedger.config.pipeline import load_toml, pipeline_config
 from hedger.errors import ConfigError, DataFileError
 from hedger.logs import configure_logging, get_logger
+from hedger.research.prices import FirstReject, no_rows_problem
 from hedger.runtime.replay import ReplaySummary, format_summary, replay
 
 HELP = "run recorded tick or bar files through the pipeline, events as JSON Lines"
@@ -97,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("speed", f"must be > 0, got {args.speed}")
     check_symbols(args.files, [leg for spec in config.pairs for leg in spec.pair.legs])
     progress = progress_line if sys.stderr.isatty() else None
-    logger = FirstReject(get_logger("replay"))
+    logger = PassOnFirstReject(get_logger("replay"))
 
     def replay_into(out: BinaryIO) -> ReplaySummary:
         return replay(
@@ -113,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
     summary = write_to(args.out, replay_into)
     if progress is not None:
         sys.stderr.write("\n")
-    check_some_input(args.files, summary, logger.first)
+    check_some_input(args.files, summary, logger)
     print(format_summary(summary), file=sys.stderr)
     return 0
 
@@ -135,35 +136,25 @@ def check_symbols(files: Sequence[Path], legs: Sequence[str]) -> None:
         raise ConfigError("pair", f"no symbol {names} in {where} (its symbols: {known})")
 
 
-def check_some_input(
-    files: Sequence[Path], summary: ReplaySummary, first: dict[str, Any] | None
-) -> None:
+def check_some_input(files: Sequence[Path], summary: ReplaySummary, first: FirstReject) -> None:
     """A run with no usable tick is an error: every row rejected (the reasons and the first
     bad row), or no rows at all."""
     where = ", ".join(str(path) for path in files)
     if summary.ticks == 0 and not summary.rejects:
         raise DataFileError(where, "has no rows (a header only?)")
     if summary.events == 0 and summary.rejects:
-        detail = ", ".join(f"{reason} {count:,}" for reason, count in summary.rejects.items())
-        note = ""
-        if first is not None:
-            parts = [
-                f"{key} {value!r}" for key, value in first.items() if key not in ("count", "source")
-            ]
-            note = f"; the first: {', '.join(parts)}"
-        raise DataFileError(where, f"every row was rejected ({detail}){note}")
+        raise DataFileError(where, no_rows_problem(summary.rejects, first))
 
 
-class FirstReject:
-    """A logger that passes everything on and remembers the first reject it was told of."""
+class PassOnFirstReject(FirstReject):
+    """A logger that passes everything on and keeps the first reject it was told of."""
 
     def __init__(self, inner: Any) -> None:
+        super().__init__()
         self._inner = inner
-        self.first: dict[str, Any] | None = None
 
     def warning(self, event: str, **kw: Any) -> Any:
-        if event == "rejected" and self.first is None:
-            self.first = dict(kw)
+        super().warning(event, **kw)
         return self._inner.warning(event, **kw)
 
     def info(self, event: str, **kw: Any) -> Any:

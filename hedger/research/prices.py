@@ -13,7 +13,7 @@ with no usable price in a bar is NaN there; nothing is forward-filled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -121,17 +121,52 @@ def load_prices(
     ``bar`` (e.g. ``1s``, ``1min``, ``1d``) cuts tick files into bars, from trades or quote
     mids (``price_source``); wide files keep their own rows, which must be in time order."""
     file_path = Path(path)
+    first = FirstReject()
+    rejects = Rejects(first)
     if file_layout(file_path) == "wide":
-        return _load_wide(file_path)
-    return _load_ticks(file_path, parse_duration_ns(bar), ts_unit, TickKind(price_source))
+        table = _load_wide(file_path, rejects)
+    else:
+        bar_ns = parse_duration_ns(bar)
+        table = _load_ticks(file_path, bar_ns, ts_unit, TickKind(price_source), rejects)
+    if len(table.ts) == 0:
+        raise DataFileError(str(path), no_rows_problem(rejects.counts, first))
+    return table
 
 
-def _load_wide(path: Path) -> PriceTable:
+class FirstReject:
+    """A :class:`~hedger.core.rejects.Logger` that keeps the first reject it is told of (its
+    line and cell) and nothing else: what a refusal of a file quotes."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, object] | None = None
+
+    def warning(self, event: str, **kw: object) -> None:
+        if event == "rejected" and self.first is None:
+            self.first = dict(kw)
+
+    def info(self, event: str, **kw: object) -> None:
+        pass
+
+
+def no_rows_problem(rejects: Mapping[str, int], first: FirstReject | None) -> str:
+    """Why a file gave no bars: no rows at all, or every row rejected (the counts by reason,
+    and the first bad row that ``first`` kept)."""
+    if not rejects:
+        return "has no rows (a header only?)"
+    detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(rejects.items()))
+    note = ""
+    if first is not None and first.first is not None:
+        skip = ("count", "source")
+        parts = [f"{key} {value!r}" for key, value in first.first.items() if key not in skip]
+        note = f"; the first: {', '.join(parts)}"
+    return f"every row was rejected ({detail}){note}"
+
+
+def _load_wide(path: Path, rejects: Rejects) -> PriceTable:
     symbols = wide_bar_symbols(path)
     if len(set(symbols)) != len(symbols):
         raise DataFileError(str(path), "a symbol column appears twice")
     position = {symbol: i for i, symbol in enumerate(symbols)}
-    rejects = Rejects()
     times: list[int] = []
     labels: list[str] = []
     rows: list[list[float]] = []
@@ -153,8 +188,9 @@ def _load_wide(path: Path) -> PriceTable:
     )
 
 
-def _load_ticks(path: Path, bar_ns: int, ts_unit: str, price_source: TickKind) -> PriceTable:
-    rejects = Rejects()
+def _load_ticks(
+    path: Path, bar_ns: int, ts_unit: str, price_source: TickKind, rejects: Rejects
+) -> PriceTable:
     closes: list[int] = []
     rows: list[dict[str, float]] = []
 
