@@ -21,7 +21,12 @@ from pathlib import Path
 
 import orjson
 
-from feeds.files.timestamps import TimestampParser, parse_timestamp_ns
+from feeds.files.timestamps import (
+    AmbiguousDatesError,
+    DateParser,
+    TimestampParser,
+    detect_date_order,
+)
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
 from hedger.errors import DataFileError
@@ -89,20 +94,60 @@ def wide_bar_symbols(path: str | Path) -> list[str]:
     return [name.strip() for name in header[1:]]
 
 
+DATE_SCAN_ROWS = 100_000
+"""How many rows :func:`file_dates` reads to tell m/d/Y from d/m/Y."""
+
+
+def file_dates(path: str | Path, date_format: str | None = None, column: int = 0) -> DateParser:
+    """The parser of a CSV file's time column (``column``): ``date_format`` (a strftime
+    pattern) when given, else the order of its year-last dates (m/d/Y or d/m/Y) detected from
+    its first :data:`DATE_SCAN_ROWS` rows. Dates that fit both orders are a
+    :class:`DataFileError` asking for ``--date-format``."""
+    if date_format is not None:
+        return DateParser(date_format)
+
+    def cells() -> Iterator[str]:
+        with _open_text(Path(path)) as fh:
+            try:
+                next(fh, None)
+                for _, text in zip(range(DATE_SCAN_ROWS), fh, strict=False):
+                    row = next(csv.reader((text,)), [])
+                    if len(row) > column:
+                        yield row[column]
+            except _DECODE_ERRORS as exc:
+                raise _undecodable(path, exc) from None
+
+    try:
+        order = detect_date_order(cells())
+    except AmbiguousDatesError as exc:
+        raise DataFileError(
+            str(path),
+            f"{exc}; give the pattern with --date-format (%m/%d/%Y or %d/%m/%Y, "
+            "with %H:%M:%S if the values carry a time)",
+        ) from None
+    return DateParser(order=order)
+
+
 def read_wide_bars(
-    path: str | Path, rejects: Rejects | None = None, *, only: Collection[str] | None = None
+    path: str | Path,
+    rejects: Rejects | None = None,
+    *,
+    only: Collection[str] | None = None,
+    date_format: str | None = None,
 ) -> Iterator[WideBar]:
     """Stream the bars of a wide bar file in file order.
 
     Unusable cells (empty, not a number, NaN, inf) are left out of ``prices`` and counted as
     ``bad_price``; rows with an unreadable time are skipped and counted as ``bad_timestamp``
     (logged with the line and the cell). ``only``: read just these columns; the others are
-    ignored quietly (a file of 500 stocks replayed for one pair).
+    ignored quietly (a file of 500 stocks replayed for one pair). Dates: see
+    :func:`file_dates`.
     """
     counts = rejects if rejects is not None else Rejects()
     file_path = Path(path)
     source = str(path)
     symbols = wide_bar_symbols(file_path)
+    parse_date = file_dates(file_path, date_format)
     columns = [(i, symbol) for i, symbol in enumerate(symbols, 1) if only is None or symbol in only]
     try:
         with _open_text(file_path) as fh:
@@ -112,7 +157,7 @@ def read_wide_bars(
                 if not row:
                     continue
                 try:
-                    ts = parse_timestamp_ns(row[0])
+                    ts = parse_date(row[0])
                 except ValueError:
                     counts.add("bad_timestamp", source, line=line, cell=row[0][:40])
                     continue
@@ -180,7 +225,12 @@ def tick_csv_header(path: str | Path) -> bool:
 
 
 def read_tick_csv(
-    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
+    path: str | Path,
+    rejects: Rejects,
+    *,
+    ts_unit: str = "auto",
+    venue: str = "file",
+    date_format: str | None = None,
 ) -> Iterator[Tick]:
     """Stream the ticks of a long tick CSV with header ``ts,symbol,price[,size]``.
 
@@ -190,7 +240,8 @@ def read_tick_csv(
     """
     source = str(path)
     has_size = tick_csv_header(path)
-    parse_ts = TimestampParser(ts_unit)
+    dates = file_dates(path, date_format) if ts_unit in ("auto", "iso") else None
+    parse_ts = TimestampParser(ts_unit, dates)
     with _open_text(Path(path)) as fh:
         try:
             next(fh)
@@ -210,12 +261,18 @@ def read_tick_csv(
 
 
 def read_tick_jsonl(
-    path: str | Path, rejects: Rejects, *, ts_unit: str = "auto", venue: str = "file"
+    path: str | Path,
+    rejects: Rejects,
+    *,
+    ts_unit: str = "auto",
+    venue: str = "file",
+    date_format: str | None = None,
 ) -> Iterator[Tick]:
     """Stream ticks from JSON Lines: ``{"ts": .., "symbol": .., "price": .., "size": ..}`` per
     line (``ts`` a number or an ISO string); a quote may give ``bid`` and ``ask`` instead of
-    ``price`` and becomes a quote tick at the mid."""
-    parse_ts = TimestampParser(ts_unit)
+    ``price`` and becomes a quote tick at the mid. Text dates: ISO, year-first, or
+    ``date_format`` (the order of year-last dates is not guessed in JSON Lines)."""
+    parse_ts = TimestampParser(ts_unit, DateParser(date_format) if date_format else None)
     with _open_text(Path(path)) as fh:
         try:
             for line in fh:
@@ -275,10 +332,11 @@ def read_wide_ticks(
     *,
     venue: str = "file",
     symbols: Collection[str] | None = None,
+    date_format: str | None = None,
 ) -> Iterator[Tick]:
     """Stream a wide bar file as ticks: one tick per symbol per row, at the row's time
     (``symbols``: only those columns; the others are not read)."""
-    for bar in read_wide_bars(path, rejects, only=symbols):
+    for bar in read_wide_bars(path, rejects, only=symbols, date_format=date_format):
         for symbol, price in bar.prices.items():
             yield Tick(symbol, price, bar.ts, bar.ts, None, venue)
 
@@ -304,16 +362,18 @@ def read_ticks(
     ts_unit: str = "auto",
     venue: str = "file",
     symbols: Collection[str] | None = None,
+    date_format: str | None = None,
 ) -> Iterator[Tick]:
     """Stream the ticks of any supported file, its layout detected by :func:`file_layout`.
+    ``date_format``: a strftime pattern of text times (see :func:`file_dates`).
     ``symbols``: the columns of a wide file to read (the others are ignored quietly); tick
     files give every row, and the pipeline counts a symbol it does not run."""
     layout = file_layout(path)
     if layout == "jsonl":
-        return read_tick_jsonl(path, rejects, ts_unit=ts_unit, venue=venue)
+        return read_tick_jsonl(path, rejects, ts_unit=ts_unit, venue=venue, date_format=date_format)
     if layout == "ticks":
-        return read_tick_csv(path, rejects, ts_unit=ts_unit, venue=venue)
-    return read_wide_ticks(path, rejects, venue=venue, symbols=symbols)
+        return read_tick_csv(path, rejects, ts_unit=ts_unit, venue=venue, date_format=date_format)
+    return read_wide_ticks(path, rejects, venue=venue, symbols=symbols, date_format=date_format)
 
 
 def file_symbols(path: str | Path, wanted: Collection[str] = ()) -> tuple[set[str], bool]:

@@ -30,7 +30,14 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 import orjson
 
-from hedger.cli.options import PLOT_SUFFIXES, TS_UNITS, add_mode, output_path, write_to
+from hedger.cli.options import (
+    PLOT_SUFFIXES,
+    TS_UNITS,
+    add_date_format,
+    add_mode,
+    output_path,
+    write_to,
+)
 from hedger.core.events import MatrixEvent
 from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
@@ -84,6 +91,7 @@ def add_arguments(matrix: argparse.ArgumentParser) -> None:
     )
     matrix.add_argument("--warmup", type=int, default=20, help="OLS warm-up observations (20)")
     matrix.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
+    add_date_format(matrix)
     matrix.add_argument(
         "--ts-unit",
         choices=TS_UNITS,
@@ -120,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
     output_path("plot", args.plot, PLOT_SUFFIXES)
     if args.plot is not None:
         figure_class()
-    table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit)
+    table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit, date_format=args.date_format)
     note = table.rejects_note()
     if note is not None:
         print(f"hedger matrix: {args.file}: {note}", file=sys.stderr)

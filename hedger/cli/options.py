@@ -18,6 +18,28 @@ TS_UNITS = ("auto", "iso", "s", "ms", "us", "ns")
 """``--ts-unit``: how numeric timestamps of tick files are read (``auto``: from the first row)."""
 
 
+def add_date_format(parser: argparse.ArgumentParser) -> None:
+    """``--date-format``: a strftime pattern of a file's text dates, for the files whose
+    dates fit both m/d/Y and d/m/Y (the common forms are read without it)."""
+    parser.add_argument(
+        "--date-format",
+        metavar="PATTERN",
+        type=date_pattern,
+        help=(
+            "strftime pattern of the file's dates, e.g. %%d/%%m/%%Y or '%%m/%%d/%%Y %%H:%%M' "
+            "(default: ISO, Y/m/d, m/d/Y and d/m/Y read as they come; needed only when the "
+            "dates fit both m/d/Y and d/m/Y)"
+        ),
+    )
+
+
+def date_pattern(text: str) -> str:
+    """An argparse type: a strftime pattern with at least one directive."""
+    if "%" not in text:
+        raise argparse.ArgumentTypeError(f"a strftime pattern such as %d/%m/%Y, got {text!r}")
+    return text
+
+
 def add_mode(parser: argparse.ArgumentParser, default: InputMode | None = InputMode.LEVELS) -> None:
     """``--mode``: the input transform of the filter (levels, log, changes, returns)."""
     parser.add_argument(

@@ -12,6 +12,7 @@ from feeds.files.readers import file_symbols
 from hedger.cli.options import (
     LOG_LEVELS,
     TS_UNITS,
+    add_date_format,
     add_mode,
     output_path,
     progress_line,
@@ -67,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="unit of numeric timestamps (default: detected from the first row)",
     )
+    add_date_format(parser)
     parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
 
 
@@ -109,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
             speed=args.speed,
             progress=progress,
             logger=logger,
+            date_format=args.date_format,
         )
 
     summary = write_to(args.out, replay_into)

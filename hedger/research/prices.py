@@ -113,21 +113,29 @@ def leading_bars(
 
 
 def load_prices(
-    path: str | Path, *, bar: str = "1d", ts_unit: str = "auto", price_source: str = "trade"
+    path: str | Path,
+    *,
+    bar: str = "1d",
+    ts_unit: str = "auto",
+    price_source: str = "trade",
+    date_format: str | None = None,
 ) -> PriceTable:
     """Read ``path`` (wide bar CSV, long tick CSV or JSON Lines, any of them .gz) as a
     :class:`PriceTable`.
 
     ``bar`` (e.g. ``1s``, ``1min``, ``1d``) cuts tick files into bars, from trades or quote
-    mids (``price_source``); wide files keep their own rows, which must be in time order."""
+    mids (``price_source``); wide files keep their own rows, which must be in time order.
+    ``date_format``: a strftime pattern of the file's dates (default: the common forms, the
+    order of m/d/Y and d/m/Y detected, see :func:`feeds.files.readers.file_dates`)."""
     file_path = Path(path)
     first = FirstReject()
     rejects = Rejects(first)
     if file_layout(file_path) == "wide":
-        table = _load_wide(file_path, rejects)
+        table = _load_wide(file_path, rejects, date_format)
     else:
         bar_ns = parse_duration_ns(bar)
-        table = _load_ticks(file_path, bar_ns, ts_unit, TickKind(price_source), rejects)
+        source = TickKind(price_source)
+        table = _load_ticks(file_path, bar_ns, ts_unit, source, rejects, date_format)
     if len(table.ts) == 0:
         raise DataFileError(str(path), no_rows_problem(rejects.counts, first))
     return table
@@ -162,7 +170,7 @@ def no_rows_problem(rejects: Mapping[str, int], first: FirstReject | None) -> st
     return f"every row was rejected ({detail}){note}"
 
 
-def _load_wide(path: Path, rejects: Rejects) -> PriceTable:
+def _load_wide(path: Path, rejects: Rejects, date_format: str | None) -> PriceTable:
     symbols = wide_bar_symbols(path)
     if len(set(symbols)) != len(symbols):
         raise DataFileError(str(path), "a symbol column appears twice")
@@ -170,7 +178,7 @@ def _load_wide(path: Path, rejects: Rejects) -> PriceTable:
     times: list[int] = []
     labels: list[str] = []
     rows: list[list[float]] = []
-    for row in read_wide_bars(path, rejects):
+    for row in read_wide_bars(path, rejects, date_format=date_format):
         if times and row.ts <= times[-1]:
             raise DataFileError(str(path), f"row {row.label!r} is not after the row before it")
         values = [math.nan] * len(symbols)
@@ -189,7 +197,12 @@ def _load_wide(path: Path, rejects: Rejects) -> PriceTable:
 
 
 def _load_ticks(
-    path: Path, bar_ns: int, ts_unit: str, price_source: TickKind, rejects: Rejects
+    path: Path,
+    bar_ns: int,
+    ts_unit: str,
+    price_source: TickKind,
+    rejects: Rejects,
+    date_format: str | None,
 ) -> PriceTable:
     closes: list[int] = []
     rows: list[dict[str, float]] = []
@@ -199,7 +212,7 @@ def _load_ticks(
         rows.append({symbol: prices[symbol].price for symbol in ticked})
 
     bars = BarBuilder(bar_ns, None, on_bar, rejects, price_source=price_source)
-    for tick in read_ticks(path, rejects, ts_unit=ts_unit):
+    for tick in read_ticks(path, rejects, ts_unit=ts_unit, date_format=date_format):
         bars.on_tick(tick)
     bars.flush()
     symbols = sorted({symbol for row in rows for symbol in row})

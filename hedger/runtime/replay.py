@@ -54,10 +54,15 @@ def merged_ticks(
     rejects: Rejects,
     ts_unit: str,
     symbols: Sequence[str] | None = None,
+    date_format: str | None = None,
 ) -> Iterator[Tick]:
     """The ticks of every file in event-time order; ties keep the order of the files.
-    ``symbols``: the columns of wide files to read (the others are ignored quietly)."""
-    streams = [read_ticks(path, rejects, ts_unit=ts_unit, symbols=symbols) for path in paths]
+    ``symbols``: the columns of wide files to read (the others are ignored quietly);
+    ``date_format``: a strftime pattern of text times (default: the common forms, detected)."""
+    streams = [
+        read_ticks(path, rejects, ts_unit=ts_unit, symbols=symbols, date_format=date_format)
+        for path in paths
+    ]
     if len(streams) == 1:
         return streams[0]
     return heapq.merge(*streams, key=lambda tick: tick.ts_event)
@@ -73,6 +78,7 @@ def replay(
     progress: Progress | None = None,
     logger: Logger | None = None,
     compiled: bool | None = None,
+    date_format: str | None = None,
 ) -> ReplaySummary:
     """Run the pipeline over ``paths`` and write every event to ``out`` as a JSON line.
 
@@ -112,7 +118,7 @@ def replay(
     ticks = 0
     first_ts: int | None = None
     on_tick = pipeline.on_tick
-    for tick in merged_ticks(paths, rejects, ts_unit, pipeline.symbols):
+    for tick in merged_ticks(paths, rejects, ts_unit, pipeline.symbols, date_format):
         if speed is not None:
             if first_ts is None:
                 first_ts = tick.ts_event
