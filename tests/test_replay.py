@@ -257,7 +257,7 @@ def test_config_file_and_errors(tmp_path: Path) -> None:
     )
     for text, key in [
         ("[bars]\nlenght = '1s'\n", "bars.lenght"),
-        ("[filter]\ndelta = 'big'\n[pairs.'A/B']\n", "pairs.A/B.delta"),
+        ("[filter]\ndelta = 'big'\n[pairs.'A/B']\n", "filter.delta"),
         ("[pairs.'A/B']\nmode = 'prices'\n", "pairs.A/B.mode"),
         ("[pairs.'A/B']\ncolour = 'red'\n", "pairs.A/B.colour"),
         ("[surprise]\n", "config.surprise"),

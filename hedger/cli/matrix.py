@@ -35,6 +35,7 @@ from hedger.cli.options import (
     TS_UNITS,
     add_date_format,
     add_mode,
+    check_bar,
     output_path,
     write_to,
 )
@@ -128,7 +129,9 @@ def run(args: argparse.Namespace) -> int:
     output_path("plot", args.plot, PLOT_SUFFIXES)
     if args.plot is not None:
         figure_class()
-    table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit, date_format=args.date_format)
+    table = load_prices(
+        args.file, bar=check_bar(args.bar), ts_unit=args.ts_unit, date_format=args.date_format
+    )
     note = table.rejects_note()
     if note is not None:
         print(f"hedger matrix: {args.file}: {note}", file=sys.stderr)

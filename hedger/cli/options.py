@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from hedger.core.bars import parse_duration_ns
 from hedger.engine import InputMode
 from hedger.errors import ConfigError
 
@@ -48,6 +49,14 @@ def add_mode(parser: argparse.ArgumentParser, default: InputMode | None = InputM
         default=None if default is None else default.value,
         help="input transform" + ("" if default is None else f" (default: {default.value})"),
     )
+
+
+def check_bar(text: str) -> str:
+    """``--bar`` checked by the one bar rule's parser before any file is read, so every
+    command refuses what the pipeline would (also on a wide file, which keeps its own rows):
+    a :class:`ConfigError` naming ``--bar``."""
+    parse_duration_ns(text, "--bar")
+    return text
 
 
 def at_least(minimum: int) -> Callable[[str], int]:

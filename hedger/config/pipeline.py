@@ -129,6 +129,28 @@ def _init(table: FilterTable, section: str) -> GivenInit | DiffuseInit | OlsWarm
     return GivenInit(mean=table.mean, cov=table.cov, warmup_steps=warmup)
 
 
+_INIT_KEYS = {
+    "init.n_obs": "warmup",
+    "init.warmup_steps": "warmup",
+    "init.variance": "diffuse_variance",
+}
+
+
+def _where_from(
+    exc: ConfigError, section: str, own: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> ConfigError:
+    """``exc`` (raised for a pair's merged settings) named where the value came from: a
+    command-line override as its option (``--warmup``), a value the pair's table does not set
+    as ``filter.<key>``, else the pair's key as it was."""
+    suffix = exc.key.removeprefix(section + ".")
+    key = _INIT_KEYS.get(suffix, suffix.split(".")[0])
+    if key in overrides:
+        return ConfigError("--" + key.replace("_", "-"), exc.problem)
+    if key in FILTER_KEYS and key not in own and suffix != exc.key:
+        return ConfigError(f"filter.{key if suffix in _INIT_KEYS else suffix}", exc.problem)
+    return exc
+
+
 def bar_settings(table: Mapping[str, Any]) -> BarSettings:
     """Build :class:`BarSettings` from a ``[bars]`` table."""
     bars = decode(table, BarsTable, "bars")
@@ -184,7 +206,12 @@ def pipeline_config(
     specs = []
     for name, settings in tables.items():
         pair = PairId.parse(name)
-        specs.append(PairSpec(pair, filter_params(settings, len(pair.xs), f"pairs.{name}")))
+        try:
+            params = filter_params(settings, len(pair.xs), f"pairs.{name}")
+        except ConfigError as exc:
+            own = sub_table(pairs_doc, name, "pairs") if name in pairs_doc else {}
+            raise _where_from(exc, f"pairs.{name}", own, filter_overrides or {}) from None
+        specs.append(PairSpec(pair, params))
     if not specs:
         raise ConfigError("pairs", 'no pair given (use --pair Y/X or a [pairs."Y/X"] table)')
     return PipelineConfig(bars, tuple(specs))
