@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import BinaryIO, TypeVar
 
 from hedger.core.bars import parse_duration_ns
+from hedger.core.topics import PairId
 from hedger.engine import InputMode
 from hedger.errors import ConfigError
 
@@ -17,6 +18,12 @@ T = TypeVar("T")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 TS_UNITS = ("auto", "iso", "s", "ms", "us", "ns")
 """``--ts-unit``: how numeric timestamps of tick files are read (``auto``: from the first row)."""
+
+
+def pair_label(pair: PairId) -> str:
+    """A pair as people read it: ``BRK B/SPY``, symbols as written (``str(pair)``, the id,
+    escapes them: ``BRK%20B/SPY``, for topics, events and config keys)."""
+    return f"{pair.y}/{'+'.join(pair.xs)}"
 
 
 def add_date_format(parser: argparse.ArgumentParser) -> None:

@@ -194,17 +194,22 @@ def pipeline_config(
     defaults = {**sub_table(document, "filter"), **(filter_overrides or {})}
     # [filter]'s values are checked in each pair they reach, and named there
     check_keys("filter", defaults, FILTER_KEYS)
-    tables: dict[str, dict[str, Any]] = {}
+    # keyed by the pair's id, so that "BRK B/SPY" on the command line is the pair a
+    # calibrate --write put in the file as [pairs."BRK%20B/SPY"]
+    tables: dict[str, tuple[str, dict[str, Any]]] = {}
     pairs_doc = document.get("pairs", {})
     if not isinstance(pairs_doc, dict):
         raise ConfigError("pairs", "must be a table of pair tables")
     for name in pairs_doc:
         table = sub_table(pairs_doc, name, "pairs")
-        tables[name] = {**defaults, **table, **(filter_overrides or {})}
+        pair_key = str(PairId.parse(name))
+        if pair_key in tables:
+            raise ConfigError(f"pairs.{name}", f"the same pair as [pairs.{tables[pair_key][0]!r}]")
+        tables[pair_key] = (name, {**defaults, **table, **(filter_overrides or {})})
     for name in extra_pairs:
-        tables.setdefault(name, dict(defaults))
+        tables.setdefault(str(PairId.parse(name)), (name, dict(defaults)))
     specs = []
-    for name, settings in tables.items():
+    for name, settings in tables.values():
         pair = PairId.parse(name)
         try:
             params = filter_params(settings, len(pair.xs), f"pairs.{name}")
