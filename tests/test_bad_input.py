@@ -149,3 +149,34 @@ def test_replay_ignores_the_columns_no_pair_uses(tmp_path: Path) -> None:
     result = run_hedger("replay", str(path), "--pair", "A/B", "--log-level", "info")
     assert result.returncode == 0, result.stderr
     assert "rejected" not in result.stderr.replace("rejected: 0", "")
+
+
+def test_drop_repeats_is_taken_by_every_command(tmp_path: Path) -> None:
+    good = good_file(tmp_path, rows=200)
+    lines = good.read_text().splitlines()
+    # a holiday filled forward: the row of 2024-01-05 repeated on 2024-01-06
+    lines[6] = "2024-01-06," + lines[5].split(",", 1)[1]
+    good.write_text("\n".join(lines) + "\n")
+    for command in (
+        ["demo", "--file", str(good), "--pair", "A/B"],
+        ["replay", str(good), "--pair", "A/B"],
+        ["matrix", str(good)],
+        ["calibrate", str(good), "--pair", "A/B", "--mode", "levels"],
+        ["evaluate", str(good), "--pair", "A/B"],
+    ):
+        result = run_hedger(*command, "--drop-repeats")
+        assert result.returncode == 0, (command, result.stderr)
+    replay = run_hedger("replay", str(good), "--pair", "A/B", "--drop-repeats")
+    assert "repeated_row 1" in replay.stderr
+    matrix = run_hedger("matrix", str(good))
+    assert "1 row(s) repeat the row before exactly" in matrix.stderr
+
+
+def test_demo_counts_a_price_the_mode_cannot_use(tmp_path: Path) -> None:
+    good = good_file(tmp_path)
+    lines = good.read_text().splitlines()
+    lines[40] = lines[40].rsplit(",", 1)[0] + ",-1"
+    good.write_text("\n".join(lines) + "\n")
+    result = run_hedger("demo", "--file", str(good), "--pair", "A/B", "--mode", "log")
+    assert result.returncode == 0, result.stderr
+    assert "1 rejects)" in result.stdout

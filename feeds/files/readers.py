@@ -43,6 +43,8 @@ class WideBar:
     ts: int
     label: str
     prices: dict[str, float]
+    repeat: bool = False
+    """Every price is the previous row's, exactly (a holiday filled forward, most likely)."""
 
 
 def _open_text(path: Path) -> io.TextIOBase:
@@ -134,6 +136,7 @@ def read_wide_bars(
     *,
     only: Collection[str] | None = None,
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> Iterator[WideBar]:
     """Stream the bars of a wide bar file in file order.
 
@@ -142,12 +145,19 @@ def read_wide_bars(
     (logged with the line and the cell). ``only``: read just these columns; the others are
     ignored quietly (a file of 500 stocks replayed for one pair). Dates: see
     :func:`file_dates`.
+
+    A row with the date of the row before is skipped and counted as ``duplicate_date`` (the
+    first one stands), the same for every command. A row whose prices all repeat the row
+    before exactly is marked ``repeat``; with ``drop_repeats`` it is skipped and counted as
+    ``repeated_row``.
     """
     counts = rejects if rejects is not None else Rejects()
     file_path = Path(path)
     source = str(path)
     symbols = wide_bar_symbols(file_path)
     parse_date = file_dates(file_path, date_format)
+    last_ts: int | None = None
+    last_prices: dict[str, float] = {}
     columns = [(i, symbol) for i, symbol in enumerate(symbols, 1) if only is None or symbol in only]
     try:
         with _open_text(file_path) as fh:
@@ -160,6 +170,9 @@ def read_wide_bars(
                     ts = parse_date(row[0])
                 except ValueError:
                     counts.add("bad_timestamp", source, line=line, cell=row[0][:40])
+                    continue
+                if ts == last_ts:
+                    counts.add("duplicate_date", source, line=line, cell=row[0][:40])
                     continue
                 if len(row) < len(symbols) + 1:
                     counts.add("short_row", source, line=line)
@@ -176,7 +189,12 @@ def read_wide_bars(
                         prices[symbol] = price
                     else:
                         counts.add("bad_price", source, line=line, symbol=symbol, cell=row[i][:40])
-                yield WideBar(ts, row[0].strip(), prices)
+                repeat = bool(prices) and prices == last_prices
+                last_ts, last_prices = ts, prices
+                if repeat and drop_repeats:
+                    counts.add("repeated_row", source, line=line, cell=row[0][:40])
+                    continue
+                yield WideBar(ts, row[0].strip(), prices, repeat)
     except _DECODE_ERRORS as exc:
         raise _undecodable(path, exc) from None
 
@@ -333,10 +351,14 @@ def read_wide_ticks(
     venue: str = "file",
     symbols: Collection[str] | None = None,
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> Iterator[Tick]:
     """Stream a wide bar file as ticks: one tick per symbol per row, at the row's time
     (``symbols``: only those columns; the others are not read)."""
-    for bar in read_wide_bars(path, rejects, only=symbols, date_format=date_format):
+    bars = read_wide_bars(
+        path, rejects, only=symbols, date_format=date_format, drop_repeats=drop_repeats
+    )
+    for bar in bars:
         for symbol, price in bar.prices.items():
             yield Tick(symbol, price, bar.ts, bar.ts, None, venue)
 
@@ -363,8 +385,10 @@ def read_ticks(
     venue: str = "file",
     symbols: Collection[str] | None = None,
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> Iterator[Tick]:
     """Stream the ticks of any supported file, its layout detected by :func:`file_layout`.
+    ``drop_repeats``: drop the rows of a wide file that repeat the row before exactly.
     ``date_format``: a strftime pattern of text times (see :func:`file_dates`).
     ``symbols``: the columns of a wide file to read (the others are ignored quietly); tick
     files give every row, and the pipeline counts a symbol it does not run."""
@@ -373,7 +397,14 @@ def read_ticks(
         return read_tick_jsonl(path, rejects, ts_unit=ts_unit, venue=venue, date_format=date_format)
     if layout == "ticks":
         return read_tick_csv(path, rejects, ts_unit=ts_unit, venue=venue, date_format=date_format)
-    return read_wide_ticks(path, rejects, venue=venue, symbols=symbols, date_format=date_format)
+    return read_wide_ticks(
+        path,
+        rejects,
+        venue=venue,
+        symbols=symbols,
+        date_format=date_format,
+        drop_repeats=drop_repeats,
+    )
 
 
 def file_symbols(path: str | Path, wanted: Collection[str] = ()) -> tuple[set[str], bool]:

@@ -16,11 +16,12 @@ import numpy as np
 
 from feeds.files.readers import read_wide_bars, wide_bar_symbols
 from hedger.cli.demo_live import run_live_demo
-from hedger.cli.options import add_date_format, add_mode, at_least
+from hedger.cli.options import add_date_format, add_drop_repeats, add_mode, at_least
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams, FilterStep, HedgeFilter, InputMode
 from hedger.engine.linalg import ols
+from hedger.engine.transforms import usable_price
 from hedger.errors import ConfigError, DataFileError
 from hedger.logs import configure_logging
 from hedger.research.prices import FirstReject, no_rows_problem
@@ -44,6 +45,7 @@ def run_demo(
     mode: InputMode,
     params: FilterParams,
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> tuple[str, str, list[DemoRow], Rejects, float]:
     """Filter the pair over the file; returns (y symbol, x symbol, rows, rejects, seconds)."""
     symbols = wide_bar_symbols(path)
@@ -66,8 +68,12 @@ def run_demo(
     rejects = Rejects(first)
     rows: list[DemoRow] = []
     started = time.perf_counter()
-    for bar in read_wide_bars(path, rejects, only=(y_sym, x_sym), date_format=date_format):
-        y, x = bar.prices.get(y_sym), bar.prices.get(x_sym)
+    bars = read_wide_bars(
+        path, rejects, only=(y_sym, x_sym), date_format=date_format, drop_repeats=drop_repeats
+    )
+    for bar in bars:
+        # the one price rule, counted as replay counts it (a price <= 0 in a log mode)
+        y, x = (_usable(bar.prices.get(s), mode, rejects, str(path)) for s in (y_sym, x_sym))
         step = hf.step(y, x)
         rows.append(
             DemoRow(bar.label, math.nan if y is None else y, math.nan if x is None else x, step)
@@ -76,6 +82,15 @@ def run_demo(
     if not rows:
         raise DataFileError(str(path), no_rows_problem(rejects.counts, first))
     return y_sym, x_sym, rows, rejects, elapsed
+
+
+def _usable(price: float | None, mode: InputMode, rejects: Rejects, source: str) -> float | None:
+    if price is None:
+        return None
+    if not usable_price(price, mode.logarithmic):
+        rejects.add("bad_price", source)
+        return None
+    return price
 
 
 def render(
@@ -167,6 +182,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_mode(parser)
     add_date_format(parser)
+    add_drop_repeats(parser)
     parser.add_argument(
         "--delta",
         type=float,
@@ -196,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     mode = InputMode(args.mode)
     params = FilterParams(mode=mode, delta=args.delta)
     y_sym, x_sym, rows, rejects, elapsed = run_demo(
-        args.file, args.pair, mode, params, args.date_format
+        args.file, args.pair, mode, params, args.date_format, args.drop_repeats
     )
     render(sys.stdout, y_sym, x_sym, rows, rejects, elapsed, mode, args.rows)
     return 0

@@ -34,6 +34,7 @@ from hedger.cli.options import (
     PLOT_SUFFIXES,
     TS_UNITS,
     add_date_format,
+    add_drop_repeats,
     add_mode,
     check_bar,
     output_path,
@@ -93,6 +94,7 @@ def add_arguments(matrix: argparse.ArgumentParser) -> None:
     matrix.add_argument("--warmup", type=int, default=20, help="OLS warm-up observations (20)")
     matrix.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
     add_date_format(matrix)
+    add_drop_repeats(matrix)
     matrix.add_argument(
         "--ts-unit",
         choices=TS_UNITS,
@@ -130,7 +132,11 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None:
         figure_class()
     table = load_prices(
-        args.file, bar=check_bar(args.bar), ts_unit=args.ts_unit, date_format=args.date_format
+        args.file,
+        bar=check_bar(args.bar),
+        ts_unit=args.ts_unit,
+        date_format=args.date_format,
+        drop_repeats=args.drop_repeats,
     )
     note = table.rejects_note()
     if note is not None:

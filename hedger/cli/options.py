@@ -26,6 +26,15 @@ def pair_label(pair: PairId) -> str:
     return f"{pair.y}/{'+'.join(pair.xs)}"
 
 
+def add_drop_repeats(parser: argparse.ArgumentParser) -> None:
+    """``--drop-repeats``: drop the rows of a wide file that repeat the row before exactly."""
+    parser.add_argument(
+        "--drop-repeats",
+        action="store_true",
+        help="drop rows whose prices all repeat the row before (holidays filled forward)",
+    )
+
+
 def add_date_format(parser: argparse.ArgumentParser) -> None:
     """``--date-format``: a strftime pattern of a file's text dates, for the files whose
     dates fit both m/d/Y and d/m/Y (the common forms are read without it)."""

@@ -13,6 +13,7 @@ from hedger.cli.options import (
     LOG_LEVELS,
     TS_UNITS,
     add_date_format,
+    add_drop_repeats,
     add_mode,
     output_path,
     progress_line,
@@ -69,6 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="unit of numeric timestamps (default: detected from the first row)",
     )
     add_date_format(parser)
+    add_drop_repeats(parser)
     parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
 
 
@@ -112,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
             progress=progress,
             logger=logger,
             date_format=args.date_format,
+            drop_repeats=args.drop_repeats,
         )
 
     summary = write_to(args.out, replay_into)

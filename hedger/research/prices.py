@@ -49,14 +49,22 @@ class PriceTable:
     symbols: tuple[str, ...]
     prices: FloatArray
     rejects: Rejects
+    repeats: int = 0
+    """Rows kept that repeat the row before exactly (``drop_repeats`` drops them instead)."""
 
     def rejects_note(self) -> str | None:
         """One line saying what was skipped while reading (``None`` when nothing was):
         ``"skipped while reading: bad_price 3, bad_timestamp 1"``."""
-        if not self.rejects.counts:
-            return None
-        parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.counts.items()))
-        return f"skipped while reading: {parts}"
+        notes = []
+        if self.rejects.counts:
+            parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.counts.items()))
+            notes.append(f"skipped while reading: {parts}")
+        if self.repeats:
+            notes.append(
+                f"{self.repeats} row(s) repeat the row before exactly (holidays?); "
+                "--drop-repeats drops them"
+            )
+        return "; ".join(notes) or None
 
     def column(self, symbol: str) -> FloatArray:
         """The prices (T,) of ``symbol``; a :class:`ConfigError` names the known ones."""
@@ -77,7 +85,12 @@ class PriceTable:
             self.column(symbol)
             indices.append(self.symbols.index(symbol))
         return PriceTable(
-            self.ts, self.labels, tuple(symbols), self.prices[:, indices], self.rejects
+            self.ts,
+            self.labels,
+            tuple(symbols),
+            self.prices[:, indices],
+            self.rejects,
+            self.repeats,
         )
 
     def index_of(self, moment: str) -> int:
@@ -119,6 +132,7 @@ def load_prices(
     ts_unit: str = "auto",
     price_source: str = "trade",
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> PriceTable:
     """Read ``path`` (wide bar CSV, long tick CSV or JSON Lines, any of them .gz) as a
     :class:`PriceTable`.
@@ -131,7 +145,7 @@ def load_prices(
     first = FirstReject()
     rejects = Rejects(first)
     if file_layout(file_path) == "wide":
-        table = _load_wide(file_path, rejects, date_format)
+        table = _load_wide(file_path, rejects, date_format, drop_repeats)
     else:
         bar_ns = parse_duration_ns(bar)
         source = TickKind(price_source)
@@ -170,7 +184,9 @@ def no_rows_problem(rejects: Mapping[str, int], first: FirstReject | None) -> st
     return f"every row was rejected ({detail}){note}"
 
 
-def _load_wide(path: Path, rejects: Rejects, date_format: str | None) -> PriceTable:
+def _load_wide(
+    path: Path, rejects: Rejects, date_format: str | None, drop_repeats: bool
+) -> PriceTable:
     symbols = wide_bar_symbols(path)
     if len(set(symbols)) != len(symbols):
         raise DataFileError(str(path), "a symbol column appears twice")
@@ -178,7 +194,9 @@ def _load_wide(path: Path, rejects: Rejects, date_format: str | None) -> PriceTa
     times: list[int] = []
     labels: list[str] = []
     rows: list[list[float]] = []
-    for row in read_wide_bars(path, rejects, date_format=date_format):
+    repeats = 0
+    for row in read_wide_bars(path, rejects, date_format=date_format, drop_repeats=drop_repeats):
+        repeats += row.repeat
         if times and row.ts <= times[-1]:
             raise DataFileError(str(path), f"row {row.label!r} is not after the row before it")
         values = [math.nan] * len(symbols)
@@ -192,7 +210,7 @@ def _load_wide(path: Path, rejects: Rejects, date_format: str | None) -> PriceTa
         rows.append(values)
     prices = np.array(rows, dtype=np.float64).reshape(len(rows), len(symbols))
     return PriceTable(
-        np.array(times, dtype=np.int64), tuple(labels), tuple(symbols), prices, rejects
+        np.array(times, dtype=np.int64), tuple(labels), tuple(symbols), prices, rejects, repeats
     )
 
 

@@ -55,12 +55,20 @@ def merged_ticks(
     ts_unit: str,
     symbols: Sequence[str] | None = None,
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> Iterator[Tick]:
     """The ticks of every file in event-time order; ties keep the order of the files.
     ``symbols``: the columns of wide files to read (the others are ignored quietly);
     ``date_format``: a strftime pattern of text times (default: the common forms, detected)."""
     streams = [
-        read_ticks(path, rejects, ts_unit=ts_unit, symbols=symbols, date_format=date_format)
+        read_ticks(
+            path,
+            rejects,
+            ts_unit=ts_unit,
+            symbols=symbols,
+            date_format=date_format,
+            drop_repeats=drop_repeats,
+        )
         for path in paths
     ]
     if len(streams) == 1:
@@ -79,6 +87,7 @@ def replay(
     logger: Logger | None = None,
     compiled: bool | None = None,
     date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> ReplaySummary:
     """Run the pipeline over ``paths`` and write every event to ``out`` as a JSON line.
 
@@ -118,7 +127,8 @@ def replay(
     ticks = 0
     first_ts: int | None = None
     on_tick = pipeline.on_tick
-    for tick in merged_ticks(paths, rejects, ts_unit, pipeline.symbols, date_format):
+    ticks_in = merged_ticks(paths, rejects, ts_unit, pipeline.symbols, date_format, drop_repeats)
+    for tick in ticks_in:
         if speed is not None:
             if first_ts is None:
                 first_ts = tick.ts_event
