@@ -5,8 +5,9 @@ The common layout of daily-price files::
     date,SP500,NASDAQ
     1999-01-04,1228.099976,2208.050049
 
-The first column is a date or timestamp (ISO-8601; a date alone means midnight UTC); the others
-are prices. Files may be gzip-compressed (``.gz``). Rows are streamed, never loaded whole.
+The first column is a date or timestamp (ISO-8601, Y/m/d, m/d/Y or d/m/Y, with or without a
+time; a date alone means midnight UTC, see :mod:`feeds.files.timestamps`); the others are
+prices. Files may be gzip-compressed (``.gz``). Rows are streamed, never loaded whole.
 """
 
 from __future__ import annotations

@@ -54,6 +54,7 @@ def read_pair_history(args: argparse.Namespace, command: str, refusal: str) -> P
         date_format=args.date_format,
         drop_repeats=args.drop_repeats,
     )
+    table.require_rows(args.file)
     note = table.rejects_note()
     if note is not None:
         print(f"hedger {command}: {args.file}: {note}", file=sys.stderr)

@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         date_format=args.date_format,
         drop_repeats=args.drop_repeats,
     )
+    table.require_rows(args.file)
     note = table.rejects_note()
     if note is not None:
         print(f"hedger matrix: {args.file}: {note}", file=sys.stderr)

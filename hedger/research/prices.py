@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,17 @@ class PriceTable:
     rejects: Rejects
     repeats: int = 0
     """Rows kept that repeat the row before exactly (``drop_repeats`` drops them instead)."""
+    first_reject: dict[str, object] | None = None
+    """The first row refused, when no row was kept (what :meth:`require_rows` quotes)."""
+
+    def require_rows(self, path: str | Path) -> PriceTable:
+        """The table, or a :class:`DataFileError` when it has no bars: no rows at all, or every
+        row rejected (the counts and the first bad row). What the commands refuse."""
+        if len(self.ts) == 0:
+            first = FirstReject()
+            first.first = self.first_reject
+            raise DataFileError(str(path), no_rows_problem(self.rejects.counts, first))
+        return self
 
     def rejects_note(self) -> str | None:
         """One line saying what was skipped while reading (``None`` when nothing was):
@@ -150,8 +161,8 @@ def load_prices(
         bar_ns = parse_duration_ns(bar)
         source = TickKind(price_source)
         table = _load_ticks(file_path, bar_ns, ts_unit, source, rejects, date_format)
-    if len(table.ts) == 0:
-        raise DataFileError(str(path), no_rows_problem(rejects.counts, first))
+    if len(table.ts) == 0 and first.first is not None:
+        table = replace(table, first_reject=first.first)
     return table
 
 
