@@ -423,3 +423,23 @@ def test_a_mode_that_cannot_be_fitted_is_skipped_and_reported() -> None:
     constant = np.full(400, 5.0)
     with pytest.raises(ConfigError, match="no mode could be fitted"):
         calibrate(y, constant)
+
+
+def test_a_spaced_pair_written_by_calibrate_replays_and_reads_with_spaces(tmp_path: Path) -> None:
+    data = tmp_path / "spaced.csv"
+    lines = ["date,BRK B,SPY US"]
+    for i in range(120):
+        b = 50.0 + 5.0 * math.sin(i / 7.0) + 0.1 * i
+        lines.append(f"2024-{1 + i // 28:02d}-{1 + i % 28:02d},{1.5 * b + 3:.4f},{b:.4f}")
+    data.write_text("\n".join(lines) + "\n")
+    config = tmp_path / "pairs.toml"
+    fitted = run_hedger(
+        "calibrate", str(data), "--pair", "BRK B/SPY US", "--mode", "levels",
+        "--write", str(config),
+    )  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    assert "hedger calibrate: BRK B/SPY US on" in fitted.stdout
+    assert '[pairs."BRK%20B/SPY%20US"]' in config.read_text()
+    replayed = run_hedger("replay", str(data), "--config", str(config), "--pair", "BRK B/SPY US")
+    assert replayed.returncode == 0, replayed.stderr
+    assert replayed.stdout.count('"pair":"BRK%20B/SPY%20US"') == 240

@@ -93,3 +93,41 @@ def test_subscribe_rejects_a_bad_broker_url() -> None:
     result = run_hedger("subscribe", "--broker", "http://localhost:1883")
     assert result.returncode == 2
     assert "broker: must look like mqtt://host:port" in result.stderr
+
+
+def test_a_negative_value_after_a_space_meets_the_range_check() -> None:
+    result = run_hedger("replay", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ", "--delta", "-1e-4")
+    assert result.returncode == 2
+    assert result.stderr.strip() == "hedger replay: --delta: must be in [0, 1), got -0.0001"
+
+
+def test_a_command_line_override_is_named_as_its_option() -> None:
+    result = run_hedger("replay", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ", "--warmup", "0")
+    assert result.returncode == 2
+    assert result.stderr.startswith("hedger replay: --warmup: "), result.stderr
+
+
+def test_a_bad_filter_value_is_named_under_filter(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[filter]\ndelta = "1e-4"\n')
+    result = run_hedger(
+        "replay", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ", "--config", str(config)
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("hedger replay: filter.delta: "), result.stderr
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["replay", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ"],
+        ["matrix", str(SP500_NASDAQ)],
+        ["calibrate", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ"],
+        ["evaluate", str(SP500_NASDAQ), "--pair", "SP500/NASDAQ"],
+    ],
+)
+def test_every_command_checks_bar(command: list[str]) -> None:
+    result = run_hedger(*command, "--bar", "7parsecs")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert re.match(r"hedger \w+: (--bar|bars\.length): must be a duration", line), line

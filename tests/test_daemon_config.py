@@ -111,12 +111,12 @@ HOUSE_STYLE = [
     ("[[feeds]]\nkind = 'mqtt'\n", "feeds[1].topics", "must be a list of topic filters"),
     ("[refit]\nevery = true\n", "refit.every",
      "must be an integer >= 1 (bars) or a duration like 4h, got True"),
-    ("[filter]\ndelta = 'big'\n", "pairs.YYY/XXX.delta", "must be a number, got 'big'"),
-    ("[filter]\nwarmup = -1\n", "pairs.YYY/XXX.warmup", "must be an integer >= 0, got -1"),
-    ("[filter]\ntrans_cov = [[1.0, 'x'], [0.0, 1.0]]\n", "pairs.YYY/XXX.trans_cov",
+    ("[filter]\ndelta = 'big'\n", "filter.delta", "must be a number, got 'big'"),
+    ("[filter]\nwarmup = -1\n", "filter.warmup", "must be an integer >= 0, got -1"),
+    ("[filter]\ntrans_cov = [[1.0, 'x'], [0.0, 1.0]]\n", "filter.trans_cov",
      "must be a matrix of numbers, got [[1.0, 'x'], [0.0, 1.0]]"),
     ("[bus]\nmqtt = 5\n", "bus.mqtt", "must be a table, got 5"),
-    ("[filter]\nadaptive_r = 0\n", "pairs.YYY/XXX.adaptive_r",
+    ("[filter]\nadaptive_r = 0\n", "filter.adaptive_r",
      "must be in (0, 1) or None, got 0.0"),
 ]  # fmt: skip
 

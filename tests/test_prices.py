@@ -130,3 +130,22 @@ def test_shares_hedge_and_hedged_pnl_by_hand() -> None:
     assert math.isnan(pnl[0])
     # dY - h_{t-1} dX: 1 - 2 * 0.5, -2 - 1.5 * -1.5, 3 - 1 * 2
     np.testing.assert_allclose(pnl[1:], [0.0, 0.25, 1.0])
+
+
+def test_a_duplicate_date_is_skipped_and_counted_by_every_reader(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("date,A,B\n2024-01-02,1,2\n2024-01-02,9,9\n2024-01-03,1.5,2.5\n")
+    table = load_prices(path)
+    assert table.prices.tolist() == [[1.0, 2.0], [1.5, 2.5]]
+    assert table.rejects.counts == {"duplicate_date": 1}
+
+
+def test_repeated_rows_are_reported_and_dropped_on_request(tmp_path: Path) -> None:
+    path = tmp_path / "holidays.csv"
+    path.write_text("date,A,B\n2024-12-24,1,2\n2024-12-25,1,2\n2024-12-26,1,2\n2024-12-27,3,4\n")
+    kept = load_prices(path)
+    assert len(kept.ts) == 4 and kept.repeats == 2
+    assert "2 row(s) repeat the row before exactly" in (kept.rejects_note() or "")
+    dropped = load_prices(path, drop_repeats=True)
+    assert dropped.labels == ("2024-12-24", "2024-12-27")
+    assert dropped.rejects.counts == {"repeated_row": 2}

@@ -223,7 +223,7 @@ def test_unreadable_files_are_clear_errors(tmp_path: Path) -> None:
         run([tmp_path / "missing.csv"], config())
     broken = tmp_path / "broken.csv.gz"
     broken.write_bytes(b"this is not gzip")
-    with pytest.raises(DataFileError, match="decoded"):
+    with pytest.raises(DataFileError, match="not a readable gzip file"):
         run([broken], config())
     empty = tmp_path / "empty.csv"
     empty.write_text("")
@@ -257,7 +257,7 @@ def test_config_file_and_errors(tmp_path: Path) -> None:
     )
     for text, key in [
         ("[bars]\nlenght = '1s'\n", "bars.lenght"),
-        ("[filter]\ndelta = 'big'\n[pairs.'A/B']\n", "pairs.A/B.delta"),
+        ("[filter]\ndelta = 'big'\n[pairs.'A/B']\n", "filter.delta"),
         ("[pairs.'A/B']\nmode = 'prices'\n", "pairs.A/B.mode"),
         ("[pairs.'A/B']\ncolour = 'red'\n", "pairs.A/B.colour"),
         ("[surprise]\n", "config.surprise"),

@@ -1,10 +1,18 @@
 """Timestamps of recorded files and MQTT ticks: ISO-8601 text or epoch numbers in s, ms, us or
-ns (the unit detected from the first value, or given), to integer ns since the epoch, UTC."""
+ns (the unit detected from the first value, or given), to integer ns since the epoch, UTC.
+
+Dates as people write them are read too, with or without a time (``HH:MM[:SS[.fff]]``, after
+a space or a ``T``): ISO ``2024-01-31``, ``2024/01/31`` (year first), and the year-last forms
+``01/31/2024`` (m/d/Y) and ``31/01/2024`` (d/m/Y), with ``/``, ``.`` or ``-``. Which of m/d/Y
+and d/m/Y a column uses is decided by :func:`detect_date_order` from its values (a day above 12
+settles it); a column whose values fit both needs an explicit strftime pattern
+(``date_format``, the CLI's ``--date-format``). Times without a zone are UTC."""
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 _FRACTION = re.compile(r"\.(\d+)")
@@ -26,6 +34,115 @@ def parse_timestamp_ns(text: str) -> int:
     delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
     whole = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
     return whole + extra_ns
+
+
+_DATE = re.compile(
+    r"^(\d{1,4})([/.-])(\d{1,2})\2(\d{1,4})"
+    r"(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?\s*(?:Z|UTC)?$"
+)
+DATE_ORDERS = ("mdy", "dmy")
+"""The year-last orders a column may use: m/d/Y and d/m/Y."""
+
+
+class AmbiguousDatesError(ValueError):
+    """A column's year-last dates fit both m/d/Y and d/m/Y.
+
+    Attributes:
+        example: a value that fits both.
+    """
+
+    def __init__(self, example: str, problem: str) -> None:
+        super().__init__(problem)
+        self.example = example
+
+
+def _year_last_orders(text: str) -> tuple[str, ...] | None:
+    """The orders (of ``mdy``, ``dmy``) a year-last date fits; None if ``text`` is not one."""
+    match = _DATE.match(text.strip())
+    if match is None or len(match.group(1)) == 4 or len(match.group(4)) != 4:
+        return None
+    a, b = int(match.group(1)), int(match.group(3))
+    orders = []
+    if 1 <= a <= 12 and 1 <= b <= 31:
+        orders.append("mdy")
+    if 1 <= b <= 12 and 1 <= a <= 31:
+        orders.append("dmy")
+    return tuple(orders)
+
+
+def detect_date_order(cells: Iterable[str]) -> str | None:
+    """The order (``"mdy"`` or ``"dmy"``) of a column's year-last dates, from its values;
+    ``None`` when it has none (ISO or year-first dates, epoch numbers). Stops at the first
+    value that settles it (a later value that does not fit is a bad row). Raises
+    :class:`AmbiguousDatesError` when every value fits both orders."""
+    possible = set(DATE_ORDERS)
+    example = ""
+    for cell in cells:
+        orders = _year_last_orders(cell)
+        if not orders:
+            continue
+        example = example or cell.strip()
+        possible &= set(orders)
+        if len(possible) == 1:
+            return possible.pop()
+    if not example:
+        return None
+    raise AmbiguousDatesError(example, f"dates such as {example!r} fit both m/d/Y and d/m/Y")
+
+
+class DateParser:
+    """Text dates and date-times to integer ns since the epoch, UTC.
+
+    ``date_format``: a strftime pattern every cell must follow (``"%d/%m/%Y %H:%M"``);
+    otherwise ISO-8601, year-first ``Y/m/d``, and year-last dates in ``order`` (``"mdy"``,
+    ``"dmy"``, or ``None`` to refuse year-last dates). Raises ``ValueError`` on a cell it
+    cannot read.
+    """
+
+    def __init__(self, date_format: str | None = None, order: str | None = None) -> None:
+        if order is not None and order not in DATE_ORDERS:
+            raise ValueError(f"date order must be mdy or dmy, got {order!r}")
+        self.date_format = date_format
+        self.order = order
+
+    def __call__(self, text: str) -> int:
+        text = text.strip()
+        if self.date_format is not None:
+            moment = datetime.strptime(text, self.date_format)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            return _ns_of(moment)
+        if _looks_iso(text):
+            return parse_timestamp_ns(text)
+        match = _DATE.match(text)
+        if match is None:
+            raise ValueError(f"not a date: {text!r}")
+        first, _, second, last, hour, minute, sec, frac = match.groups()
+        if len(first) == 4:
+            year, month, day = int(first), int(second), int(last)
+        elif len(last) == 4 and self.order is not None:
+            year = int(last)
+            month, day = (
+                (int(first), int(second)) if self.order == "mdy" else (int(second), int(first))
+            )
+        else:
+            raise ValueError(f"not a date in a known order: {text!r}")
+        moment = datetime(
+            year, month, day, int(hour or 0), int(minute or 0), int(sec or 0), tzinfo=UTC
+        )
+        extra = int((frac or "").ljust(9, "0")) if frac else 0
+        return _ns_of(moment) + extra
+
+
+def looks_like_date(text: str) -> bool:
+    """Whether ``text`` is a text date (ISO, or with ``/`` or ``.``), not an epoch number."""
+    text = text.strip()
+    return _looks_iso(text) or _DATE.match(text) is not None
+
+
+def _ns_of(moment: datetime) -> int:
+    delta = moment - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
 
 
 TS_UNITS_NS = {"s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "ns": 1}
@@ -52,10 +169,11 @@ class TimestampParser:
     a cell it cannot read.
     """
 
-    def __init__(self, unit: str = "auto") -> None:
+    def __init__(self, unit: str = "auto", dates: DateParser | None = None) -> None:
         if unit not in ("auto", "iso", *TS_UNITS_NS):
             raise ValueError(f"ts unit must be auto, iso, s, ms, us or ns, got {unit!r}")
-        self.unit = unit
+        self.unit = "iso" if dates is not None and dates.date_format is not None else unit
+        self._dates = dates if dates is not None else DateParser()
 
     def __call__(self, cell: str | float | int) -> int:
         unit = self.unit
@@ -64,8 +182,8 @@ class TimestampParser:
         if isinstance(cell, str):
             text = cell.strip()
             if unit == "auto":
-                unit = "iso" if _looks_iso(text) else _detect_numeric(text)
-            value = parse_timestamp_ns(text) if unit == "iso" else _scaled(text, unit)
+                unit = "iso" if looks_like_date(text) else _detect_numeric(text)
+            value = self._dates(text) if unit == "iso" else _scaled(text, unit)
         else:
             if unit == "auto":
                 unit = detect_ts_unit(float(cell))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from hedger.cli.history import add_history_arguments, read_pair_history
+from hedger.cli.options import output_path, pair_label
 from hedger.config.edit import write_pair_table
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
@@ -52,6 +53,7 @@ def add_arguments(cal: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger calibrate``; returns the exit status."""
+    output_path("write", args.write)
     history = read_pair_history(args, "calibrate", "calibrate fits pairs Y/X, not baskets ({pair})")
     pair, table = history.pair, history.table
     end = cut_index(table, args.until)
@@ -59,7 +61,9 @@ def run(args: argparse.Namespace) -> int:
     modes = list(InputMode) if args.mode == AUTO else [InputMode(args.mode)]
     progress = sys.stderr.isatty()
     if progress:
-        sys.stderr.write(f"calibrating {pair} on {end:,} bars, {len(modes)} mode(s)...\n")
+        sys.stderr.write(
+            f"calibrating {pair_label(pair)} on {end:,} bars, {len(modes)} mode(s)...\n"
+        )
     result = calibrate(y, x, modes=modes)
     snippet = toml_table(str(pair), result.best, source=args.file.name, bars=(table, end))
     if args.write is not None:
@@ -67,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(as_json(str(pair), result, snippet, table, end), indent=2))
     else:
-        print(format_report(str(pair), result, table, end, args.file.name))
+        print(format_report(pair_label(pair), result, table, end, args.file.name))
         print()
         print(snippet, end="")
         if args.write is not None:

@@ -16,13 +16,15 @@ import numpy as np
 
 from feeds.files.readers import read_wide_bars, wide_bar_symbols
 from hedger.cli.demo_live import run_live_demo
-from hedger.cli.options import add_mode, at_least
+from hedger.cli.options import add_date_format, add_drop_repeats, add_mode, at_least
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams, FilterStep, HedgeFilter, InputMode
 from hedger.engine.linalg import ols
+from hedger.engine.transforms import usable_price
 from hedger.errors import ConfigError, DataFileError
 from hedger.logs import configure_logging
+from hedger.research.prices import FirstReject, no_rows_problem
 
 DEFAULT_FILE = Path(__file__).resolve().parents[2] / "examples" / "sp500_nasdaq_daily.csv"
 
@@ -38,7 +40,12 @@ class DemoRow:
 
 
 def run_demo(
-    path: Path, pair: str | None, mode: InputMode, params: FilterParams
+    path: Path,
+    pair: str | None,
+    mode: InputMode,
+    params: FilterParams,
+    date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> tuple[str, str, list[DemoRow], Rejects, float]:
     """Filter the pair over the file; returns (y symbol, x symbol, rows, rejects, seconds)."""
     symbols = wide_bar_symbols(path)
@@ -57,19 +64,33 @@ def run_demo(
                 "pair", f"{symbol!r} is not a column of {path} ({', '.join(symbols)})"
             )
     hf = HedgeFilter(params)
-    rejects = Rejects()
+    first = FirstReject()
+    rejects = Rejects(first)
     rows: list[DemoRow] = []
     started = time.perf_counter()
-    for bar in read_wide_bars(path, rejects):
-        y, x = bar.prices.get(y_sym), bar.prices.get(x_sym)
+    bars = read_wide_bars(
+        path, rejects, only=(y_sym, x_sym), date_format=date_format, drop_repeats=drop_repeats
+    )
+    for bar in bars:
+        # the one price rule, counted as replay counts it (a price <= 0 in a log mode)
+        y, x = (_usable(bar.prices.get(s), mode, rejects, str(path)) for s in (y_sym, x_sym))
         step = hf.step(y, x)
         rows.append(
             DemoRow(bar.label, math.nan if y is None else y, math.nan if x is None else x, step)
         )
     elapsed = time.perf_counter() - started
     if not rows:
-        raise DataFileError(str(path), "has no rows")
+        raise DataFileError(str(path), no_rows_problem(rejects.counts, first))
     return y_sym, x_sym, rows, rejects, elapsed
+
+
+def _usable(price: float | None, mode: InputMode, rejects: Rejects, source: str) -> float | None:
+    if price is None:
+        return None
+    if not usable_price(price, mode.logarithmic):
+        rejects.add("bad_price", source)
+        return None
+    return price
 
 
 def render(
@@ -160,6 +181,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pair", help="Y/X: the hedged symbol, then the hedge (default: the first two columns)"
     )
     add_mode(parser)
+    add_date_format(parser)
+    add_drop_repeats(parser)
     parser.add_argument(
         "--delta",
         type=float,
@@ -188,6 +211,8 @@ def run(args: argparse.Namespace) -> int:
         return asyncio.run(run_live_demo(args.seconds, args.seed))
     mode = InputMode(args.mode)
     params = FilterParams(mode=mode, delta=args.delta)
-    y_sym, x_sym, rows, rejects, elapsed = run_demo(args.file, args.pair, mode, params)
+    y_sym, x_sym, rows, rejects, elapsed = run_demo(
+        args.file, args.pair, mode, params, args.date_format, args.drop_repeats
+    )
     render(sys.stdout, y_sym, x_sym, rows, rejects, elapsed, mode, args.rows)
     return 0

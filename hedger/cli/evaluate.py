@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TextIO
 
 from hedger.cli.history import add_history_arguments, read_pair_history
+from hedger.cli.options import PLOT_SUFFIXES, output_path, pair_label
 from hedger.core.topics import PairId
 from hedger.research.evaluate import DEFAULT_COST_BPS, Evaluation, evaluate_pair, split_index
 
@@ -46,6 +47,7 @@ def add_arguments(cmd: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``hedger evaluate``; returns the exit status (errors raise HedgerError)."""
+    output_path("plot", args.plot, PLOT_SUFFIXES)
     history = read_pair_history(
         args, "evaluate", "evaluate compares a pair Y/X, not a basket: {pair!r}"
     )
@@ -92,8 +94,9 @@ def render(out: TextIO, ev: Evaluation) -> None:
     """The human-readable table: one row per method, best (lowest variance) first."""
     s = ev.split
     pair = PairId.parse(ev.pair)
+    hedges = "+".join(pair.xs)
     out.write(
-        f"hedger evaluate: {ev.pair} ({pair.y} hedged with {'+'.join(pair.xs)}), {ev.bars} bars\n"
+        f"hedger evaluate: {pair_label(pair)} ({pair.y} hedged with {hedges}), {ev.bars} bars\n"
         f"  train {s.train_start} .. {s.train_end} ({s.train_bars} bars), "
         f"test {s.test_start} .. {s.test_end} ({s.test_bars} bars, {s.measured_bars} measured), "
         f"backtest cost {ev.cost_bps:g} bps, Sharpe annualised with "

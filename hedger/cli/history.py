@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hedger.cli.options import add_date_format, add_drop_repeats, check_bar
 from hedger.core.topics import PairId
 from hedger.errors import ConfigError
 from hedger.research.prices import PriceTable, load_prices
@@ -26,6 +27,8 @@ def add_history_arguments(
     parser.add_argument("--pair", required=True, metavar="Y/X", help="hedged symbol / hedge symbol")
     parser.add_argument(*until, metavar="DATE|FRACTION", help=until_help)
     parser.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
+    add_date_format(parser)
+    add_drop_repeats(parser)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +48,13 @@ def read_pair_history(args: argparse.Namespace, command: str, refusal: str) -> P
     pair = PairId.parse(args.pair)
     if pair.is_basket:
         raise ConfigError("pair", refusal.format(pair=args.pair))
-    table = load_prices(args.file, bar=args.bar)
+    table = load_prices(
+        args.file,
+        bar=check_bar(args.bar),
+        date_format=args.date_format,
+        drop_repeats=args.drop_repeats,
+    )
+    table.require_rows(args.file)
     note = table.rejects_note()
     if note is not None:
         print(f"hedger {command}: {args.file}: {note}", file=sys.stderr)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -26,16 +27,32 @@ COMMANDS: tuple[tuple[str, ModuleType], ...] = (
 ``add_arguments(parser)`` and ``run(args)``."""
 
 
+NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
+"""What argparse must read as a value, not an option: ``-1``, ``-0.5``, ``-1e-4`` (its own
+rule misses the exponent, so ``--delta -1e-4`` was "expected one argument")."""
+
+
+def _numbers_are_values(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    # argparse has no public switch for this: its (private) matcher decides what is a value.
+    parser._negative_number_matcher = NEGATIVE_NUMBER
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
-        prog="hedger",
-        description="Dynamic hedge ratios for stat-arb desks: a Kalman filter on every bar.",
+    """The argument parser with every subcommand (a negative number after an option is its
+    value, so that ``--delta -1e-4`` meets the range check, not a parser error)."""
+    parser = _numbers_are_values(
+        argparse.ArgumentParser(
+            prog="hedger",
+            description="Dynamic hedge ratios for stat-arb desks: a Kalman filter on every bar.",
+        )
     )
     parser.add_argument("--version", action="version", version=f"hedger {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, module in COMMANDS:
-        command = commands.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
+        command = _numbers_are_values(
+            commands.add_parser(name, help=module.HELP, description=module.DESCRIPTION)
+        )
         module.add_arguments(command)
         command.set_defaults(handler=module.run)
     return parser

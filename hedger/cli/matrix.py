@@ -30,7 +30,16 @@ from typing import BinaryIO, NamedTuple
 import numpy as np
 import orjson
 
-from hedger.cli.options import TS_UNITS, add_mode, write_to
+from hedger.cli.options import (
+    PLOT_SUFFIXES,
+    TS_UNITS,
+    add_date_format,
+    add_drop_repeats,
+    add_mode,
+    check_bar,
+    output_path,
+    write_to,
+)
 from hedger.core.events import MatrixEvent
 from hedger.engine import FilterParams, InputMode, OlsWarmupInit
 from hedger.engine.linalg import FloatArray
@@ -84,6 +93,8 @@ def add_arguments(matrix: argparse.ArgumentParser) -> None:
     )
     matrix.add_argument("--warmup", type=int, default=20, help="OLS warm-up observations (20)")
     matrix.add_argument("--bar", default="1d", help="bar length for tick files (default 1d)")
+    add_date_format(matrix)
+    add_drop_repeats(matrix)
     matrix.add_argument(
         "--ts-unit",
         choices=TS_UNITS,
@@ -116,9 +127,18 @@ def run(args: argparse.Namespace) -> int:
     """Run ``hedger matrix``; returns the exit status (errors raise :class:`HedgerError`)."""
     params = filter_params_from(args)
     wanted = _symbols(args.symbols)
+    output_path("out", args.out)
+    output_path("plot", args.plot, PLOT_SUFFIXES)
     if args.plot is not None:
         figure_class()
-    table = load_prices(args.file, bar=args.bar, ts_unit=args.ts_unit)
+    table = load_prices(
+        args.file,
+        bar=check_bar(args.bar),
+        ts_unit=args.ts_unit,
+        date_format=args.date_format,
+        drop_repeats=args.drop_repeats,
+    )
+    table.require_rows(args.file)
     note = table.rejects_note()
     if note is not None:
         print(f"hedger matrix: {args.file}: {note}", file=sys.stderr)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from hedger.core.bars import parse_duration_ns
+from hedger.core.topics import PairId
 from hedger.engine import InputMode
 from hedger.errors import ConfigError
 
@@ -18,6 +20,43 @@ TS_UNITS = ("auto", "iso", "s", "ms", "us", "ns")
 """``--ts-unit``: how numeric timestamps of tick files are read (``auto``: from the first row)."""
 
 
+def pair_label(pair: PairId) -> str:
+    """A pair as people read it: ``BRK B/SPY``, symbols as written (``str(pair)``, the id,
+    escapes them: ``BRK%20B/SPY``, for topics, events and config keys)."""
+    return f"{pair.y}/{'+'.join(pair.xs)}"
+
+
+def add_drop_repeats(parser: argparse.ArgumentParser) -> None:
+    """``--drop-repeats``: drop the rows of a wide file that repeat the row before exactly."""
+    parser.add_argument(
+        "--drop-repeats",
+        action="store_true",
+        help="drop rows whose prices all repeat the row before (holidays filled forward)",
+    )
+
+
+def add_date_format(parser: argparse.ArgumentParser) -> None:
+    """``--date-format``: a strftime pattern of a file's text dates, for the files whose
+    dates fit both m/d/Y and d/m/Y (the common forms are read without it)."""
+    parser.add_argument(
+        "--date-format",
+        metavar="PATTERN",
+        type=date_pattern,
+        help=(
+            "strftime pattern of the file's dates, e.g. %%d/%%m/%%Y or '%%m/%%d/%%Y %%H:%%M' "
+            "(default: ISO, Y/m/d, m/d/Y and d/m/Y read as they come; needed only when the "
+            "dates fit both m/d/Y and d/m/Y)"
+        ),
+    )
+
+
+def date_pattern(text: str) -> str:
+    """An argparse type: a strftime pattern with at least one directive."""
+    if "%" not in text:
+        raise argparse.ArgumentTypeError(f"a strftime pattern such as %d/%m/%Y, got {text!r}")
+    return text
+
+
 def add_mode(parser: argparse.ArgumentParser, default: InputMode | None = InputMode.LEVELS) -> None:
     """``--mode``: the input transform of the filter (levels, log, changes, returns)."""
     parser.add_argument(
@@ -26,6 +65,14 @@ def add_mode(parser: argparse.ArgumentParser, default: InputMode | None = InputM
         default=None if default is None else default.value,
         help="input transform" + ("" if default is None else f" (default: {default.value})"),
     )
+
+
+def check_bar(text: str) -> str:
+    """``--bar`` checked by the one bar rule's parser before any file is read, so every
+    command refuses what the pipeline would (also on a wide file, which keeps its own rows):
+    a :class:`ConfigError` naming ``--bar``."""
+    parse_duration_ns(text, "--bar")
+    return text
 
 
 def at_least(minimum: int) -> Callable[[str], int]:
@@ -48,6 +95,30 @@ def progress_line(ticks: int, events: int, seconds: float) -> None:
     rate = ticks / seconds if seconds > 0 else 0.0
     sys.stderr.write(f"\r{ticks:,} ticks, {events:,} events, {rate:,.0f} ticks/s ")
     sys.stderr.flush()
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf", ".jpg", ".jpeg")
+"""The image formats ``--plot`` writes (matplotlib picks the format from the suffix)."""
+
+
+def output_path(key: str, path: Path | None, suffixes: tuple[str, ...] = ()) -> Path | None:
+    """Check an output path before any work is done: not a directory, in a directory that
+    exists, and (with ``suffixes``) with one of those suffixes; else a :class:`ConfigError`
+    naming ``key`` (``"out"``, ``"plot"``, ``"write"``)."""
+    if path is None:
+        return None
+    if path.is_dir():
+        raise ConfigError(key, f"{path} is a directory; give a file name")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ConfigError(key, f"{path}: the directory {parent} does not exist")
+    if path.exists() and not path.is_file():
+        raise ConfigError(key, f"{path} is not a regular file")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ConfigError(
+            key, f"{path}: the file name must end in {', '.join(suffixes)}, got {path.suffix!r}"
+        )
+    return path
 
 
 def write_to(path: Path | None, write: Callable[[BinaryIO], T]) -> T:

@@ -4,14 +4,26 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from hedger.cli.options import LOG_LEVELS, TS_UNITS, add_mode, progress_line, write_to
+from feeds.files.readers import file_symbols
+from hedger.cli.options import (
+    LOG_LEVELS,
+    TS_UNITS,
+    add_date_format,
+    add_drop_repeats,
+    add_mode,
+    output_path,
+    progress_line,
+    write_to,
+)
 from hedger.config.pipeline import load_toml, pipeline_config
-from hedger.errors import ConfigError
+from hedger.errors import ConfigError, DataFileError
 from hedger.logs import configure_logging, get_logger
-from hedger.runtime.replay import format_summary, replay
+from hedger.research.prices import FirstReject, no_rows_problem
+from hedger.runtime.replay import ReplaySummary, format_summary, replay
 
 HELP = "run recorded tick or bar files through the pipeline, events as JSON Lines"
 DESCRIPTION = (
@@ -57,6 +69,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="unit of numeric timestamps (default: detected from the first row)",
     )
+    add_date_format(parser)
+    add_drop_repeats(parser)
     parser.add_argument("--log-level", default="warning", choices=LOG_LEVELS)
 
 
@@ -67,6 +81,7 @@ def _given(pairs: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
 def run(args: argparse.Namespace) -> int:
     """Replay ``args.files``; the summary goes to stderr."""
     configure_logging(args.log_level)
+    output_path("out", args.out)
     document = load_toml(args.config) if args.config else {}
     overrides = _given(
         (
@@ -85,22 +100,71 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.speed is not None and not args.speed > 0:
         raise ConfigError("speed", f"must be > 0, got {args.speed}")
+    check_symbols(args.files, [leg for spec in config.pairs for leg in spec.pair.legs])
     progress = progress_line if sys.stderr.isatty() else None
+    logger = PassOnFirstReject(get_logger("replay"))
 
-    def replay_into(out: BinaryIO) -> str:
-        summary = replay(
+    def replay_into(out: BinaryIO) -> ReplaySummary:
+        return replay(
             args.files,
             config,
             out,
             ts_unit=args.ts_unit,
             speed=args.speed,
             progress=progress,
-            logger=get_logger("replay"),
+            logger=logger,
+            date_format=args.date_format,
+            drop_repeats=args.drop_repeats,
         )
-        return format_summary(summary)
 
-    report = write_to(args.out, replay_into)
+    summary = write_to(args.out, replay_into)
     if progress is not None:
         sys.stderr.write("\n")
-    print(report, file=sys.stderr)
+    check_some_input(args.files, summary, logger)
+    print(format_summary(summary), file=sys.stderr)
     return 0
+
+
+def check_symbols(files: Sequence[Path], legs: Sequence[str]) -> None:
+    """Every leg must be a symbol of some file; else a :class:`ConfigError` naming the
+    missing symbol(s) and the files' symbols (read before any event is written)."""
+    seen: set[str] = set()
+    complete = True
+    for path in files:
+        symbols, whole = file_symbols(path, legs)
+        seen |= symbols
+        complete = complete and whole
+    missing = [leg for leg in dict.fromkeys(legs) if leg not in seen]
+    if missing:
+        names = ", ".join(repr(leg) for leg in missing)
+        known = ", ".join(repr(s) for s in sorted(seen)) or "none"
+        where = ", ".join(str(path) for path in files)
+        raise ConfigError("pair", f"no symbol {names} in {where} (its symbols: {known})")
+
+
+def check_some_input(files: Sequence[Path], summary: ReplaySummary, first: FirstReject) -> None:
+    """A run with no usable tick is an error: every row rejected (the reasons and the first
+    bad row), or no rows at all."""
+    where = ", ".join(str(path) for path in files)
+    if summary.ticks == 0 and not summary.rejects:
+        raise DataFileError(where, "has no rows (a header only?)")
+    if summary.events == 0 and summary.rejects:
+        raise DataFileError(where, no_rows_problem(summary.rejects, first))
+
+
+class PassOnFirstReject(FirstReject):
+    """A logger that passes everything on and keeps the first reject it was told of."""
+
+    def __init__(self, inner: Any) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def warning(self, event: str, **kw: Any) -> Any:
+        super().warning(event, **kw)
+        return self._inner.warning(event, **kw)
+
+    def info(self, event: str, **kw: Any) -> Any:
+        return self._inner.info(event, **kw)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)

@@ -108,6 +108,8 @@ def write_pair_table(path: Path, pair: str, table: str) -> None:
     the file (atomically, keeping the file's permissions)."""
     try:
         old = path.read_text() if path.exists() else ""
+    except UnicodeDecodeError:
+        raise ConfigError("write", f"{path}: is not UTF-8 text, so not a TOML file") from None
     except OSError as exc:
         raise ConfigError("write", f"{path}: {exc.strerror}") from None
     try:

@@ -147,6 +147,28 @@ def _init(table: FilterTable, section: str) -> GivenInit | DiffuseInit | OlsWarm
     return GivenInit(mean=table.mean, cov=table.cov, warmup_steps=warmup)
 
 
+_INIT_KEYS = {
+    "init.n_obs": "warmup",
+    "init.warmup_steps": "warmup",
+    "init.variance": "diffuse_variance",
+}
+
+
+def _where_from(
+    exc: ConfigError, section: str, own: Mapping[str, Any], overrides: Mapping[str, Any]
+) -> ConfigError:
+    """``exc`` (raised for a pair's merged settings) named where the value came from: a
+    command-line override as its option (``--warmup``), a value the pair's table does not set
+    as ``filter.<key>``, else the pair's key as it was."""
+    suffix = exc.key.removeprefix(section + ".")
+    key = _INIT_KEYS.get(suffix, suffix.split(".")[0])
+    if key in overrides:
+        return ConfigError("--" + key.replace("_", "-"), exc.problem)
+    if key in FILTER_KEYS and key not in own and suffix != exc.key:
+        return ConfigError(f"filter.{key if suffix in _INIT_KEYS else suffix}", exc.problem)
+    return exc
+
+
 def bar_settings(table: Mapping[str, Any]) -> BarSettings:
     """Build :class:`BarSettings` from a ``[bars]`` table."""
     bars = decode(table, BarsTable, "bars")
@@ -163,8 +185,14 @@ def load_toml(path: str | Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except FileNotFoundError:
         raise ConfigError("config", f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError("config", f"{path}: is a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError("config", f"{path}: is not UTF-8 text (a binary file?)") from None
+    except OSError as exc:
+        raise ConfigError("config", f"{path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError("config", f"{path}: {exc}") from None
+        raise ConfigError("config", f"{path}: not valid TOML: {exc}") from None
 
 
 def pipeline_config(
@@ -184,19 +212,29 @@ def pipeline_config(
     defaults = {**sub_table(document, "filter"), **(filter_overrides or {})}
     # [filter]'s values are checked in each pair they reach, and named there
     check_keys("filter", defaults, FILTER_KEYS)
-    tables: dict[str, dict[str, Any]] = {}
+    # keyed by the pair's id, so that "BRK B/SPY" on the command line is the pair a
+    # calibrate --write put in the file as [pairs."BRK%20B/SPY"]
+    tables: dict[str, tuple[str, dict[str, Any]]] = {}
     pairs_doc = document.get("pairs", {})
     if not isinstance(pairs_doc, dict):
         raise ConfigError("pairs", "must be a table of pair tables")
     for name in pairs_doc:
         table = sub_table(pairs_doc, name, "pairs")
-        tables[name] = {**defaults, **table, **(filter_overrides or {})}
+        pair_key = str(PairId.parse(name))
+        if pair_key in tables:
+            raise ConfigError(f"pairs.{name}", f"the same pair as [pairs.{tables[pair_key][0]!r}]")
+        tables[pair_key] = (name, {**defaults, **table, **(filter_overrides or {})})
     for name in extra_pairs:
-        tables.setdefault(name, dict(defaults))
+        tables.setdefault(str(PairId.parse(name)), (name, dict(defaults)))
     specs = []
-    for name, settings in tables.items():
+    for name, settings in tables.values():
         pair = PairId.parse(name)
-        specs.append(PairSpec(pair, filter_params(settings, len(pair.xs), f"pairs.{name}")))
+        try:
+            params = filter_params(settings, len(pair.xs), f"pairs.{name}")
+        except ConfigError as exc:
+            own = sub_table(pairs_doc, name, "pairs") if name in pairs_doc else {}
+            raise _where_from(exc, f"pairs.{name}", own, filter_overrides or {}) from None
+        specs.append(PairSpec(pair, params))
     if not specs:
         raise ConfigError("pairs", 'no pair given (use --pair Y/X or a [pairs."Y/X"] table)')
     return PipelineConfig(bars, tuple(specs))

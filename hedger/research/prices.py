@@ -13,8 +13,8 @@ with no usable price in a bar is NaN there; nothing is forward-filled.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,14 +49,33 @@ class PriceTable:
     symbols: tuple[str, ...]
     prices: FloatArray
     rejects: Rejects
+    repeats: int = 0
+    """Rows kept that repeat the row before exactly (``drop_repeats`` drops them instead)."""
+    first_reject: dict[str, object] | None = None
+    """The first row refused, when no row was kept (what :meth:`require_rows` quotes)."""
+
+    def require_rows(self, path: str | Path) -> PriceTable:
+        """The table, or a :class:`DataFileError` when it has no bars: no rows at all, or every
+        row rejected (the counts and the first bad row). What the commands refuse."""
+        if len(self.ts) == 0:
+            first = FirstReject()
+            first.first = self.first_reject
+            raise DataFileError(str(path), no_rows_problem(self.rejects.counts, first))
+        return self
 
     def rejects_note(self) -> str | None:
         """One line saying what was skipped while reading (``None`` when nothing was):
         ``"skipped while reading: bad_price 3, bad_timestamp 1"``."""
-        if not self.rejects.counts:
-            return None
-        parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.counts.items()))
-        return f"skipped while reading: {parts}"
+        notes = []
+        if self.rejects.counts:
+            parts = ", ".join(f"{reason} {n}" for reason, n in sorted(self.rejects.counts.items()))
+            notes.append(f"skipped while reading: {parts}")
+        if self.repeats:
+            notes.append(
+                f"{self.repeats} row(s) repeat the row before exactly (holidays?); "
+                "--drop-repeats drops them"
+            )
+        return "; ".join(notes) or None
 
     def column(self, symbol: str) -> FloatArray:
         """The prices (T,) of ``symbol``; a :class:`ConfigError` names the known ones."""
@@ -77,7 +96,12 @@ class PriceTable:
             self.column(symbol)
             indices.append(self.symbols.index(symbol))
         return PriceTable(
-            self.ts, self.labels, tuple(symbols), self.prices[:, indices], self.rejects
+            self.ts,
+            self.labels,
+            tuple(symbols),
+            self.prices[:, indices],
+            self.rejects,
+            self.repeats,
         )
 
     def index_of(self, moment: str) -> int:
@@ -113,29 +137,77 @@ def leading_bars(
 
 
 def load_prices(
-    path: str | Path, *, bar: str = "1d", ts_unit: str = "auto", price_source: str = "trade"
+    path: str | Path,
+    *,
+    bar: str = "1d",
+    ts_unit: str = "auto",
+    price_source: str = "trade",
+    date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> PriceTable:
     """Read ``path`` (wide bar CSV, long tick CSV or JSON Lines, any of them .gz) as a
     :class:`PriceTable`.
 
     ``bar`` (e.g. ``1s``, ``1min``, ``1d``) cuts tick files into bars, from trades or quote
-    mids (``price_source``); wide files keep their own rows, which must be in time order."""
+    mids (``price_source``); wide files keep their own rows, which must be in time order.
+    ``date_format``: a strftime pattern of the file's dates (default: the common forms, the
+    order of m/d/Y and d/m/Y detected, see :func:`feeds.files.readers.file_dates`)."""
     file_path = Path(path)
+    first = FirstReject()
+    rejects = Rejects(first)
     if file_layout(file_path) == "wide":
-        return _load_wide(file_path)
-    return _load_ticks(file_path, parse_duration_ns(bar), ts_unit, TickKind(price_source))
+        table = _load_wide(file_path, rejects, date_format, drop_repeats)
+    else:
+        bar_ns = parse_duration_ns(bar)
+        source = TickKind(price_source)
+        table = _load_ticks(file_path, bar_ns, ts_unit, source, rejects, date_format)
+    if len(table.ts) == 0 and first.first is not None:
+        table = replace(table, first_reject=first.first)
+    return table
 
 
-def _load_wide(path: Path) -> PriceTable:
+class FirstReject:
+    """A :class:`~hedger.core.rejects.Logger` that keeps the first reject it is told of (its
+    line and cell) and nothing else: what a refusal of a file quotes."""
+
+    def __init__(self) -> None:
+        self.first: dict[str, object] | None = None
+
+    def warning(self, event: str, **kw: object) -> None:
+        if event == "rejected" and self.first is None:
+            self.first = dict(kw)
+
+    def info(self, event: str, **kw: object) -> None:
+        pass
+
+
+def no_rows_problem(rejects: Mapping[str, int], first: FirstReject | None) -> str:
+    """Why a file gave no bars: no rows at all, or every row rejected (the counts by reason,
+    and the first bad row that ``first`` kept)."""
+    if not rejects:
+        return "has no rows (a header only?)"
+    detail = ", ".join(f"{reason} {n:,}" for reason, n in sorted(rejects.items()))
+    note = ""
+    if first is not None and first.first is not None:
+        skip = ("count", "source")
+        parts = [f"{key} {value!r}" for key, value in first.first.items() if key not in skip]
+        note = f"; the first: {', '.join(parts)}"
+    return f"every row was rejected ({detail}){note}"
+
+
+def _load_wide(
+    path: Path, rejects: Rejects, date_format: str | None, drop_repeats: bool
+) -> PriceTable:
     symbols = wide_bar_symbols(path)
     if len(set(symbols)) != len(symbols):
         raise DataFileError(str(path), "a symbol column appears twice")
     position = {symbol: i for i, symbol in enumerate(symbols)}
-    rejects = Rejects()
     times: list[int] = []
     labels: list[str] = []
     rows: list[list[float]] = []
-    for row in read_wide_bars(path, rejects):
+    repeats = 0
+    for row in read_wide_bars(path, rejects, date_format=date_format, drop_repeats=drop_repeats):
+        repeats += row.repeat
         if times and row.ts <= times[-1]:
             raise DataFileError(str(path), f"row {row.label!r} is not after the row before it")
         values = [math.nan] * len(symbols)
@@ -149,12 +221,18 @@ def _load_wide(path: Path) -> PriceTable:
         rows.append(values)
     prices = np.array(rows, dtype=np.float64).reshape(len(rows), len(symbols))
     return PriceTable(
-        np.array(times, dtype=np.int64), tuple(labels), tuple(symbols), prices, rejects
+        np.array(times, dtype=np.int64), tuple(labels), tuple(symbols), prices, rejects, repeats
     )
 
 
-def _load_ticks(path: Path, bar_ns: int, ts_unit: str, price_source: TickKind) -> PriceTable:
-    rejects = Rejects()
+def _load_ticks(
+    path: Path,
+    bar_ns: int,
+    ts_unit: str,
+    price_source: TickKind,
+    rejects: Rejects,
+    date_format: str | None,
+) -> PriceTable:
     closes: list[int] = []
     rows: list[dict[str, float]] = []
 
@@ -163,7 +241,7 @@ def _load_ticks(path: Path, bar_ns: int, ts_unit: str, price_source: TickKind) -
         rows.append({symbol: prices[symbol].price for symbol in ticked})
 
     bars = BarBuilder(bar_ns, None, on_bar, rejects, price_source=price_source)
-    for tick in read_ticks(path, rejects, ts_unit=ts_unit):
+    for tick in read_ticks(path, rejects, ts_unit=ts_unit, date_format=date_format):
         bars.on_tick(tick)
     bars.flush()
     symbols = sorted({symbol for row in rows for symbol in row})

@@ -51,15 +51,34 @@ Progress = Callable[[int, int, float], None]
 
 
 def merged_ticks(
-    paths: Sequence[Path], rejects: Rejects, ts_unit: str, bar_ns: int | None = None
+    paths: Sequence[Path],
+    rejects: Rejects,
+    ts_unit: str,
+    bar_ns: int | None = None,
+    *,
+    symbols: Sequence[str] | None = None,
+    date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> Iterator[Tick]:
     """The ticks of every file in event-time order; ties keep the order of the files.
 
     ``bar_ns``: with several files, each file's rows from the future (the bar rule's jump
     test, :func:`~hedger.core.bars.tick_verdict`, on the file alone) are counted as ``future``
     and dropped before the merge, which orders files by their next row: a row in 2100 would
-    otherwise hold its file's later rows back until every other file had passed them."""
-    streams = [read_ticks(path, rejects, ts_unit=ts_unit) for path in paths]
+    otherwise hold its file's later rows back until every other file had passed them.
+    ``symbols``: the columns of wide files to read (the others are ignored quietly);
+    ``date_format``: a strftime pattern of text times (default: the common forms, detected)."""
+    streams = [
+        read_ticks(
+            path,
+            rejects,
+            ts_unit=ts_unit,
+            symbols=symbols,
+            date_format=date_format,
+            drop_repeats=drop_repeats,
+        )
+        for path in paths
+    ]
     if len(streams) == 1:
         return streams[0]
     if bar_ns is not None:
@@ -115,6 +134,8 @@ def replay(
     progress: Progress | None = None,
     logger: Logger | None = None,
     compiled: bool | None = None,
+    date_format: str | None = None,
+    drop_repeats: bool = False,
 ) -> ReplaySummary:
     """Run the pipeline over ``paths`` and write every event to ``out`` as a JSON line.
 
@@ -156,7 +177,16 @@ def replay(
     ticks = 0
     first_ts: int | None = None
     on_tick = pipeline.on_tick
-    for tick in merged_ticks(paths, rejects, ts_unit, config.bars.length_ns):
+    ticks_in = merged_ticks(
+        paths,
+        rejects,
+        ts_unit,
+        config.bars.length_ns,
+        symbols=pipeline.symbols,
+        date_format=date_format,
+        drop_repeats=drop_repeats,
+    )
+    for tick in ticks_in:
         if speed is not None:
             if first_ts is None:
                 first_ts = tick.ts_event
