@@ -87,6 +87,7 @@ def test_a_split_is_a_new_level_after_a_run_of_outliers() -> None:
     steps = [f.step(float(a), float(b)) for a, b in zip(y, split, strict=True)]
     assert [i for i, s in enumerate(steps) if s.outlier] == list(range(BAD_BAR, BAD_BAR + 4))
     assert [i for i, s in enumerate(steps) if s.restarted] == [BAD_BAR + 4]
+    assert (f.outliers, f.restarts) == (4, 1)  # the run's last bar restarted, not refused
     # the clean twin: the same prices with the split always there
     twin = HedgeFilter(params)
     twin_steps = [twin.step(float(a), float(b)) for a, b in zip(y, x / 2, strict=True)]

@@ -83,7 +83,7 @@ class HedgeFilter:
         self._refused: list[tuple[float, tuple[float, ...]]] = []
         """The outliers of the current run (transformed y and x), oldest first."""
         self.outliers = 0
-        """Observations the gate refused."""
+        """Observations the gate refused (not those of a run that restarted the filter)."""
         self.restarts = 0
         """Runs of outliers that restarted the filter."""
         self._start()
@@ -150,6 +150,7 @@ class HedgeFilter:
             "observations": self._observations,
             "previous_prices": self._transform.memory(),
             "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
+            "outlier_run": [[y, *xs] for y, xs in self._refused],
         }
 
     def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
@@ -215,22 +216,15 @@ class HedgeFilter:
         """The gate refused the observation just absorbed: undo it and predict only; a full
         run of outliers restarts the filter with them instead."""
         core = self._core
-        e, s = (
-            (core.raw()[8:10])
-            if isinstance(core, PairFilter)
-            else (
-                core.innovation,
-                core.innovation_var,
-            )
-        )
-        self._observations -= 1
         if isinstance(core, PairFilter):
             assert isinstance(saved, PairState)
+            e, s = core.raw()[8:10]
             core.restore(saved)
         else:
             assert not isinstance(saved, PairState)
+            e, s = core.innovation, core.innovation_var
             core.restore(saved)
-        self.outliers += 1
+        self._observations -= 1
         self._refused.append((y_obs, x_obs))
         if len(self._refused) >= self.params.outlier_run:
             run, self._refused = self._refused, []
@@ -240,6 +234,7 @@ class HedgeFilter:
                 self._absorb(y_old, x_old)
             z = self._absorb(y_obs, x_obs)
             return self._result(y_obs, z, r_used, x_obs, predicted_only=False, restarted=True)
+        self.outliers += 1
         core.predict()
         step = self._result(y_obs, z, r_used, x_obs, predicted_only=True, outlier=True)
         return step._replace(
