@@ -88,10 +88,8 @@ class Pipeline:
         self.stats = PipelineStats(actor_errors=self.failures.counts)
         self.rejects = rejects
         self._emit = emit
-        self.actors = [
-            PairActor(spec, max_age_ns, self._count_and_emit, rejects, self.failures)
-            for spec in pairs
-        ]
+        self._max_age_ns = max_age_ns
+        self.actors = [self._new_actor(spec) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
         self.positive_symbols = frozenset(
@@ -113,6 +111,10 @@ class Pipeline:
             lookahead=lookahead,
         )
         self._compiled: CompiledBars | None = None
+
+    def _new_actor(self, spec: PairSpec) -> PairActor:
+        """The actor of one pair, wired to this pipeline's output, rejects and failures."""
+        return PairActor(spec, self._max_age_ns, self._count_and_emit, self.rejects, self.failures)
 
     def on_tick(self, tick: Tick) -> None:
         """The entry point of ticks into the core."""

@@ -6,8 +6,9 @@ outside ``[A-Za-z0-9._-]`` (``/``, ``+``, ``#``, ``%``, spaces, ...) becomes ``%
 bytes in upper-case hex, so ids split unambiguously and topics never contain MQTT wildcards.
 
 Topics: ``<root>/v1/<kind>/<escaped Y>/<escaped X>`` (a basket's hedges joined by ``,``, since
-MQTT forbids ``+`` in a published topic) with kinds ``ratio`` (retained),
-``spread``, ``state`` (retained), ``matrix``; and ``<root>/v1/status``, ``<root>/v1/metrics``.
+MQTT forbids ``+`` in a published topic) with kinds ``ratio`` (retained), ``spread``, ``state``
+(retained), ``alarm`` (retained while active), ``matrix``; and ``<root>/v1/status``,
+``<root>/v1/metrics``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from urllib.parse import unquote
 from hedger.errors import ConfigError
 
 SCHEMA_VERSION = 1
+PAIR_KINDS = ("ratio", "spread", "state", "alarm")
+"""The kinds of per-pair topics."""
 _PLAIN = re.compile(r"^[A-Za-z0-9._-]+$")
 _ESCAPED = re.compile(r"^(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+$")
 
@@ -85,9 +88,9 @@ class PairId:
 
 def pair_topic(root: str, kind: str, pair: PairId) -> str:
     """``<root>/v1/<kind>/<Y>/<X>`` (a basket: ``<Y>/<X1>,<X2>``) for the per-pair kinds
-    ``ratio``, ``spread``, ``state``. A basket's hedges are joined by ``,`` in topics, not by
+    :data:`PAIR_KINDS`. A basket's hedges are joined by ``,`` in topics, not by
     ``+``, which MQTT reserves as a wildcard; a ``,`` inside a symbol is escaped (``%2C``)."""
-    if kind not in ("ratio", "spread", "state"):
+    if kind not in PAIR_KINDS:
         raise ConfigError("topic kind", f"unknown per-pair kind {kind!r}")
     hedges = ",".join(escape_symbol(x) for x in pair.xs)
     return f"{root}/v{SCHEMA_VERSION}/{kind}/{escape_symbol(pair.y)}/{hedges}"
@@ -104,7 +107,7 @@ def parse_pair_topic(root: str, topic: str) -> tuple[str, PairId]:
     if not topic.startswith(prefix):
         raise ConfigError("topic", f"{topic!r} is not under {prefix!r}")
     parts = topic[len(prefix) :].split("/")
-    if len(parts) != 3 or parts[0] not in ("ratio", "spread", "state"):
+    if len(parts) != 3 or parts[0] not in PAIR_KINDS:
         raise ConfigError("topic", f"{topic!r} is not a per-pair topic")
     try:
         pair = PairId(
