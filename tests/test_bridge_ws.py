@@ -581,6 +581,18 @@ def test_fanout_subscriptions() -> None:
     assert core.idle and core.queued == 0
 
 
+def test_fanout_forgets_a_cleared_retained_ratio() -> None:
+    core = FanOut(client_queue=100)
+    bus = Bus(subscribers=[core.publish])
+    bus.publish(ratio("A/B", 1))
+    bus.publish(ratio("C/D", 1))
+    bus.clear_retained("ratio", "A/B")
+    assert core.latest_ratio.keys() == {"C/D"}
+    client = core.add_client()
+    core.receive(client, '{"action":"subscribe","pairs":["*"]}')
+    assert [orjson.loads(f).get("pair") for f in client.queue] == [None, "C/D"]
+
+
 def matrix_message(seq: int) -> Message:
     return Message(matrix_topic("hedger"), encode_matrix(matrix_event(seq)), True, seq=seq)
 

@@ -151,6 +151,13 @@ class Bus:
         """One bar's hedge-ratio matrix, retained, on the matrix topic."""
         self.send(Message(matrix_topic(self.root), encode_matrix(event), True, seq=event.seq))
 
+    def clear_retained(self, kind: str, pair: str) -> None:
+        """Clear the retained message of a per-pair topic (``kind`` as in
+        :data:`~hedger.core.topics.PAIR_KINDS`, ``pair`` a pair id): an empty retained payload,
+        which a broker takes as "delete the retained message" and the WebSocket bridge as
+        "forget the pair's latest frame of that kind"."""
+        self.send(Message(pair_id_topic(self.root, kind, pair), b"", True, pair=pair))
+
     def publish_metrics(self, payload: dict[str, Any]) -> None:
         """A metrics snapshot on the metrics topic."""
         self.send(Message(metrics_topic(self.root), orjson.dumps(payload), False))

@@ -252,6 +252,8 @@ class FanOut:
             for client in self.clients.values():
                 if client.wants(pair):
                     self._push(client, frame)
+        elif message.retain and not message.payload:
+            self._forget(message)
         elif message.topic.endswith(_MATRIX_SUFFIX):
             frame = message.payload
             self.latest_matrix = frame
@@ -263,6 +265,13 @@ class FanOut:
             self.status = _dumps({"type": "status", "status": status})
             for client in self.clients.values():
                 self._push(client, self.status)
+
+    def _forget(self, message: Message) -> None:
+        """A cleared retained topic (:meth:`~hedger.core.bus.Bus.clear_retained`): the pair's
+        latest frame of that kind is not sent to clients that subscribe from now on."""
+        kind = message.topic.rsplit("/", 3)[-3] if message.topic.count("/") >= 3 else ""
+        if kind == "ratio":
+            self.latest_ratio.pop(message.pair, None)
 
     # client side
 
