@@ -18,6 +18,11 @@ from hedger.engine import (
     InputMode,
     OlsWarmupInit,
     PairFilter,
+    Position,
+    bar_hedge,
+    hedge_quantities,
+    round_to_lot,
+    shares_hedge,
 )
 from hedger.errors import BadInputError, ConfigError, DataFileError, HedgerError, TransportError
 
@@ -37,6 +42,11 @@ __all__ = [
     "KalmanOLS",
     "OlsWarmupInit",
     "PairFilter",
+    "Position",
     "TransportError",
     "__version__",
+    "bar_hedge",
+    "hedge_quantities",
+    "round_to_lot",
+    "shares_hedge",
 ]

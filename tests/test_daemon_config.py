@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -303,6 +304,10 @@ length = "1d"
 [filter]
 delta = 1e-7
 [pairs."SP500/NASDAQ"]
+[positions]
+"SP500/NASDAQ" = {{ notional = 1e6 }}
+[lots]
+NASDAQ = 5
 [[feeds]]
 kind = "file"
 paths = ["{data}"]
@@ -325,6 +330,9 @@ metrics_interval = "1h"
     assert b"\n".join(events) + b"\n" == out.getvalue()
     ratio_topics = {m.topic for m in received if m.retain and m.event is not None}
     assert ratio_topics == {"hedger/v1/ratio/SP500/NASDAQ"}
+    last = orjson.loads([m.payload for m in received if m.retain and m.event is not None][-1])
+    assert last["hedge_qty"] % 5 == 0 and last["hedge_qty"] < 0  # short NASDAQ against SP500
+    assert last["position"] == pytest.approx(1e6 / last["prices"]["SP500"])
     metrics = [m for m in received if m.topic == "hedger/v1/metrics"]
     assert metrics, "a final metrics snapshot is published at shutdown"
 

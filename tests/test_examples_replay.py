@@ -12,9 +12,11 @@ through every later bar, so a sample is enough, and the reference stays small).
 
 History: until 2026-12-02 the test pinned hashes of whole files recorded on the flat layout
 (commit 309936e); on a new machine those stopped matching at commit 40638ba, where they had
-passed, so the reference was made again from that commit's output, which the current code
-writes exactly on this machine once the keys added since (``ts_init``, ``mode``, ``hedge``,
-``prices``, ``hedged_pnl``) are dropped.
+passed. The reference was made again then, from code whose output equals 40638ba's on this
+machine exactly, once the keys added since (``ts_init``, ``mode``, ``hedge``, ``prices``,
+``hedged_pnl``) are dropped, except on one bar per pair: the bar that ends an OLS warm-up now
+reports its ``innovation`` and ``innovation_std`` (they were null beside a non-null
+``zscore``).
 """
 
 from __future__ import annotations

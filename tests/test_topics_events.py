@@ -71,9 +71,11 @@ def test_event_encoding_is_the_documented_schema() -> None:
         stale=False,
     )
     assert list(decode(encode(ratio))) == [
-        "type", "version", "pair", "seq", "ts", "beta", "alpha", "cov", "beta_std", "warm", "stale",
-        "outlier",
+        "type", "version", "pair", "seq", "ts", "ts_init", "mode", "beta", "alpha", "cov",
+        "beta_std", "hedge", "prices", "warm", "stale", "outlier",
     ]  # fmt: skip
+    held = ratio._replace(position=100.0, hedge_qty=(-58,), hedge_notional=(-58 * 450.0,))
+    assert list(decode(encode(held)))[-3:] == ["position", "hedge_qty", "hedge_notional"]
     assert decode(encode(ratio))["beta"] == 0.58
     spread = SpreadEvent("AAPL/SPY", 7, 1, 0.1, math.nan, math.nan, math.nan)
     obj = orjson.loads(encode(spread))
@@ -83,10 +85,12 @@ def test_event_encoding_is_the_documented_schema() -> None:
         "pair": "AAPL/SPY",
         "seq": 7,
         "ts": 1,
+        "ts_init": None,
         "spread": 0.1,
         "innovation": None,
         "innovation_std": None,
         "zscore": None,
+        "hedged_pnl": None,
         "outlier": False,
     }
     basket = HedgeRatioEvent(

@@ -89,7 +89,8 @@ class RatioBoard:
             f"hedger subscribe  {source}  daemon: {self.status}  "
             f"{time.strftime('%H:%M:%S', time.localtime(now))}",
             "",
-            f"{'pair':<18}{'beta':>12}{'+-2 sd':>11}{'alpha':>12}{'seq':>9}{'age':>8}  flags",
+            f"{'pair':<18}{'beta':>12}{'+-2 sd':>11}{'hedge':>12}{'qty':>10}{'alpha':>12}"
+            f"{'seq':>9}{'age':>8}  flags",
         ]
         lines.extend(self.render_line(pair, now) for pair in sorted(self.pairs))
         if not self.pairs:
@@ -116,12 +117,37 @@ class RatioBoard:
             flags.append("warming")
         if e.get("stale"):
             flags.append("stale")
+        if e.get("outlier"):
+            flags.append("outlier")
         if view.gaps:
             flags.append(f"gaps {view.gaps} ({view.missing} missed)")
         return (
-            f"{pair:<18}{beta_text:>12}{std_text:>11}{_num(e.get('alpha'), 3):>12}"
+            f"{_shown(pair):<18}{beta_text:>12}{std_text:>11}{_list(e.get('hedge'), 4):>12}"
+            f"{_quantity(e.get('hedge_qty')):>10}{_num(e.get('alpha'), 3):>12}"
             f"{e.get('seq', 0):>9}{now - view.received:>7.1f}s  {' '.join(flags)}"
         )
+
+
+def _shown(pair: str) -> str:
+    """A pair id as a person writes it: symbols unescaped (``BRK B/SPY``, not ``BRK%20B``)."""
+    try:
+        parsed = PairId.parse(pair)
+    except ConfigError:
+        return pair
+    return f"{parsed.y}/{'+'.join(parsed.xs)}"
+
+
+def _list(value: Any, digits: int) -> str:
+    if isinstance(value, list):
+        return ",".join(_num(v, digits) for v in value)
+    return _num(value, digits)
+
+
+def _quantity(value: Any) -> str:
+    """Integer shares (a list for a basket); ``-`` when the event has none."""
+    if isinstance(value, list):
+        return ",".join(_quantity(v) for v in value)
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else "-"
 
 
 def _num(value: Any, digits: int) -> str:

@@ -21,6 +21,12 @@ outlier_run = 5        # this many outliers in a row are a new level: the pair s
 
 [pairs."AAPL/SPY"]     # one table per pair; keys as in [filter] override the defaults
 delta = 1e-5
+
+[positions]            # optional: shares of Y held (or { notional = ... }): events carry
+"AAPL/SPY" = 1000      # hedge_qty, the integer shares of each X to hold against it
+
+[lots]                 # lot size of a hedge symbol in shares (default 1)
+SPY = 1
 ```
 """
 
@@ -34,6 +40,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
+from hedger.config.positions import with_positions
 from hedger.config.schema import (
     Duration,
     Table,
@@ -91,8 +98,11 @@ class BarsTable(Table, frozen=True):
 
 FILTER_KEYS = known_keys(FilterTable)
 DOCUMENT_SECTIONS = frozenset(
-    {"bars", "filter", "pairs", "feeds", "bus", "daemon", "logging", "matrix", "refit"}
-)
+    {
+        "bars", "filter", "pairs", "positions", "lots",
+        "feeds", "bus", "daemon", "logging", "matrix", "refit",
+    }
+)  # fmt: skip
 """Every top-level table of a config file: the pipeline's and the daemon's, so one file serves
 replay and daemon."""
 
@@ -237,4 +247,4 @@ def pipeline_config(
         specs.append(PairSpec(pair, params))
     if not specs:
         raise ConfigError("pairs", 'no pair given (use --pair Y/X or a [pairs."Y/X"] table)')
-    return PipelineConfig(bars, tuple(specs))
+    return PipelineConfig(bars, tuple(with_positions(document, specs)))

@@ -1,4 +1,5 @@
-"""The per-pair filter actor: owns one pair's filter, turns bar closes into events."""
+"""The per-pair filter actor: owns one pair's filter, turns bar closes into events, and keeps
+what makes them tradable (the legs' marks, the hedge in shares, the position's quantities)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,26 @@ from hedger.core.events import Event, HedgeRatioEvent, SpreadEvent
 from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
-from hedger.engine import FilterParams, HedgeFilter
+from hedger.engine import FilterParams, HedgeFilter, Position, bar_hedge, hedge_quantities
 from hedger.engine.linalg import MatrixLike
 from hedger.errors import BadInputError
 
 
 @dataclass(frozen=True, slots=True)
 class PairSpec:
-    """A pair to run and its filter parameters (``params.n_legs`` must match the pair)."""
+    """A pair to run and its filter parameters (``params.n_legs`` must match the pair).
+
+    position: what the desk holds of Y (its events then carry ``hedge_qty``); lots: the lot
+    size of each hedge X (k,), in shares (None: 1 share each)."""
 
     pair: PairId
     params: FilterParams
+    position: Position | None = None
+    lots: tuple[int, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.lots is not None and len(self.lots) != len(self.pair.xs):
+            raise ValueError(f"{self.pair}: {len(self.lots)} lot sizes for {len(self.pair.xs)}")
 
 
 BarListener = Callable[["PairActor", int, list[float | None]], None]
@@ -37,6 +47,11 @@ class PairActor:
     counted in ``failures`` under the pair's id and logged; the bar then publishes nothing and
     ``seq``, ``last_ts`` and ``stale_bars`` stay as they were. (The filter itself is left as
     the exception left it: bad prices, the one failure the engine expects, leave it unchanged.)
+
+    Marks: each leg's latest fresh price, moved by every bar except one whose observation the
+    filter refused (an outlier or a bad price), so a bad print never reaches the hedge in
+    shares, the quantities or the hedged P&L. ``clock`` gives the events' ``ts_init`` (ns);
+    without one (a replay) it is the bar's close.
     """
 
     def __init__(
@@ -46,10 +61,19 @@ class PairActor:
         publish: Callable[[Event], None],
         rejects: Rejects,
         failures: Failures | None = None,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         self.pair = spec.pair
         self.pair_id = str(spec.pair)
+        self.spec = spec
         self._filter = HedgeFilter(spec.params)
+        self._mode = spec.params.mode
+        self._clock = clock
+        self._lots = spec.lots if spec.lots is not None else (1,) * len(spec.pair.xs)
+        self.marks: list[float | None] = [None] * len(spec.pair.legs)
+        """Each leg's mark (Y first), None before its first price."""
+        self.hedge: tuple[float, ...] | None = None
+        """The hedge in shares of the last bar (k,), None while a mark is missing."""
         self._max_age = max_age_ns
         self._publish = publish
         self._rejects = rejects
@@ -109,13 +133,57 @@ class PairActor:
         elif step.restarted:
             run = self._filter.params.outlier_run
             self._rejects.add("outlier_restart", self.pair_id, bars=run)
-        head = (self.pair_id, self.seq + 1, ts)
+        before, held = list(self.marks), self.hedge
+        marks = [m if p is None else p for p, m in zip(fresh, before, strict=True)]
+        hedge = self._hedge(step.betas, marks)
+        seq = self.seq + 1
+        ts_init = ts if self._clock is None else self._clock()
         ratio = HedgeRatioEvent(
-            *head, step.betas, step.alpha, step.cov, step.beta_std, step.warm, stale, step.outlier
-        )
-        std = math.sqrt(step.innovation_var)
-        spread = SpreadEvent(*head, step.spread, step.innovation, std, step.zscore, step.outlier)
+            self.pair_id, seq, ts, step.betas, step.alpha, step.cov, step.beta_std, step.warm,
+            stale, step.outlier, self._mode.value, hedge,
+            dict(zip(self.pair.legs, marks, strict=True)), ts_init,
+        )  # fmt: skip
+        if self.spec.position is not None:
+            ratio = self._with_quantities(ratio, self.spec.position, marks, hedge)
+        spread = SpreadEvent(
+            self.pair_id, seq, ts, step.spread, step.innovation,
+            math.sqrt(step.innovation_var), step.zscore, step.outlier,
+            _hedged_pnl(before, marks, held), ts_init,
+        )  # fmt: skip
+        self.marks, self.hedge = marks, hedge
         return ratio, spread, fresh
+
+    def _hedge(
+        self, betas: tuple[float, ...], marks: list[float | None]
+    ) -> tuple[float, ...] | None:
+        """Shares of each X per share of Y at ``marks``; in the log modes None while a mark
+        is missing."""
+        if not self._mode.logarithmic:
+            return betas
+        y, *xs = marks
+        if y is None or any(x is None for x in xs):
+            return None
+        return bar_hedge(betas, self._mode, y, [x for x in xs if x is not None])
+
+    def _with_quantities(
+        self,
+        ratio: HedgeRatioEvent,
+        position: Position,
+        marks: list[float | None],
+        hedge: tuple[float, ...] | None,
+    ) -> HedgeRatioEvent:
+        """``ratio`` with the position's shares of Y, the hedge's integer quantities and
+        their notionals (None where a mark or the hedge is missing)."""
+        y, *xs = marks
+        if position.shares is None and y is None:
+            return ratio._replace(position=math.nan)
+        shares = position.shares_at(y) if y is not None else position.shares
+        assert shares is not None
+        if hedge is None:
+            return ratio._replace(position=shares)
+        qty = hedge_quantities(hedge, shares, self._lots)
+        notional = tuple(math.nan if x is None else q * x for q, x in zip(qty, xs, strict=True))
+        return ratio._replace(position=shares, hedge_qty=qty, hedge_notional=notional)
 
     @property
     def params(self) -> FilterParams:
@@ -138,5 +206,18 @@ class PairActor:
             "pair": self.pair_id,
             "seq": self.seq,
             "last_ts": self.last_ts,
+            "marks": list(self.marks),
+            "hedge": None if self.hedge is None else list(self.hedge),
             "filter": self._filter.snapshot(),
         }
+
+
+def _hedged_pnl(
+    before: list[float | None], after: list[float | None], hedge: tuple[float, ...] | None
+) -> float:
+    """``dY - sum_i h_i dX_i`` from the marks ``before`` to ``after`` (Y first) with the hedge
+    held over the bar (k,), in Y's price units; NaN if a mark or the hedge is missing."""
+    if hedge is None or any(p is None for p in before) or any(p is None for p in after):
+        return math.nan
+    moves = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
+    return moves[0] - sum(h * dx for h, dx in zip(hedge, moves[1:], strict=True))

@@ -2,14 +2,18 @@
 
 Schema version 1; additive changes only within a version. Every event carries ``type``,
 ``version``, ``pair`` (its id, see :mod:`hedger.core.topics`), ``seq`` (per pair, from 1,
-contiguous, shared by the two events of one bar) and ``ts`` (the bar's close, integer ns since
-the epoch, UTC). Numbers that do not exist on a bar (the innovation of a predict-only step) are
-``null``. Encoding is deterministic: the same events give the same bytes.
+contiguous, shared by the two events of one bar), ``ts`` (the bar's close, integer ns since
+the epoch, UTC) and ``ts_init`` (when the event was built, ns: the daemon's clock, so
+``ts_init - ts`` is the bar's latency; a replay writes the bar's close, so that replays stay
+byte-identical). Numbers that do not exist on a bar (the innovation of a predict-only step, a
+hedge in shares before the first price) are ``null``. Encoding is deterministic: the same
+events give the same bytes.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,14 +37,31 @@ def _one_or_list(values: tuple[float, ...]) -> float | list[float | None] | None
     return [_number(v) for v in values]
 
 
-class HedgeRatioEvent(NamedTuple):
-    """The pair's hedge ratio after a bar.
+def _ints(values: tuple[int, ...]) -> int | list[int]:
+    return values[0] if len(values) == 1 else list(values)
 
-    beta: the hedge ratio(s) (k,); ``beta`` in JSON is a number for a pair, a list for a basket.
-    alpha: the intercept. cov: the state covariance (n, n). beta_std: sqrt of cov's diagonal
-    for the betas. warm: the filter's warm-up is complete. stale: a leg had no fresh price, so
-    the bar was a predict-only step (beta unchanged, its uncertainty grown). outlier: the
-    innovation gate refused the bar's observation (a predict-only step too).
+
+class HedgeRatioEvent(NamedTuple):
+    """The pair's hedge ratio after a bar, and the hedge it means in shares.
+
+    beta: the hedge ratio(s) (k,) in the mode's units (shares of X per share of Y on levels
+    and changes; an elasticity on log prices and log returns); ``beta`` in JSON is a number for
+    a pair, a list for a basket (as are ``beta_std``, ``hedge``, ``hedge_qty`` and
+    ``hedge_notional``). alpha: the intercept. cov: the state covariance (n, n). beta_std:
+    sqrt of cov's diagonal for the betas. warm: the filter's warm-up is complete. stale: a leg
+    had no fresh price, so the bar was a predict-only step (beta unchanged, its uncertainty
+    grown). outlier: the innovation gate refused the bar's observation (a predict-only step
+    too).
+
+    mode: the filter's input mode (``levels``, ``log``, ``changes``, ``returns``).
+    prices: ``{symbol: price}`` of every leg, Y first: the marks the hedge is set at (each
+    leg's latest price, not moved by an observation the filter refused; None before a leg's
+    first price). hedge: shares of each X per share of Y (k,) at those prices (``beta``, or
+    ``beta * P_y / P_x`` in the log modes), None while a price is missing.
+    position, hedge_qty, hedge_notional: only for a pair with a configured position: the
+    shares of Y held (from a notional at ``P_y``), the integer shares of each X to hold
+    against it (signed, negative = short, rounded to each X's lot), and their value at
+    ``P_x`` (signed, in X's currency).
     """
 
     pair: str
@@ -53,6 +74,13 @@ class HedgeRatioEvent(NamedTuple):
     warm: bool
     stale: bool
     outlier: bool = False
+    mode: str | None = None
+    hedge: tuple[float, ...] | None = None
+    prices: Mapping[str, float | None] | None = None
+    ts_init: int | None = None
+    position: float | None = None
+    hedge_qty: tuple[int, ...] | None = None
+    hedge_notional: tuple[float, ...] | None = None
 
     @property
     def type(self) -> str:
@@ -62,21 +90,35 @@ class HedgeRatioEvent(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in schema order."""
         body = _envelope(self.type, self.pair, self.seq, self.ts)
+        body["ts_init"] = self.ts_init
+        body["mode"] = self.mode
         body["beta"] = _one_or_list(self.beta)
         body["alpha"] = self.alpha
         body["cov"] = self.cov
         body["beta_std"] = _one_or_list(self.beta_std)
+        body["hedge"] = None if self.hedge is None else _one_or_list(self.hedge)
+        body["prices"] = None if self.prices is None else dict(self.prices)
         body["warm"] = self.warm
         body["stale"] = self.stale
         body["outlier"] = self.outlier
+        if self.position is not None:
+            body["position"] = self.position
+            body["hedge_qty"] = None if self.hedge_qty is None else _ints(self.hedge_qty)
+            notional = self.hedge_notional
+            body["hedge_notional"] = None if notional is None else _one_or_list(notional)
         return body
 
 
 class SpreadEvent(NamedTuple):
     """The pair's spread on a bar.
 
-    spread: y - beta.x - alpha after the update (units of the transformed y).
-    innovation: the forecast error e. innovation_std: sqrt(S). zscore: e / sqrt(S).
+    spread: y - beta.x - alpha after the update, in the units of the mode's y (price units on
+    levels and changes, log price on log, a residual log return on returns).
+    innovation: the forecast error e. innovation_std: sqrt(S). zscore: e / sqrt(S); the three
+    are null together on a predict-only bar.
+    hedged_pnl: the bar's P&L of one share of Y hedged with the previous bar's ``hedge``, in
+    Y's price units, in every mode: ``dY - sum_i h_i dX_i`` over the marks of the two bars
+    (null on the pair's first bar, or while a mark or that hedge is missing).
     outlier: the innovation gate refused this observation: the numbers describe it, and the
     filter did not absorb it.
     """
@@ -89,6 +131,8 @@ class SpreadEvent(NamedTuple):
     innovation_std: float
     zscore: float
     outlier: bool = False
+    hedged_pnl: float = math.nan
+    ts_init: int | None = None
 
     @property
     def type(self) -> str:
@@ -98,10 +142,12 @@ class SpreadEvent(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """The JSON object, keys in schema order."""
         body = _envelope(self.type, self.pair, self.seq, self.ts)
-        body["spread"] = self.spread
-        body["innovation"] = self.innovation
-        body["innovation_std"] = self.innovation_std
-        body["zscore"] = self.zscore
+        body["ts_init"] = self.ts_init
+        body["spread"] = _number(self.spread)
+        body["innovation"] = _number(self.innovation)
+        body["innovation_std"] = _number(self.innovation_std)
+        body["zscore"] = _number(self.zscore)
+        body["hedged_pnl"] = _number(self.hedged_pnl)
         body["outlier"] = self.outlier
         return body
 

@@ -56,6 +56,8 @@ class Pipeline:
         lookahead: the ticks are recorded (a replay): a jump ahead that the stream does not
             follow is ``future`` (see :func:`~hedger.core.bars.tick_verdict`); each tick waits
             for the next tick of another time. Live pipelines leave it off.
+        clock: the events' ``ts_init`` (ns), e.g. the daemon clock's ``time_ns``; None (a
+            replay): the bar's close, so that replays stay byte-identical.
     """
 
     def __init__(
@@ -72,6 +74,7 @@ class Pipeline:
         failures: Failures | None = None,
         max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
         lookahead: bool = False,
+        clock: Callable[[], int] | None = None,
     ) -> None:
         if not pairs and not symbols:
             raise ConfigError("pairs", "at least one pair is needed")
@@ -89,6 +92,7 @@ class Pipeline:
         self.rejects = rejects
         self._emit = emit
         self._max_age_ns = max_age_ns
+        self._clock = clock
         self.actors = [self._new_actor(spec) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
@@ -114,7 +118,9 @@ class Pipeline:
 
     def _new_actor(self, spec: PairSpec) -> PairActor:
         """The actor of one pair, wired to this pipeline's output, rejects and failures."""
-        return PairActor(spec, self._max_age_ns, self._count_and_emit, self.rejects, self.failures)
+        return PairActor(
+            spec, self._max_age_ns, self._count_and_emit, self.rejects, self.failures, self._clock
+        )
 
     def on_tick(self, tick: Tick) -> None:
         """The entry point of ticks into the core."""

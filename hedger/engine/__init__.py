@@ -8,7 +8,8 @@
 - :class:`FilterParams` and the initialisations, :class:`InputMode`;
 - :func:`calibrate` (delta and R by maximum likelihood, and the mode), :func:`filter_prices`
   (a filter over whole price histories), :func:`shares_hedge` and :func:`hedged_pnl` (the
-  hedge in shares of X and its P&L).
+  hedge in shares of X and its P&L); :func:`bar_hedge` (one bar's hedge in shares),
+  :class:`Position`, :func:`hedge_quantities` and :func:`round_to_lot` (integer shares to hold).
 """
 
 from hedger.engine.bank import PairBank
@@ -26,7 +27,16 @@ from hedger.engine.params import (
     InputMode,
     OlsWarmupInit,
 )
-from hedger.engine.units import HedgePath, filter_prices, hedged_pnl, shares_hedge
+from hedger.engine.units import (
+    HedgePath,
+    Position,
+    bar_hedge,
+    filter_prices,
+    hedge_quantities,
+    hedged_pnl,
+    round_to_lot,
+    shares_hedge,
+)
 
 __all__ = [
     "BasketFilter",
@@ -46,9 +56,13 @@ __all__ = [
     "PairFilter",
     "PairSeries",
     "PairState",
+    "Position",
+    "bar_hedge",
     "calibrate",
     "filter_pair",
     "filter_prices",
+    "hedge_quantities",
     "hedged_pnl",
+    "round_to_lot",
     "shares_hedge",
 ]

@@ -80,6 +80,8 @@ class HedgeFilter:
         self._n = params.n_states
         self._k = params.n_legs
         self._intercept = params.has_intercept
+        self._carried: tuple[float, float] | None = None
+        """(e, S) of a step whose warm-up reset the core (which forgets them)."""
         self._refused: list[tuple[float, tuple[float, ...]]] = []
         """The outliers of the current run (transformed y and x), oldest first."""
         self.outliers = 0
@@ -192,6 +194,7 @@ class HedgeFilter:
 
     def _absorb(self, y_obs: float, x_obs: tuple[float, ...]) -> float:
         """Update the core with one observation (and the warm-up); returns z."""
+        self._carried = None
         core = self._core
         z = (
             core.update(y_obs, x_obs[0])
@@ -202,8 +205,18 @@ class HedgeFilter:
         if self._ols_rows is not None:
             self._ols_rows.append((y_obs, *x_obs))
             if len(self._ols_rows) == self._warm_after:
+                # the reset to the OLS state forgets the step's e and S: this step reports them
+                self._carried = self._innovation()
                 self._finish_ols_warmup()
         return z
+
+    def _innovation(self) -> tuple[float, float]:
+        """The core's last (e, S)."""
+        core = self._core
+        if isinstance(core, PairFilter):
+            e, s = core.raw()[8:10]
+            return e, s
+        return core.innovation, core.innovation_var
 
     def _refuse(
         self,
@@ -282,6 +295,8 @@ class HedgeFilter:
             alpha = float(mean[-1]) if self._intercept else 0.0
             cov = tuple(tuple(float(v) for v in row) for row in core.cov)
             e, s = core.innovation, core.innovation_var
+        if self._carried is not None:
+            (e, s), self._carried = self._carried, None
         if x_obs is None:
             spread = math.nan
         else:

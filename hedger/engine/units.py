@@ -5,11 +5,17 @@ changes, an elasticity on log prices and log returns. A desk holds shares, so
 :func:`shares_hedge` converts: ``h = beta`` or ``h = beta * Y / X`` at the prices of the bar the
 hedge is set on. :func:`hedged_pnl` is the P&L of one share of Y hedged with ``h`` shares of X
 set a bar earlier, the measure every comparison of hedges in hedger uses.
+
+For one bar of a live pair, :func:`bar_hedge` is the same conversion on plain floats (a basket
+too), and :class:`Position` with :func:`hedge_quantities` turns the hedge into the integer
+shares of each X a desk holds against its position in Y, rounded to each X's lot.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NamedTuple
 
 import numpy as np
@@ -17,6 +23,7 @@ import numpy as np
 from hedger.engine.filter import HedgeFilter
 from hedger.engine.linalg import FloatArray
 from hedger.engine.params import FilterParams, InputMode
+from hedger.errors import ConfigError
 
 
 class HedgePath(NamedTuple):
@@ -84,3 +91,58 @@ def hedged_pnl(y: FloatArray, x: FloatArray, h: FloatArray) -> FloatArray:
     pnl = np.full(len(y), math.nan)
     pnl[1:] = np.diff(y) - h[:-1] * np.diff(x)
     return pnl
+
+
+def bar_hedge(
+    betas: Sequence[float], mode: InputMode, price_y: float, prices_x: Sequence[float]
+) -> tuple[float, ...]:
+    """Shares of each X per share of Y (k,) for one bar: ``betas`` (k,) in ``mode``'s units
+    at the bar's prices of Y and of the k hedges (the formula of :func:`shares_hedge`)."""
+    if mode.logarithmic:
+        return tuple(b * price_y / px for b, px in zip(betas, prices_x, strict=True))
+    return tuple(float(b) for b in betas)
+
+
+def round_to_lot(quantity: float, lot: int = 1) -> int:
+    """``quantity`` (shares, signed) rounded to the nearest whole multiple of ``lot`` shares,
+    halves away from zero. The result never has the opposite sign of ``quantity`` (it is 0
+    when less than half a lot), so rounding never turns a short hedge into a long one."""
+    if lot < 1:
+        raise ValueError(f"a lot is a whole number of shares >= 1, got {lot}")
+    if not math.isfinite(quantity):
+        raise ValueError(f"cannot round {quantity} shares")
+    lots = math.floor(abs(quantity) / lot + 0.5)
+    return int(math.copysign(lots * lot, quantity)) if lots else 0
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """What a desk holds of a pair's Y: ``shares`` (signed, short < 0), or a ``notional`` in
+    Y's currency (signed) that is ``notional / price`` shares at each bar's price of Y.
+    Exactly one of the two is given."""
+
+    shares: float | None = None
+    notional: float | None = None
+
+    def __post_init__(self) -> None:
+        given = [v for v in (self.shares, self.notional) if v is not None]
+        if len(given) != 1:
+            raise ConfigError("position", "give shares or a notional, exactly one of them")
+        if not math.isfinite(given[0]):
+            raise ConfigError("position", f"must be a finite number, got {given[0]}")
+
+    def shares_at(self, price_y: float) -> float:
+        """Shares of Y held at ``price_y`` (Y's price, > 0, for a notional)."""
+        if self.shares is not None:
+            return self.shares
+        assert self.notional is not None
+        return self.notional / price_y
+
+
+def hedge_quantities(
+    hedge: Sequence[float], shares_y: float, lots: Sequence[int]
+) -> tuple[int, ...]:
+    """Integer shares of each X (k,) to hold against ``shares_y`` shares of Y: the hedge
+    ``-h_i * shares_y`` (short X against long Y when ``h_i > 0``), each rounded to its lot
+    ``lots[i]`` by :func:`round_to_lot`."""
+    return tuple(round_to_lot(-h * shares_y, lot) for h, lot in zip(hedge, lots, strict=True))

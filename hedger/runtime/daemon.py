@@ -46,6 +46,11 @@ from hedger.runtime.feeds import build_feed
 from hedger.runtime.refit import Refitter
 
 
+def _live(config: DaemonConfig) -> bool:
+    """Whether a feed is live (not a recorded file): then the wall clock closes bars."""
+    return any(settings.kind != "file" for settings in config.feeds)
+
+
 class _BarTime:
     """A bar-clock reading in the tick queue: close bars whose end is at or before ``ts``."""
 
@@ -129,6 +134,8 @@ class Daemon(Lifecycle):
             ),
             failures=self.failures,
             max_skew_ns=bars.max_skew_ns,
+            # recorded files run on the data's clock, as a replay: ts_init is the bar's close
+            clock=self.clock.time_ns if _live(config) else None,
         )
         self.matrix: MatrixActor | None = None
         if config.matrix is not None:
@@ -155,7 +162,7 @@ class Daemon(Lifecycle):
         self.feed_names = [
             kind if kinds.count(kind) == 1 else f"{kind}-{i}" for i, kind in enumerate(kinds)
         ]
-        self.wall_clock = any(kind != "file" for kind in kinds)
+        self.wall_clock = _live(config)
         self.pipeline.bars.clocked = self.wall_clock
         self._started_mono_ns = self.clock.monotonic_ns()
         self.feed_errors: Counter[str] = Counter()
