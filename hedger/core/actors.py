@@ -68,6 +68,8 @@ class PairActor:
         self.spec = spec
         self._filter = HedgeFilter(spec.params)
         self._mode = spec.params.mode
+        self._mode_name = self._mode.value
+        self._logarithmic = self._mode.logarithmic
         self._clock = clock
         self._lots = spec.lots if spec.lots is not None else (1,) * len(spec.pair.xs)
         self.marks: list[float | None] = [None] * len(spec.pair.legs)
@@ -133,14 +135,14 @@ class PairActor:
         elif step.restarted:
             run = self._filter.params.outlier_run
             self._rejects.add("outlier_restart", self.pair_id, bars=run)
-        before, held = list(self.marks), self.hedge
+        before, held = self.marks, self.hedge
         marks = [m if p is None else p for p, m in zip(fresh, before, strict=True)]
         hedge = self._hedge(step.betas, marks)
         seq = self.seq + 1
         ts_init = ts if self._clock is None else self._clock()
         ratio = HedgeRatioEvent(
             self.pair_id, seq, ts, step.betas, step.alpha, step.cov, step.beta_std, step.warm,
-            stale, step.outlier, self._mode.value, hedge,
+            stale, step.outlier, self._mode_name, hedge,
             dict(zip(self.pair.legs, marks, strict=True)), ts_init,
         )  # fmt: skip
         if self.spec.position is not None:
@@ -158,12 +160,12 @@ class PairActor:
     ) -> tuple[float, ...] | None:
         """Shares of each X per share of Y at ``marks``; in the log modes None while a mark
         is missing."""
-        if not self._mode.logarithmic:
+        if not self._logarithmic:
             return betas
         y, *xs = marks
-        if y is None or any(x is None for x in xs):
+        if y is None or None in xs:
             return None
-        return bar_hedge(betas, self._mode, y, [x for x in xs if x is not None])
+        return bar_hedge(betas, self._mode, y, xs)  # type: ignore[arg-type]  # no None left
 
     def _with_quantities(
         self,
@@ -217,7 +219,15 @@ def _hedged_pnl(
 ) -> float:
     """``dY - sum_i h_i dX_i`` from the marks ``before`` to ``after`` (Y first) with the hedge
     held over the bar (k,), in Y's price units; NaN if a mark or the hedge is missing."""
-    if hedge is None or any(p is None for p in before) or any(p is None for p in after):
+    if hedge is None:
         return math.nan
-    moves = [a - b for a, b in zip(after, before, strict=True) if a is not None and b is not None]
-    return moves[0] - sum(h * dx for h, dx in zip(hedge, moves[1:], strict=True))
+    y0, y1 = before[0], after[0]
+    if y0 is None or y1 is None:
+        return math.nan
+    pnl = y1 - y0
+    for i, h in enumerate(hedge, 1):
+        x0, x1 = before[i], after[i]
+        if x0 is None or x1 is None:
+            return math.nan
+        pnl -= h * (x1 - x0)
+    return pnl

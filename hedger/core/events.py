@@ -143,11 +143,12 @@ class SpreadEvent(NamedTuple):
         """The JSON object, keys in schema order."""
         body = _envelope(self.type, self.pair, self.seq, self.ts)
         body["ts_init"] = self.ts_init
-        body["spread"] = _number(self.spread)
-        body["innovation"] = _number(self.innovation)
-        body["innovation_std"] = _number(self.innovation_std)
-        body["zscore"] = _number(self.zscore)
-        body["hedged_pnl"] = _number(self.hedged_pnl)
+        # orjson writes NaN as null
+        body["spread"] = self.spread
+        body["innovation"] = self.innovation
+        body["innovation_std"] = self.innovation_std
+        body["zscore"] = self.zscore
+        body["hedged_pnl"] = self.hedged_pnl
         body["outlier"] = self.outlier
         return body
 
