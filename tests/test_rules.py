@@ -282,7 +282,7 @@ def test_the_price_table_cuts_ticks_into_the_bar_builders_bars(
     rows: list[tuple[str, float, int, float | None]],
 ) -> None:
     ticks = _ticks(rows)
-    bars, rejects, _ = _streaming(ticks, frozenset(), None)
+    bars, rejects, _ = _streaming(ticks, frozenset(), None, lookahead=True)  # as a replay
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "ticks.csv"
         lines = ["ts,symbol,price,size"]

@@ -17,6 +17,7 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
@@ -33,6 +34,8 @@ _UNITS_NS = {
     "h": 3_600_000_000_000,
     "d": 86_400_000_000_000,
 }
+_T = TypeVar("_T")
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|min|m|h|d)\s*$")
 
 
@@ -165,48 +168,66 @@ def without_future_rows(
     ticks: Iterable[Tick], bar_ns: int, rejects: Rejects, source: str
 ) -> Iterator[Tick]:
     """``ticks`` of one recorded stream (a file) without those :func:`tick_verdict`'s jump
-    tests call ``future`` (counted in ``rejects`` under ``source``), judged with the same
-    lookahead as :class:`BarBuilder`'s against the bar (length ``bar_ns``) of the latest tick
-    let through; every other test is left to the bars. For the streams that are not cut into
-    bars by a replay's own bar builder: each file before a merge, a file fed to the daemon,
-    the rows of a wide file read as a table."""
+    tests call ``future`` (counted in ``rejects`` under ``source``), judged as
+    :func:`without_future` does; every other test is left to the bars. For the streams that no
+    replay's own bar builder cuts into bars: each file before a merge, a file fed to the
+    daemon."""
+
+    def refuse(tick: Tick) -> None:
+        rejects.add("future", source, symbol=tick.symbol, ts=tick.ts_event)
+
+    return without_future(ticks, _ts_event, bar_ns, refuse)
+
+
+def _ts_event(tick: Tick) -> int:
+    return tick.ts_event
+
+
+def without_future(
+    items: Iterable[_T], time_of: Callable[[_T], int], bar_ns: int, refuse: Callable[[_T], None]
+) -> Iterator[_T]:
+    """``items`` of one recorded stream (ticks, the rows of a wide file), in their order,
+    without those from the future by :func:`tick_verdict`'s jump tests (each handed to
+    ``refuse``), with the same lookahead as :class:`BarBuilder`'s, against the bar (length
+    ``bar_ns``) of the latest item let through. An item's time, ns since the epoch, is
+    ``time_of(item)``; one with a time <= 0 is let through for the bars to refuse."""
     bar: int | None = None
     widest = steps = 0
-    waiting: deque[list[Tick]] = deque()
+    waiting: deque[list[_T]] = deque()
 
-    def judged(run: list[Tick], has_next: bool, next_ts: int, at_end: bool) -> Iterator[Tick]:
+    def judged(run: list[_T], has_next: bool, next_ts: int, at_end: bool) -> Iterator[_T]:
         nonlocal bar, widest, steps
-        for tick in run:
-            ts = tick.ts_event
+        for item in run:
+            ts = time_of(item)
             verdict = tick_verdict(
                 1.0, ts, False, False, 0, False, bar is not None, bar or 0, bar_ns,
                 ts, 0, has_next, next_ts, at_end, widest, steps,
             )  # fmt: skip
             if verdict == FUTURE:
-                rejects.add("future", source, symbol=tick.symbol, ts=ts)
+                refuse(item)
                 continue
             if bar is None:
                 bar = ts // bar_ns
             elif ts // bar_ns > bar:
                 widest, steps = max(widest, ts // bar_ns - bar), steps + 1
                 bar = ts // bar_ns
-            yield tick
+            yield item
 
-    for tick in ticks:
-        if tick.ts_event <= 0:  # refused by the bars whatever follows
-            yield tick
-        elif waiting and waiting[-1][0].ts_event == tick.ts_event:
-            waiting[-1].append(tick)
+    for item in items:
+        ts = time_of(item)
+        if ts <= 0:
+            yield item
+        elif waiting and time_of(waiting[-1][0]) == ts:
+            waiting[-1].append(item)
         else:
-            waiting.append([tick])
+            waiting.append([item])
             if len(waiting) > LOOKAHEAD_TIMES:
                 run = waiting.popleft()
-                yield from judged(run, True, min(r[0].ts_event for r in waiting), False)
+                yield from judged(run, True, min(time_of(r[0]) for r in waiting), False)
     while waiting:
         run = waiting.popleft()
-        yield from judged(
-            run, bool(waiting), min((r[0].ts_event for r in waiting), default=0), True
-        )
+        next_ts = min((time_of(r[0]) for r in waiting), default=0)
+        yield from judged(run, bool(waiting), next_ts, True)
 
 
 def _repeats(last: Tick, tick: Tick) -> bool:
