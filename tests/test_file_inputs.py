@@ -28,7 +28,8 @@ DAY = 86_400
 
 def _days(n: int) -> list[str]:
     """``n`` weekdays from 2 January 2023 (weekends skipped), as ISO dates."""
-    days, day = [], np.datetime64("2023-01-02")
+    days: list[str] = []
+    day = np.datetime64("2023-01-02")
     while len(days) < n:
         if np.is_busday(day):
             days.append(str(day))
