@@ -14,7 +14,10 @@ Method:
 * Planted rows are *added* (copies of a real row with another time), so every run has the same
   valid ticks as the clean run: a valid tick lost is one the clean run accepted and the planted
   run did not. The +60 s row copies the row a third into the file, 60 s later; the year-2100 row
-  copies the row two thirds into the file, at 2100-01-01.
+  copies the row two thirds into the file, at 2100-01-01; "both" plants the two. "in a row"
+  plants two bad rows one after the other, the second later than the first (the +60 s row,
+  then a copy in 2100, a third into the file); "last row" appends a copy of the last row, 60 s
+  later.
 * Replay: :func:`hedger.runtime.replay.replay` with 1 s bars, through the compiled path (the
   one ``hedger replay`` takes for a long tick CSV) and through the streaming path.
 * Live: the same ticks through :meth:`hedger.core.pipeline.Pipeline.on_tick` (the daemon's entry
@@ -22,6 +25,8 @@ Method:
   when its neighbours are but stamped 60 s ahead, or in 2100.
 * One file per symbol: YYY's and XXX's rows in two files, merged by ``replay``, with a
   year-2100 row half-way into YYY's file.
+* Price table: :func:`hedger.research.prices.load_prices` of the planted files (1 s bars),
+  the input of ``matrix``, ``calibrate`` and ``evaluate``.
 * Daemon: :class:`hedger.runtime.daemon.Daemon` on a test clock (1 s bars, 200 ms grace, pairs
   YYY/XXX and ZZZ/XXX) with a feed stamping ``ts_recv`` from the clock: three symbols tick at
   a quarter past each second for 70 s; right after the first three ticks comes one tick stamped
@@ -81,19 +86,37 @@ def market_rows(n: int) -> list[Row]:
     return rows
 
 
-def planted(rows: list[Row], kind: str) -> list[Row]:
-    """``rows`` with the planted row(s) of ``kind`` ("clean", "+60s", "2100", "both")."""
-    out = list(rows)
-    plants: list[tuple[int, int]] = []
+KINDS = ("clean", "+60s", "2100", "both", "in a row", "last row")
+
+
+def planted_at(rows: list[Row], kind: str) -> tuple[list[Row], set[int]]:
+    """``rows`` with the planted row(s) of ``kind`` (one of :data:`KINDS`), and the indices
+    of the planted rows in the result."""
+    third = len(rows) // 3
+    plants: list[tuple[int, list[int]]] = []  # (after row, times of the rows planted there)
     if kind in ("+60s", "both"):
-        at = len(rows) // 3
-        plants.append((at, rows[at][0] + 60 * S))
+        plants.append((third, [rows[third][0] + 60 * S]))
     if kind in ("2100", "both"):
-        plants.append((2 * len(rows) // 3, YEAR_2100))
-    for at, ts in sorted(plants, reverse=True):
+        plants.append((2 * len(rows) // 3, [YEAR_2100]))
+    if kind == "in a row":
+        plants.append((third, [rows[third][0] + 60 * S, YEAR_2100]))
+    if kind == "last row":
+        plants.append((len(rows) - 1, [rows[-1][0] + 60 * S]))
+    out = list(rows)
+    for at, times in sorted(plants, reverse=True):
         _, symbol, price, size = rows[at]
-        out.insert(at + 1, (ts, symbol, price, size))
-    return out
+        out[at + 1 : at + 1] = [(ts, symbol, price, size) for ts in times]
+    where: set[int] = set()
+    shift = 0
+    for at, times in sorted(plants):
+        where.update(at + 1 + shift + k for k in range(len(times)))
+        shift += len(times)
+    return out, where
+
+
+def planted(rows: list[Row], kind: str) -> list[Row]:
+    """``rows`` with the planted row(s) of ``kind``."""
+    return planted_at(rows, kind)[0]
 
 
 def write_csv(path: Path, rows: list[Row]) -> None:
@@ -128,14 +151,13 @@ def live_run(rows: list[Row], kind: str) -> Run:
     events: list[Event] = []
     rejects = Rejects()
     pipeline = Pipeline([spec], S, S, events.append, rejects)
-    ticks = [Tick(sym, price, ts, ts + RECV_LAG, size, "live") for ts, sym, price, size in rows]
-    plants: list[tuple[int, Callable[[Tick], Tick]]] = []
-    if kind in ("+60s", "both"):
-        plants.append((len(rows) // 3, lambda t: _restamped(t, t.ts_event + 60 * S)))
-    if kind in ("2100", "both"):
-        plants.append((2 * len(rows) // 3, lambda t: _restamped(t, YEAR_2100)))
-    for at, make in sorted(plants, key=lambda p: p[0], reverse=True):
-        ticks.insert(at + 1, make(ticks[at]))
+    stream, where = planted_at(rows, kind)
+    ticks: list[Tick] = []
+    recv = 0
+    for i, (ts, sym, price, size) in enumerate(stream):
+        if i not in where:  # a planted tick is received with its neighbours
+            recv = ts + RECV_LAG
+        ticks.append(Tick(sym, price, ts, recv, size, "live"))
     for tick in ticks:
         pipeline.on_tick(tick)  # the daemon's core task does this for each tick it takes
     pipeline.flush()
@@ -255,6 +277,24 @@ def files_table(rows: list[Row], tmp: str) -> None:
         print(f"| {name} | {summary.events:,} | {lost:,} | {text} | {beta:.6f} |")
 
 
+def price_table(rows: list[Row], tmp: str) -> None:
+    """The offline price table (``load_prices``, 1 s bars) of the planted files against the
+    clean file's: bars, rejects, and whether the table is the clean one."""
+    from hedger.research.prices import load_prices  # noqa: PLC0415 (this table only)
+
+    clean = load_prices(_file(tmp, rows, "clean"), bar="1s")
+    print()
+    print("| price table (load_prices, 1 s) | bars | rejects | equal to the clean table |")
+    print("|---|---|---|---|")
+    for kind in ("both", "in a row", "last row"):
+        table = load_prices(_file(tmp, rows, kind), bar="1s")
+        equal = table.ts.tolist() == clean.ts.tolist() and bool(
+            ((table.prices == clean.prices) | (table.prices != table.prices)).all()
+        )
+        text = ", ".join(f"{k} {v:,}" for k, v in sorted(table.rejects.counts.items())) or "0"
+        print(f"| {kind} | {len(table.ts):,} of {len(clean.ts):,} | {text} | {equal} |")
+
+
 def daemon_table() -> None:
     print()
     print("| daemon (test clock) | bars closed | valid ticks lost | rejects |")
@@ -267,16 +307,12 @@ def daemon_table() -> None:
         print(f"| {label} | {bars} of 70 | {lost} of {valid} | {text} |")
 
 
-def _restamped(tick: Tick, ts_event: int) -> Tick:
-    return Tick(tick.symbol, tick.price, ts_event, tick.ts_recv, tick.size, tick.venue, tick.kind)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=200_000)
     args = parser.parse_args(argv)
     rows = market_rows(args.ticks)
-    kinds = ("clean", "+60s", "2100", "both")
+    kinds = KINDS
     print("| path | planted | events | valid ticks lost | rejects | final beta | vs clean |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
@@ -308,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             sys.stdout.flush()
         files_table(rows, tmp)
+        price_table(rows, tmp)
     daemon_table()
     return 0
 

@@ -184,19 +184,20 @@ def test_a_tick_stamped_more_than_max_skew_after_its_receive_time_is_future() ->
     assert [b[1]["A"].price for b in rec.bars] == [10.0, 10.3]
 
 
-def test_with_lookahead_a_jump_waits_for_the_next_time_and_the_last_ticks_for_flush() -> None:
+def test_with_lookahead_a_jump_waits_for_the_next_times_and_the_last_ticks_for_flush() -> None:
     rec, rejects = Recorder(), Rejects()
     bars = BarBuilder(S, {"A", "B"}, rec, rejects, lookahead=True)
     bars.on_tick(tick("A", 10.0, 0.5))
-    bars.on_tick(tick("A", 10.5, 60.5))  # 60 bars ahead: judged when the next time comes
+    bars.on_tick(tick("A", 10.5, 60.5))  # 60 bars ahead: judged when two more times came
     bars.on_tick(tick("B", 20.0, 60.5))  # the same time: waits with it
+    assert bars.ticks_accepted == 0 and rejects.total == 0  # 0.5 waits for a second time
+    bars.on_tick(tick("B", 20.5, 0.7))  # the stream goes on where it was: both are future
     assert bars.ticks_accepted == 1 and rejects.total == 0
-    bars.on_tick(tick("B", 20.5, 0.7))  # the stream goes on where it was: both were future
-    assert bars.ticks_accepted == 1 and rejects.summary() == {"future": 2}
     bars.on_tick(tick("A", 11.0, 5.5))  # a gap the stream follows (5 bars, then 6)
+    assert bars.ticks_accepted == 1 and rejects.summary() == {"future": 2}
     bars.on_tick(tick("A", 11.5, 6.5))
-    assert bars.ticks_accepted == 3
-    bars.flush()  # the last tick has no next one: taken
+    assert bars.ticks_accepted == 2
+    bars.flush()  # the last ticks have fewer next times, and too short a past to be refused
     assert bars.ticks_accepted == 4 and rejects.summary() == {"future": 2}
     assert [b[0] for b in rec.bars] == [S, 6 * S, 7 * S]
 

@@ -23,7 +23,7 @@ def test_demo_prints_a_table_and_a_summary() -> None:
     lines = result.stdout.splitlines()
     assert lines[0].startswith("hedger demo: SP500/NASDAQ")
     table = [line for line in lines if line[:4].isdigit()]
-    assert len(table) == 5
+    assert len(table) == 6  # five spread evenly, and the first warm row
     assert table[0].startswith("1999-01-04") and table[-1].startswith("2018-12-31")
     assert "5031 updates" in result.stdout
     assert "static beta (OLS)    0.3051" in result.stdout

@@ -204,7 +204,7 @@ paths = ["a.csv"]
     assert binance == BinanceFeedSettings(symbols=("BTCUSDT",), streams=("trade",))
     assert isinstance(alpaca, AlpacaFeedSettings) and alpaca.secret == "s3cret"
     assert mqtt == MqttFeedSettings(topics=("ticks/#",), qos=0)
-    assert files == FileFeedSettings(paths=("a.csv",))
+    assert files == FileFeedSettings(paths=("a.csv",), bar_ns=1_000_000_000)  # [bars] length
     assert [f.kind for f in (synthetic, binance, alpaca, mqtt, files)] == [
         "synthetic", "binance", "alpaca", "mqtt", "file"
     ]  # fmt: skip

@@ -134,6 +134,16 @@ class DateParser:
         return _ns_of(moment) + extra
 
 
+DATE_PATTERN = "a strftime pattern such as %d/%m/%Y"
+"""What ``--date-format`` and ``date_format`` take (one directive at least), in the words of
+their error messages."""
+
+
+def is_date_pattern(text: str) -> bool:
+    """Can ``text`` be a strftime pattern of dates: it has a directive (``%``)."""
+    return "%" in text
+
+
 def looks_like_date(text: str) -> bool:
     """Whether ``text`` is a text date (ISO, or with ``/`` or ``.``), not an epoch number."""
     text = text.strip()

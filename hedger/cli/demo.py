@@ -103,9 +103,11 @@ def render(
     mode: InputMode,
     n_lines: int,
 ) -> None:
-    """Print the table of sampled bars and the summary."""
+    """Print the table of sampled bars and the summary. The table always shows the first
+    warm row (where the warm-up ends), whose beta is the summary's first one."""
     usable = [r for r in rows if not r.step.predicted_only]
-    picks = sorted({round(i) for i in np.linspace(0, len(rows) - 1, max(n_lines, 2))})
+    first_warm = next((i for i, r in enumerate(rows) if r.step.warm), None)
+    picks = table_rows(len(rows), n_lines, first_warm)
     out.write(f"hedger demo: {y_sym}/{x_sym} ({y_sym} hedged with {x_sym}), mode {mode.value}\n\n")
     header = (
         f"{'bar':<12}{y_sym:>12}{x_sym:>12}{'beta':>10}{'+-2 sd':>11}{'alpha':>11}{'z':>7}  warm\n"
@@ -120,7 +122,7 @@ def render(
             f"{r.label:<12}{r.y:>12.2f}{r.x:>12.2f}{s.beta:>10.4f}{2 * s.beta_std[0]:>11.4g}"
             f"{s.alpha:>11.2f}{z:>7}  {'yes' if s.warm else 'no'}\n"
         )
-    betas = np.array([r.step.beta for r in usable if r.step.warm])
+    betas = np.array([r.step.beta for r in rows if r.step.warm])
     zs = np.array([r.step.zscore for r in usable if r.step.warm])
     ys = np.array([r.y for r in usable])
     xs = np.array([r.x for r in usable])
@@ -146,6 +148,16 @@ def render(
     out.write(
         f"  speed                {elapsed * 1e3:.1f} ms, {rate:,.0f} bars/s (file read included)\n"
     )
+
+
+def table_rows(n_rows: int, n_lines: int, first_warm: int | None) -> list[int]:
+    """The indices of the rows the table shows: ``n_lines`` (at least 2) spread evenly from
+    the first row to the last, and the first warm row (``first_warm``) if it is not one of
+    them (then one line more), so the table and the summary's first beta agree."""
+    picks = {round(i) for i in np.linspace(0, n_rows - 1, max(n_lines, 2))}
+    if first_warm is not None:
+        picks.add(first_warm)
+    return sorted(picks)
 
 
 def _static_ratio(ys: np.ndarray, xs: np.ndarray, mode: InputMode) -> float | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from feeds.files.timestamps import DATE_PATTERN, is_date_pattern
 from hedger.core.bars import parse_duration_ns
 from hedger.core.topics import PairId
 from hedger.engine import InputMode
@@ -51,9 +52,10 @@ def add_date_format(parser: argparse.ArgumentParser) -> None:
 
 
 def date_pattern(text: str) -> str:
-    """An argparse type: a strftime pattern with at least one directive."""
-    if "%" not in text:
-        raise argparse.ArgumentTypeError(f"a strftime pattern such as %d/%m/%Y, got {text!r}")
+    """An argparse type: a strftime pattern with at least one directive (the check of
+    ``date_format`` in config too: :func:`feeds.files.timestamps.is_date_pattern`)."""
+    if not is_date_pattern(text):
+        raise argparse.ArgumentTypeError(f"{DATE_PATTERN}, got {text!r}")
     return text
 
 

@@ -13,7 +13,20 @@ import msgspec
 from msgspec import Meta
 
 from feeds.broker import tls_context
-from hedger.config.schema import NonEmpty, Qos, Secret, Symbols, Table, decode, secret
+from feeds.files.timestamps import DATE_PATTERN
+from hedger.config.pipeline import bar_settings
+from hedger.config.schema import (
+    NonEmpty,
+    Qos,
+    Secret,
+    Symbols,
+    Table,
+    decode,
+    known_keys,
+    secret,
+    sub_table,
+    unknown_key,
+)
 from hedger.errors import ConfigError, TransportError
 
 _M = typing.TypeVar("_M", bound=msgspec.Struct)
@@ -24,6 +37,8 @@ Speed = Annotated[
     Meta(description="a number > 0 (times real time) or false"),
 ]
 Floats = Annotated[float | tuple[float, ...], Meta(description="a number or a list of numbers")]
+DatePattern = Annotated[str, Meta(pattern="%", description=DATE_PATTERN)]
+"""``date_format``: checked as ``--date-format`` is (:func:`hedger.cli.options.date_pattern`)."""
 DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 
 
@@ -56,11 +71,17 @@ class SyntheticFeedSettings(_Feed, frozen=True, tag="synthetic"):
 
 
 class FileFeedSettings(_Feed, frozen=True, tag="file"):
-    """Recorded files merged in event time, paced at ``speed`` times real time (or flat out)."""
+    """Recorded files merged in event time, paced at ``speed`` times real time (or flat out).
+    ``date_format``: the strftime pattern of the files' text dates, as ``--date-format``
+    (default: the common forms, m/d/Y or d/m/Y told from the values)."""
 
     paths: Annotated[tuple[str, ...], Meta(min_length=1, description="a non-empty list of files")]
     speed: Speed | None = None
     ts_unit: TsUnit = "auto"
+    date_format: DatePattern | None = None
+    bar_ns: int | None = None
+    """Not a key: the pipeline's bar length (``[bars] length``, ns), set by
+    :func:`feed_settings`, by which the feed refuses rows from the future as a replay does."""
 
 
 class MqttFeedSettings(_Feed, frozen=True, tag="mqtt"):
@@ -142,10 +163,29 @@ class _Feeds(Table, frozen=True):
 
 def feed_settings(document: Mapping[str, Any]) -> tuple[FeedSettings, ...]:
     """The document's ``[[feeds]]`` tables (at least one), secrets resolved."""
-    feeds = decode({"feeds": document.get("feeds", [])}, _Feeds, "").feeds
+    tables = document.get("feeds", [])
+    feeds = decode({"feeds": tables}, _Feeds, "").feeds
     if not feeds:
         raise ConfigError("feeds", "at least one [[feeds]] table is needed")
-    return tuple(_resolved(feed, f"feeds[{i}]") for i, feed in enumerate(feeds))
+    return tuple(
+        _resolved(
+            _file_feed(feed, table, document, f"feeds[{i}]")
+            if isinstance(feed, FileFeedSettings)
+            else feed,
+            f"feeds[{i}]",
+        )
+        for i, (feed, table) in enumerate(zip(feeds, tables, strict=True))
+    )
+
+
+def _file_feed(
+    feed: FileFeedSettings, table: Mapping[str, Any], document: Mapping[str, Any], section: str
+) -> FileFeedSettings:
+    """A file feed with the pipeline's bar length (``bar_ns`` is no key of the table)."""
+    if "bar_ns" in table:
+        raise unknown_key(section, "bar_ns", known_keys(FileFeedSettings) - {"bar_ns"})
+    bar_ns = bar_settings(sub_table(document, "bars")).length_ns
+    return msgspec.structs.replace(feed, bar_ns=bar_ns)
 
 
 def _resolved(feed: FeedSettings, section: str) -> FeedSettings:

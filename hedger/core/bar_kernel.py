@@ -2,8 +2,9 @@
 judges every tick by the same function as :class:`hedger.core.bars.BarBuilder`
 (:func:`~hedger.core.bars.tick_verdict`, compiled inline), after the same unknown-symbol check,
 and produces the same bar closes. Tests hold the two to identical events. With ``lookahead``
-(replays), each tick is judged knowing the time of the next tick of another time, as the bar
-builder does: the ticks of a block's last time wait for the next block (or :meth:`flush`)."""
+(replays), each tick is judged knowing the earliest of the next
+:data:`~hedger.core.bars.LOOKAHEAD_TIMES` times, as the bar builder does: the ticks of a
+block's last times wait for the next block (or :meth:`CompiledBars.flush`, the end)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from hedger.core.bars import (
     ACCEPTED,
     DEFAULT_MAX_SKEW_NS,
     DUPLICATE,
+    LOOKAHEAD_TIMES,
     VERDICTS,
     BarHandler,
     LegPrice,
@@ -34,29 +36,34 @@ def _lookahead(
     ts: np.ndarray, sym: np.ndarray, ok: np.ndarray, next_ts: np.ndarray, has_next: np.ndarray
 ) -> int:
     """Fill ``next_ts``/``has_next`` with, for each row the bars carry (``ok``, a known symbol,
-    a time > 0), the time of the next such row of another time. Returns the index of the first
-    such row without one (the rows from there wait for more input), or the length."""
+    a time > 0), the earliest time of the next :data:`LOOKAHEAD_TIMES` runs of one time after
+    its own run (as many as there are). Returns the index of the first such row with fewer
+    runs after it (the rows from there wait for more input), or the length."""
     n: int = ts.shape[0]
+    after = np.zeros(LOOKAHEAD_TIMES, dtype=np.int64)  # the times of the runs after, nearest first
+    n_after = 0
     cur = 0
     have_cur = False
-    cur_next = 0
-    have_next = False
     first_waiting = n
     for i in range(n - 1, -1, -1):
         t = ts[i]
         if not ok[i] or sym[i] < 0 or t <= 0:
             continue
-        if have_cur and t == cur:
-            next_ts[i] = cur_next
-            has_next[i] = have_next
-        else:
-            next_ts[i] = cur
-            has_next[i] = have_cur
-            cur_next = cur
-            have_next = have_cur
+        if not have_cur or t != cur:
+            if have_cur:  # the run of ``cur`` is now the nearest after
+                for k in range(LOOKAHEAD_TIMES - 1, 0, -1):
+                    after[k] = after[k - 1]
+                after[0] = cur
+                n_after = min(n_after + 1, LOOKAHEAD_TIMES)
             cur = t
             have_cur = True
-        if not has_next[i]:
+        earliest = 0
+        for k in range(n_after):
+            if k == 0 or after[k] < earliest:
+                earliest = after[k]
+        next_ts[i] = earliest
+        has_next[i] = n_after > 0
+        if n_after < LOOKAHEAD_TIMES:
             first_waiting = i
     return first_waiting
 
@@ -71,6 +78,7 @@ def _bar_pass(
     ok: np.ndarray,
     next_ts: np.ndarray,
     has_next: np.ndarray,
+    at_end: bool,
     bar_ns: int,
     max_skew: int,
     positive: np.ndarray,
@@ -91,8 +99,9 @@ def _bar_pass(
     out_seen: np.ndarray,
 ) -> int:
     """One block of ticks through the bar rules; state arrays (per symbol, and ``clock`` =
-    [has a bar, current bar index, symbols ticked in it]) carry over between blocks. Returns
-    the number of bar closes written to the outputs."""
+    [has a bar, current bar index, symbols ticked in it, widest step between bars, steps])
+    carry over between blocks. ``at_end``: the rows are the last of the input. Returns the
+    number of bar closes written to the outputs."""
     n_closes = 0
     for i in range(ts.shape[0]):
         if not ok[i]:
@@ -121,6 +130,9 @@ def _bar_pass(
             max_skew,
             has_next[i],
             next_ts[i],
+            at_end,
+            clock[3],
+            clock[4],
         )  # fmt: skip
         if verdict != ACCEPTED:
             counts[verdict] += 1
@@ -130,6 +142,8 @@ def _bar_pass(
             clock[0] = 1
             clock[1] = bar
         elif bar > clock[1]:
+            clock[3] = max(clock[3], bar - clock[1])
+            clock[4] += 1
             if clock[2] > 0:
                 out_ts[n_closes] = (clock[1] + 1) * bar_ns
                 for k in range(px.shape[0]):
@@ -170,7 +184,7 @@ class CompiledBars:
         n = len(self.symbols)
         self._waiting: TickColumns | None = None
         """Lookahead: the rows of the last block from its first row without a next time."""
-        self._clock = np.zeros(3, dtype=np.int64)
+        self._clock = np.zeros(5, dtype=np.int64)
         self._seen = np.zeros(n, dtype=np.bool_)
         self._last_ts = np.zeros(n, dtype=np.int64)
         self._last_price = np.zeros(n)
@@ -201,7 +215,11 @@ class CompiledBars:
         self._pass(now, has_next[:ready], next_ts[:ready])
 
     def _pass(
-        self, ticks: TickColumns, has_next: np.ndarray, next_ts: np.ndarray | None = None
+        self,
+        ticks: TickColumns,
+        has_next: np.ndarray,
+        next_ts: np.ndarray | None = None,
+        at_end: bool = False,
     ) -> None:
         ts, sym, price, size, has_size, ok = _fields(ticks)
         if next_ts is None:
@@ -214,7 +232,7 @@ class CompiledBars:
         out_in_bar = np.empty((cap, n), dtype=np.bool_)
         out_seen = np.empty((cap, n), dtype=np.bool_)
         closes = _bar_pass(
-            ts, sym, price, size, has_size, ok, next_ts, has_next, self.bar_ns,
+            ts, sym, price, size, has_size, ok, next_ts, has_next, at_end, self.bar_ns,
             self.max_skew_ns, self._positive, self._clock,
             self._seen, self._last_ts, self._last_price, self._last_size, self._last_has_size,
             self._px, self._px_ts, self._in_bar, self.counts, out_ts, out_px, out_px_ts,
@@ -224,11 +242,15 @@ class CompiledBars:
             self._emit(int(out_ts[j]), out_px[j], out_px_ts[j], out_in_bar[j], out_seen[j])
 
     def flush(self) -> None:
-        """Judge the rows still waiting for a next time, then close the current bar if
-        anything ticked in it (end of input)."""
+        """Judge the rows still waiting for later times (with those there are: the end of the
+        input), then close the current bar if anything ticked in it."""
         waiting, self._waiting = self._waiting, None
         if waiting is not None:
-            self._pass(waiting, np.zeros(waiting.ts.shape[0], dtype=np.bool_))
+            n = int(waiting.ts.shape[0])
+            next_ts = np.zeros(n, dtype=np.int64)
+            has_next = np.zeros(n, dtype=np.bool_)
+            _lookahead(waiting.ts, waiting.sym, waiting.ok, next_ts, has_next)
+            self._pass(waiting, has_next, next_ts, at_end=True)
         if self._clock[0] and self._clock[2] > 0:
             close_ts = int((self._clock[1] + 1) * self.bar_ns)
             self._emit(close_ts, self._px, self._px_ts, self._in_bar, self._seen)

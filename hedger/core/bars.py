@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
@@ -32,6 +34,8 @@ _UNITS_NS = {
     "h": 3_600_000_000_000,
     "d": 86_400_000_000_000,
 }
+_T = TypeVar("_T")
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|min|m|h|d)\s*$")
 
 
@@ -56,7 +60,16 @@ DEFAULT_MAX_SKEW_NS = 5_000_000_000
 ``future``."""
 JUMP_BARS = 2
 """A recorded tick more than this many bars ahead of the current bar is a jump, which the next
-tick of the stream confirms or refutes (:func:`tick_verdict`)."""
+ticks of the stream confirm or refute (:func:`tick_verdict`)."""
+LOOKAHEAD_TIMES = 2
+"""How many later times of the stream a recorded tick is judged against: a run of up to this
+many bad rows in a row, each later than the one before, is refuted by the row after them."""
+TAIL_STEPS = 20
+"""At the end of a recorded stream (nothing after a tick to refute it), a jump is judged
+against the stream's own past only once the stream has opened this many bars after its first."""
+TAIL_FACTOR = 10
+"""... and it is ``future`` when it is more than this many times the widest step the stream
+has taken between two bars (and more than :data:`JUMP_BARS`)."""
 
 
 @jitable
@@ -92,6 +105,9 @@ def tick_verdict(
     max_skew: int,
     has_next: bool,
     next_ts: int,
+    at_end: bool,
+    widest: int,
+    steps: int,
 ) -> int:
     """The one bar rule, for a tick of a known symbol: :data:`ACCEPTED` or why not, judged in
     this order.
@@ -102,13 +118,20 @@ def tick_verdict(
     - ``FUTURE``: from the future, either
       - stamped more than ``max_skew`` ns after ``ts_recv``, its receive time (live feeds;
         recorded files have ``ts_recv == ts``, so this never fires on them), or
-      - a jump the stream does not follow (recorded streams, which know the time of the next
-        tick, ``next_ts``, when ``has_next``): more than :data:`JUMP_BARS` bars ahead of the
-        current bar, and followed by a tick nearer the current bar than to it (at most half
-        as many bars ahead); before the first bar, a tick more than :data:`JUMP_BARS` bars
-        after the next one. Time-sorted data never goes back, so this never fires on it
-        whatever its gaps (nights, weekends, holidays, halts); a lone row stamped ahead (a
-        clock jump, a typo in the year) is followed by the stream it jumped out of;
+      - a jump the stream does not follow (recorded streams, which know ``next_ts``, the
+        earliest of the next :data:`LOOKAHEAD_TIMES` times of the stream, when ``has_next``):
+        more than :data:`JUMP_BARS` bars ahead of the current bar, and followed within those
+        times by a tick nearer the current bar than to it (at most half as many bars ahead);
+        before the first bar, a tick more than :data:`JUMP_BARS` bars after one of them.
+        Time-sorted data never goes back, so this never fires on it whatever its gaps
+        (nights, weekends, holidays, halts); a row stamped ahead (a clock jump, a typo in the
+        year), or two such rows in a row, are followed by the stream they jumped out of;
+      - at the end of a recorded stream (``at_end``: fewer than :data:`LOOKAHEAD_TIMES` times
+        follow, so nothing may come to refute the jump), a jump more than :data:`TAIL_FACTOR`
+        times ``widest``, the widest step between two bars the stream has taken, once it
+        has taken ``steps`` >= :data:`TAIL_STEPS` of them: a last row far beyond any gap of
+        the stream before it. Sorted data meets this only when its last gap is more than
+        ten times every one of at least 20 gaps before it;
     - ``DUPLICATE``: an exact repeat of the symbol's previous tick (``seen``: it has one, at
       ``last_ts``; ``repeat``: :func:`is_repeat` of the two), ignored and counted apart;
     - ``BACKWARDS``: older than the symbol's previous tick;
@@ -122,13 +145,15 @@ def tick_verdict(
         return BAD_TIMESTAMP
     if ts - ts_recv > max_skew:
         return FUTURE
-    if has_next:
-        if has_bar:
-            jump = ts // bar_ns - bar
-            if jump > JUMP_BARS and next_ts // bar_ns - bar <= jump // 2:
+    if has_bar:
+        jump = ts // bar_ns - bar
+        if jump > JUMP_BARS:
+            if has_next and next_ts // bar_ns - bar <= jump // 2:
                 return FUTURE
-        elif ts // bar_ns - next_ts // bar_ns > JUMP_BARS:  # the first tick: no bar to jump from
-            return FUTURE
+            if at_end and steps >= TAIL_STEPS and jump > TAIL_FACTOR * widest:
+                return FUTURE
+    elif has_next and ts // bar_ns - next_ts // bar_ns > JUMP_BARS:  # no bar to jump from yet
+        return FUTURE
     if seen:
         if repeat:
             return DUPLICATE
@@ -137,6 +162,72 @@ def tick_verdict(
     if has_bar and ts // bar_ns < bar:
         return LATE
     return ACCEPTED
+
+
+def without_future_rows(
+    ticks: Iterable[Tick], bar_ns: int, rejects: Rejects, source: str
+) -> Iterator[Tick]:
+    """``ticks`` of one recorded stream (a file) without those :func:`tick_verdict`'s jump
+    tests call ``future`` (counted in ``rejects`` under ``source``), judged as
+    :func:`without_future` does; every other test is left to the bars. For the streams that no
+    replay's own bar builder cuts into bars: each file before a merge, a file fed to the
+    daemon."""
+
+    def refuse(tick: Tick) -> None:
+        rejects.add("future", source, symbol=tick.symbol, ts=tick.ts_event)
+
+    return without_future(ticks, _ts_event, bar_ns, refuse)
+
+
+def _ts_event(tick: Tick) -> int:
+    return tick.ts_event
+
+
+def without_future(
+    items: Iterable[_T], time_of: Callable[[_T], int], bar_ns: int, refuse: Callable[[_T], None]
+) -> Iterator[_T]:
+    """``items`` of one recorded stream (ticks, the rows of a wide file), in their order,
+    without those from the future by :func:`tick_verdict`'s jump tests (each handed to
+    ``refuse``), with the same lookahead as :class:`BarBuilder`'s, against the bar (length
+    ``bar_ns``) of the latest item let through. An item's time, ns since the epoch, is
+    ``time_of(item)``; one with a time <= 0 is let through for the bars to refuse."""
+    bar: int | None = None
+    widest = steps = 0
+    waiting: deque[list[_T]] = deque()
+
+    def judged(run: list[_T], has_next: bool, next_ts: int, at_end: bool) -> Iterator[_T]:
+        nonlocal bar, widest, steps
+        for item in run:
+            ts = time_of(item)
+            verdict = tick_verdict(
+                1.0, ts, False, False, 0, False, bar is not None, bar or 0, bar_ns,
+                ts, 0, has_next, next_ts, at_end, widest, steps,
+            )  # fmt: skip
+            if verdict == FUTURE:
+                refuse(item)
+                continue
+            if bar is None:
+                bar = ts // bar_ns
+            elif ts // bar_ns > bar:
+                widest, steps = max(widest, ts // bar_ns - bar), steps + 1
+                bar = ts // bar_ns
+            yield item
+
+    for item in items:
+        ts = time_of(item)
+        if ts <= 0:
+            yield item
+        elif waiting and time_of(waiting[-1][0]) == ts:
+            waiting[-1].append(item)
+        else:
+            waiting.append([item])
+            if len(waiting) > LOOKAHEAD_TIMES:
+                run = waiting.popleft()
+                yield from judged(run, True, min(time_of(r[0]) for r in waiting), False)
+    while waiting:
+        run = waiting.popleft()
+        next_ts = min((time_of(r[0]) for r in waiting), default=0)
+        yield from judged(run, bool(waiting), next_ts, True)
 
 
 def _repeats(last: Tick, tick: Tick) -> bool:
@@ -180,10 +271,10 @@ class BarBuilder:
     trades and vice versa.
 
     ``max_skew_ns``: how far a tick's ``ts_event`` may be ahead of its ``ts_recv``.
-    ``lookahead``: for recorded streams (replays): each tick is judged once the next tick of
-    another time (of a symbol the bars carry, with a time > 0) has arrived, or at
-    :meth:`flush`, so that a jump ahead that the stream does not follow is ``future``. Ticks of
-    one time wait together; live streams leave it off (no tick waits).
+    ``lookahead``: for recorded streams (replays): each tick is judged once ticks of
+    :data:`LOOKAHEAD_TIMES` other times (of symbols the bars carry, with times > 0) have
+    followed it, or at :meth:`flush`, so that a jump ahead that the stream does not follow is
+    ``future``. Ticks of one time wait together; live streams leave it off (no tick waits).
 
     ``clocked`` (the daemon's wall-clock mode; set it before the first tick): a clock closes
     bars through :meth:`close_until`, so a tick of a later bar does not close the current
@@ -208,8 +299,12 @@ class BarBuilder:
             raise ConfigError("bar", "must be > 0")
         self.max_skew_ns = max_skew_ns
         self.lookahead = lookahead
-        self._waiting: list[Tick] = []
-        """Lookahead: the ticks of the latest time, waiting for a tick of another time."""
+        self._waiting: deque[list[Tick]] = deque()
+        """Lookahead: the ticks waiting for later times, one list per run of one time."""
+        self._widest = 0
+        """The widest step between two bars so far (bars), and how many steps (bars opened
+        after the first): what a jump at the end of a recorded stream is judged against."""
+        self._steps = 0
         self.clocked = False
         self._held: list[Tick] = []
         """Clocked: accepted ticks of bars after the current one, in arrival order."""
@@ -242,15 +337,17 @@ class BarBuilder:
             self._judge(tick, False, 0)
             return
         waiting = self._waiting
-        ts = tick.ts_event
-        if waiting and waiting[0].ts_event != ts:
-            self._waiting = [tick]
-            for earlier in waiting:
-                self._judge(earlier, True, ts)
-        else:
-            waiting.append(tick)
+        if waiting and waiting[-1][0].ts_event == tick.ts_event:
+            waiting[-1].append(tick)
+            return
+        waiting.append([tick])
+        if len(waiting) > LOOKAHEAD_TIMES:
+            earliest = waiting.popleft()
+            next_ts = min(run[0].ts_event for run in waiting)
+            for earlier in earliest:
+                self._judge(earlier, True, next_ts)
 
-    def _judge(self, tick: Tick, has_next: bool, next_ts: int) -> None:
+    def _judge(self, tick: Tick, has_next: bool, next_ts: int, at_end: bool = False) -> None:
         symbol = tick.symbol
         price, ts = tick.price, tick.ts_event
         last = self._last.get(symbol)
@@ -270,6 +367,9 @@ class BarBuilder:
             self.max_skew_ns,
             has_next,
             next_ts,
+            at_end,
+            self._widest,
+            self._steps,
         )
         if verdict != ACCEPTED:
             self._refuse(verdict, tick, last)
@@ -280,6 +380,8 @@ class BarBuilder:
         if current is None:
             self._bar = bar
         elif bar > current:
+            self._widest = max(self._widest, bar - current)
+            self._steps += 1
             if self.clocked:
                 self._held.append(tick)
                 return
@@ -317,11 +419,15 @@ class BarBuilder:
                 self._take_held()
 
     def flush(self) -> None:
-        """Judge the ticks still waiting for a next one (lookahead), then close the current bar
-        and the bars of held ticks (``clocked``): the end of a replay, or of a daemon."""
-        waiting, self._waiting = self._waiting, []
-        for tick in waiting:
-            self._judge(tick, False, 0)
+        """Judge the ticks still waiting for later times (lookahead: at the end of the
+        stream), then close the current bar and the bars of held ticks (``clocked``): the end
+        of a replay, or of a daemon."""
+        waiting = self._waiting
+        while waiting:
+            earliest = waiting.popleft()
+            next_ts = min((run[0].ts_event for run in waiting), default=0)
+            for tick in earliest:
+                self._judge(tick, bool(waiting), next_ts, True)
         if self._held:
             last = max(tick.ts_event for tick in self._held)
             self.close_until(last // self.bar_ns * self.bar_ns)

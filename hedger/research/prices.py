@@ -1,13 +1,16 @@
 """A recorded price file as one aligned table: bar times (T,), symbols (N,), prices (T, N).
 
 This is the input of the offline tools (``matrix``, ``calibrate``, ``evaluate``), which look at
-whole histories at once. A wide bar file is read as it is; a tick file (long CSV or JSON Lines)
-is cut into bars by the daemon's own bar rule (:class:`hedger.core.bars.BarBuilder`: late,
-backwards and repeated ticks refused alike), each symbol's price in a bar being its last trade in
-it. Prices are judged by the one price rule (:func:`hedger.engine.transforms.usable_price`) with
-no mode yet: a price <= 0 is kept, for the modes that can use it; the offline tools rule a log
-mode in or out on the training bars and treat a later price <= 0 as a missing bar. A symbol
-with no usable price in a bar is NaN there; nothing is forward-filled.
+whole histories at once. A wide bar file is read as it is, but for its rows from the future
+(the replay's jump tests, :func:`hedger.core.bars.without_future`, in bars of ``bar``), which
+are skipped, each price counted as ``future``. A tick file (long CSV or JSON Lines) is cut into
+bars by the daemon's own bar rule (:class:`hedger.core.bars.BarBuilder`, looking ahead as in a
+replay: late, backwards, repeated ticks and ticks from the future refused alike), each
+symbol's price in a bar being its last trade in it. Prices are judged by the one price rule
+(:func:`hedger.engine.transforms.usable_price`) with no mode yet: a price <= 0 is kept, for the
+modes that can use it; the offline tools rule a log mode in or out on the training bars and
+treat a later price <= 0 as a missing bar. A symbol with no usable price in a bar is NaN
+there; nothing is forward-filled.
 """
 
 from __future__ import annotations
@@ -20,13 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from feeds.files.readers import (
+    WideBar,
     file_layout,
     read_ticks,
     read_wide_bars,
     wide_bar_symbols,
 )
 from feeds.files.timestamps import parse_timestamp_ns
-from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns
+from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns, without_future
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import TickKind
 from hedger.engine.linalg import FloatArray, IntArray
@@ -149,16 +153,18 @@ def load_prices(
     :class:`PriceTable`.
 
     ``bar`` (e.g. ``1s``, ``1min``, ``1d``) cuts tick files into bars, from trades or quote
-    mids (``price_source``); wide files keep their own rows, which must be in time order.
+    mids (``price_source``); wide files keep their own rows, which must be in time order once
+    the rows from the future (jumps the file does not follow, judged in bars of ``bar``) are
+    skipped.
     ``date_format``: a strftime pattern of the file's dates (default: the common forms, the
     order of m/d/Y and d/m/Y detected, see :func:`feeds.files.readers.file_dates`)."""
     file_path = Path(path)
     first = FirstReject()
     rejects = Rejects(first)
+    bar_ns = parse_duration_ns(bar)
     if file_layout(file_path) == "wide":
-        table = _load_wide(file_path, rejects, date_format, drop_repeats)
+        table = _load_wide(file_path, bar_ns, rejects, date_format, drop_repeats)
     else:
-        bar_ns = parse_duration_ns(bar)
         source = TickKind(price_source)
         table = _load_ticks(file_path, bar_ns, ts_unit, source, rejects, date_format)
     if len(table.ts) == 0 and first.first is not None:
@@ -196,7 +202,7 @@ def no_rows_problem(rejects: Mapping[str, int], first: FirstReject | None) -> st
 
 
 def _load_wide(
-    path: Path, rejects: Rejects, date_format: str | None, drop_repeats: bool
+    path: Path, bar_ns: int, rejects: Rejects, date_format: str | None, drop_repeats: bool
 ) -> PriceTable:
     symbols = wide_bar_symbols(path)
     if len(set(symbols)) != len(symbols):
@@ -206,7 +212,13 @@ def _load_wide(
     labels: list[str] = []
     rows: list[list[float]] = []
     repeats = 0
-    for row in read_wide_bars(path, rejects, date_format=date_format, drop_repeats=drop_repeats):
+
+    def future(row: WideBar) -> None:
+        for symbol in row.prices:
+            rejects.add("future", str(path), symbol=symbol, ts=row.ts, label=row.label)
+
+    rows_in = read_wide_bars(path, rejects, date_format=date_format, drop_repeats=drop_repeats)
+    for row in without_future(rows_in, _row_ts, bar_ns, future):
         repeats += row.repeat
         if times and row.ts <= times[-1]:
             raise DataFileError(str(path), f"row {row.label!r} is not after the row before it")
@@ -225,6 +237,10 @@ def _load_wide(
     )
 
 
+def _row_ts(row: WideBar) -> int:
+    return row.ts
+
+
 def _load_ticks(
     path: Path,
     bar_ns: int,
@@ -240,7 +256,7 @@ def _load_ticks(
         closes.append(ts)
         rows.append({symbol: prices[symbol].price for symbol in ticked})
 
-    bars = BarBuilder(bar_ns, None, on_bar, rejects, price_source=price_source)
+    bars = BarBuilder(bar_ns, None, on_bar, rejects, price_source=price_source, lookahead=True)
     for tick in read_ticks(path, rejects, ts_unit=ts_unit, date_format=date_format):
         bars.on_tick(tick)
     bars.flush()

@@ -25,6 +25,7 @@ from hedger.config.feeds import (
     PolygonFeedSettings,
     SyntheticFeedSettings,
 )
+from hedger.core.bars import without_future_rows
 from hedger.core.rejects import Logger
 from hedger.core.ticks import Tick
 from hedger.errors import ConfigError
@@ -36,15 +37,37 @@ _FOREVER_S = 10.0 * 365 * 86_400
 
 class FileFeed(PacedFeed):
     """Recorded files as a feed (merged in event time), optionally paced at ``speed`` times
-    real time; it yields to the event loop regularly so it never starves the rest."""
+    real time; it yields to the event loop regularly so it never starves the rest.
 
-    def __init__(self, paths: Sequence[Path], *, speed: float | None, ts_unit: str) -> None:
+    ``bar_ns``: the pipeline's bar length; each file's rows from the future (the replay's jump
+    tests, :func:`~hedger.core.bars.without_future_rows`) are counted as ``future`` in
+    :attr:`rejects` and dropped, since the daemon's bars, which also serve live feeds, never
+    hold a tick back to look ahead (None: not judged). ``date_format``: as
+    ``--date-format``."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        *,
+        speed: float | None,
+        ts_unit: str,
+        date_format: str | None = None,
+        bar_ns: int | None = None,
+    ) -> None:
         super().__init__(speed)
         self._paths = list(paths)
         self._ts_unit = ts_unit
+        self._date_format = date_format
+        self._bar_ns = bar_ns
 
     def source(self) -> Iterator[Tick]:
-        return merged_ticks(self._paths, self.rejects, self._ts_unit)
+        paths, bar_ns = self._paths, self._bar_ns
+        ticks = merged_ticks(
+            paths, self.rejects, self._ts_unit, bar_ns, date_format=self._date_format
+        )
+        if bar_ns is None or len(paths) > 1:  # several files: each judged before the merge
+            return ticks
+        return without_future_rows(ticks, bar_ns, self.rejects, str(paths[0]))
 
 
 def build_feed(settings: FeedSettings, logger: Logger | None, clock: Clock | None = None) -> Feed:
@@ -64,7 +87,13 @@ def _build(settings: FeedSettings, logger: Logger | None, clock: Clock) -> Feed:
             return SyntheticFeed(market, _FOREVER_S, speed=settings.speed or None)
         case FileFeedSettings():
             paths = [Path(p) for p in settings.paths]
-            return FileFeed(paths, speed=settings.speed or None, ts_unit=settings.ts_unit)
+            return FileFeed(
+                paths,
+                speed=settings.speed or None,
+                ts_unit=settings.ts_unit,
+                date_format=settings.date_format,
+                bar_ns=settings.bar_ns,
+            )
         case MqttFeedSettings():
             return MqttTickFeed(
                 settings.url,

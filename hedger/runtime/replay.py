@@ -15,7 +15,7 @@ import numpy as np
 from feeds.files.compiled import OK, STATUS_REASONS, fast_path_unit, read_tick_blocks
 from feeds.files.readers import file_layout, read_ticks
 from hedger.config.pipeline import PipelineConfig
-from hedger.core.bars import FUTURE, tick_verdict
+from hedger.core.bars import without_future_rows
 from hedger.core.events import Event, encode
 from hedger.core.failures import Failures
 from hedger.core.pipeline import Pipeline
@@ -83,45 +83,10 @@ def merged_ticks(
         return streams[0]
     if bar_ns is not None:
         streams = [
-            _without_future_rows(stream, bar_ns, rejects, str(path))
+            without_future_rows(stream, bar_ns, rejects, str(path))
             for stream, path in zip(streams, paths, strict=True)
         ]
     return heapq.merge(*streams, key=lambda tick: tick.ts_event)
-
-
-def _without_future_rows(
-    ticks: Iterator[Tick], bar_ns: int, rejects: Rejects, source: str
-) -> Iterator[Tick]:
-    """``ticks`` of one file without the rows the jump test calls future, judged against the
-    bar of the file's last row let through, with the next row of another time (the same
-    lookahead as :class:`~hedger.core.bars.BarBuilder`'s); the other tests are left to the
-    bars."""
-    bar: int | None = None
-    held: list[Tick] = []
-
-    def judged(waiting: list[Tick], has_next: bool, next_ts: int) -> Iterator[Tick]:
-        nonlocal bar
-        for tick in waiting:
-            ts = tick.ts_event
-            verdict = tick_verdict(
-                1.0, ts, False, False, 0, False, bar is not None, bar or 0, bar_ns,
-                ts, 0, has_next, next_ts,
-            )  # fmt: skip
-            if verdict == FUTURE:
-                rejects.add("future", source, symbol=tick.symbol, ts=ts)
-                continue
-            bar = ts // bar_ns if bar is None else max(bar, ts // bar_ns)
-            yield tick
-
-    for tick in ticks:
-        if tick.ts_event <= 0:  # refused by the bars whatever follows
-            yield tick
-        elif held and held[0].ts_event != tick.ts_event:
-            yield from judged(held, True, tick.ts_event)
-            held = [tick]
-        else:
-            held.append(tick)
-    yield from judged(held, False, 0)
 
 
 def replay(
