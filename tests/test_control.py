@@ -5,6 +5,7 @@ changes nothing, and no request, however malformed, raises anything but a refusa
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -170,7 +171,7 @@ def test_refused_changes_change_nothing() -> None:
     live = Run(spec("A/B"), spec("C/B"), symbols=SYMBOLS)
     live.feed(market(30))
     before = _state(live.pipeline)
-    refusals = [
+    refusals: list[tuple[Callable[[], object], str]] = [
         (lambda: live.pipeline.add_pair(spec("A/B")), "already running"),
         (lambda: live.pipeline.remove_pair("A/D"), "not running"),
         (lambda: live.pipeline.update_pair(spec("A/D")), "not running"),
