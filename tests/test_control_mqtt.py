@@ -77,7 +77,7 @@ class Asker:
         await self.client.publish(control_topic(self.root), payload, qos=1)
         async with asyncio.timeout(10):
             async for message in self.client.messages:
-                reply = orjson.loads(bytes(message.payload))  # type: ignore[arg-type]
+                reply = orjson.loads(bytes(message.payload))
                 if reply.get("id") == want:
                     return dict(reply)
         raise AssertionError("no reply")
@@ -119,7 +119,7 @@ async def test_pairs_are_added_and_removed_over_mqtt_and_a_late_subscriber_sees_
              (f"{root}/v1/ratio/ZZZ/YYY", 1)]
         )  # fmt: skip
         async for message in late.messages:
-            seen[str(message.topic)] = bytes(message.payload)  # type: ignore[arg-type]
+            seen[str(message.topic)] = bytes(message.payload)
             if str(message.topic).endswith("ZZZ/YYY"):
                 break
     assert list(seen) == [f"{root}/v1/ratio/ZZZ/YYY"]
