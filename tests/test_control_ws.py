@@ -245,3 +245,22 @@ async def test_update_over_websocket_keeps_the_state_for_new_noise_else_rebuilds
     rebuilt = running.node.pipeline.actors[0]
     assert rebuilt is not actor and rebuilt.seq == 25
     assert rebuilt.params.mode is InputMode.LOG
+
+
+async def test_the_shutdown_says_loudly_what_a_restart_forgets() -> None:
+    run = Running(daemon_text("YYY/XXX", "ZZZ/XXX") + WS)
+    await run.start()
+    async with connect(ws_url(run), additional_headers=AUTH) as ws:
+        assert (await ask(ws, {"action": "add_pair", "pair": "ZZZ/YYY"}))["ok"]
+        assert (await ask(ws, {"action": "remove_pair", "pair": "YYY/XXX"}))["ok"]
+    await run.shutdown()
+    notes = [
+        fields
+        for level, event, fields in run.log.records
+        if level == "warning" and event.startswith("pairs changed at run time are forgotten")
+    ]
+    assert notes == [
+        {"added": ["ZZZ/YYY"], "removed": ["YYY/XXX"], "running": ["ZZZ/XXX", "ZZZ/YYY"]}
+    ]
+    started = [fields for _, event, fields in run.log.records if event == "control"]
+    assert started == [{"transports": ["websocket"], "history_bars": 2000}]

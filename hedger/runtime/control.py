@@ -301,6 +301,18 @@ class Controller:
             "warm_bars": updated.warm_bars,
         }
 
+    def log_forgotten(self) -> None:
+        """At shutdown: say loudly which run-time changes a restart will not have."""
+        counters = self.counters
+        if counters.added or counters.removed or counters.applied:
+            self.log.warning(
+                "pairs changed at run time are forgotten at a restart: the config file is the "
+                "source of truth (edit it to keep them)",
+                added=counters.added,
+                removed=counters.removed,
+                running=[actor.pair_id for actor in self.pipeline.actors],
+            )
+
     def _held(self) -> dict[str, int]:
         history = self.pipeline.history
         return {"held_bars": 0 if history is None else len(history.bars)}

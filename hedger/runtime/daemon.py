@@ -260,6 +260,7 @@ class Daemon(Lifecycle):
             refitter=self.refitter,
         )
         control.enqueue = self._enqueue_control
+        transports = []
         if self.config.websocket is not None:
             from hedger.runtime.bridges.ws import WebSocketBridge  # noqa: PLC0415 (only when configured)
 
@@ -267,12 +268,25 @@ class Daemon(Lifecycle):
                 if isinstance(bridge, WebSocketBridge):
                     bridge.core.control = control.hook("websocket")
                     control.on_pairs.append(_known_pairs_of(bridge.core))
+                    if self.config.websocket.token is not None:
+                        transports.append("websocket")
         if self.config.mqtt is not None and settings.mqtt:
             from hedger.runtime.bridges.mqtt import MqttBridge  # noqa: PLC0415 (only when configured)
 
             for bridge in self.bridges:
                 if isinstance(bridge, MqttBridge):
                     bridge.control = control.hook("mqtt", token=settings.token)
+                    transports.append("mqtt")
+        if settings.mqtt and settings.token is None and "mqtt" in transports:
+            self.log.warning(
+                "MQTT control without [control] token: the broker's ACL alone decides who may "
+                "change pairs (see deploy/mosquitto-control.acl)"
+            )
+        self.log.info(
+            "control",
+            transports=transports if settings.enabled else [],
+            history_bars=settings.history_bars,
+        )
         return control
 
     def _enqueue_control(self, request: ControlRequest, reply: Reply) -> bool:
@@ -365,6 +379,7 @@ class Daemon(Lifecycle):
             failure = RuntimeError(f"{ended[0].get_name()} ended on its own")
         self._set_state(State.STOPPING)
         self.log.info("stopping", **({"error": str(failure)} if failure else {}))
+        self.control.log_forgotten()
         # one deadline for the whole shutdown, on the clock: nothing waits past it
         budget_s = self.config.shutdown_timeout_s * SHUTDOWN_SHARE
         deadline = self.clock.monotonic_ns() + round(budget_s * 1e9)
