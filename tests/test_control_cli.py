@@ -136,3 +136,13 @@ async def test_bad_command_lines_are_refused_before_anything_is_sent() -> None:
     assert (status, err) == (2, "hedger pairs: --url: give --url or --broker, not both\n")
     status, _, err = await pairs("list", "--timeout", "0")
     assert (status, err) == (2, "hedger pairs: --timeout: must be > 0, got 0\n")
+
+
+async def test_an_unreachable_broker_is_one_line_without_the_password() -> None:
+    port = free_port()
+    url = f"mqtt://ops:broker-s3cret@127.0.0.1:{port}"
+    status, out, err = await pairs("list", "--broker", url, token="control-s3cret")
+    assert status == 1 and out == ""
+    assert err.startswith(f"hedger pairs: mqtt mqtt://ops:***@127.0.0.1:{port}: cannot reach")
+    assert err.count("\n") == 1
+    assert "s3cret" not in err
