@@ -317,3 +317,50 @@ def test_any_request_is_either_well_formed_or_refused(body: Any) -> None:
         assert exc.message and "\n" not in exc.message
         return
     assert request.action in ("add_pair", "remove_pair", "update_pair", "list_pairs")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(min_value=0, max_value=30),
+            st.sampled_from(["add", "remove", "update"]),
+            st.sampled_from(["A/B", "C/D", "A/C+D", "D/B"]),
+            st.sampled_from(["levels", "log", "returns"]),
+        ),
+        max_size=12,
+    )
+)
+def test_any_interleaving_of_changes_and_ticks_keeps_every_pair_sequence_contiguous(
+    changes: list[tuple[int, str, str, str]],
+) -> None:
+    """Whatever is added, updated and removed between which bars: nothing raises but a
+    refusal, a refusal changes nothing, and each run of a pair (from its add to its removal)
+    publishes ``seq`` 1, 2, 3, ... (an update carries the sequence on)."""
+    ticks = market(32)
+    live = Run(spec("A/B"), symbols=("A", "B"), history=16)
+    at: dict[int, list[tuple[str, str, str]]] = {bar: [] for bar in range(32)}
+    for bar, action, pair, mode in changes:
+        at[bar].append((action, pair, mode))
+    lifetimes: dict[str, int] = {"A/B": 0}  # events seen of the pair's current run
+    for bar in range(32):
+        for action, pair, mode in at[bar]:
+            before = _state(live.pipeline)
+            try:
+                if action == "add":
+                    live.pipeline.add_pair(spec(pair, mode=InputMode(mode)))
+                    lifetimes[pair] = 0
+                elif action == "remove":
+                    live.pipeline.remove_pair(pair)
+                    lifetimes.pop(pair)
+                else:
+                    live.pipeline.update_pair(spec(pair, mode=InputMode(mode)))
+            except ConfigError:
+                assert _state(live.pipeline) == before
+        start = len(live.events)
+        live.feed(ticks[bar * len(SYMBOLS) : (bar + 1) * len(SYMBOLS)])
+        for event in live.events[start:]:
+            if isinstance(event, HedgeRatioEvent):
+                assert event.pair in lifetimes, f"{event.pair} published after its removal"
+                lifetimes[event.pair] += 1
+                assert event.seq == lifetimes[event.pair]

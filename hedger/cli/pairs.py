@@ -11,8 +11,6 @@ import uuid
 from typing import Any
 
 import orjson
-from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus, WebSocketException
 
 from hedger.core.topics import PairId
 from hedger.engine import InputMode
@@ -197,6 +195,10 @@ def describe(reply: dict[str, Any]) -> str:
 async def _over_websocket(
     url: str, token: str | None, request: dict[str, Any], timeout: float
 ) -> dict[str, Any]:
+    # only this action needs the client: the other commands do not load it
+    from websockets.asyncio.client import connect  # noqa: PLC0415
+    from websockets.exceptions import InvalidStatus, WebSocketException  # noqa: PLC0415
+
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     try:
         async with asyncio.timeout(timeout):

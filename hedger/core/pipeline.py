@@ -5,6 +5,10 @@ daemon, replays of any file), or, for a compiled reader of a long tick file, by
 :meth:`Pipeline.on_tick_columns` (a block of ticks as arrays, judged by the same bar rule
 compiled). Everything after runs in one order on one thread, which is what makes a replay equal
 a live run on the same ticks.
+
+A live pipeline's pairs can change between two ticks (:meth:`Pipeline.add_pair`,
+:meth:`Pipeline.update_pair`, :meth:`Pipeline.remove_pair`, the daemon's control channel); a
+new pair warms from the bar closes the pipeline holds (:meth:`Pipeline.keep_history`).
 """
 
 from __future__ import annotations

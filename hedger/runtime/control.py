@@ -34,18 +34,20 @@ from __future__ import annotations
 import hmac
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from hedger.config.control import ControlSettings, pair_spec
-from hedger.core.actors import PairActor, PairSpec
-from hedger.core.bus import Bus
-from hedger.core.pipeline import Pipeline
-from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.errors import ConfigError
-from hedger.runtime.refit import Refitter
+
+if TYPE_CHECKING:  # annotations only: the WebSocket bridge imports this module, keep it light
+    from hedger.core.actors import PairActor, PairSpec
+    from hedger.core.bus import Bus
+    from hedger.core.pipeline import Pipeline
+    from hedger.core.rejects import Rejects
+    from hedger.runtime.refit import Refitter
 
 ACTIONS = ("add_pair", "remove_pair", "update_pair", "list_pairs")
 """The control actions."""
