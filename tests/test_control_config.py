@@ -88,3 +88,13 @@ def test_a_run_time_pair_is_a_pairs_table_over_the_filter_defaults() -> None:
 
 def test_control_settings_without_a_document_are_the_defaults() -> None:
     assert control_settings({}) == ControlSettings()
+
+
+def test_a_run_time_pair_takes_a_position_and_the_lots_of_its_hedges() -> None:
+    spec = pair_spec("Y/X1+X2", {}, {}, lots={"X2": 100}, position={"notional": 5e4})
+    assert spec.lots == (1, 100)
+    assert spec.position is not None and spec.position.notional == 5e4
+    assert pair_spec("Y/X", {}, {}).position is None
+    with pytest.raises(ConfigError) as err:
+        pair_spec("Y/X", {}, {}, position=True)
+    assert err.value.key == "positions.Y/X"

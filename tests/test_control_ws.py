@@ -264,3 +264,26 @@ async def test_the_shutdown_says_loudly_what_a_restart_forgets() -> None:
     ]
     started = [fields for _, event, fields in run.log.records if event == "control"]
     assert started == [{"transports": ["websocket"], "history_bars": 2000}]
+
+
+async def test_an_added_pair_takes_a_position_and_the_files_lots_and_keeps_them_on_update() -> None:
+    run = Running(daemon_text("YYY/XXX", "ZZZ/XXX") + WS + "[lots]\nYYY = 5\n")
+    await run.start()
+    try:
+        await feed_bars(run, prices(25), 0)
+        async with connect(ws_url(run), additional_headers=AUTH) as ws:
+            bad = await ask(ws, {"action": "add_pair", "pair": "ZZZ/YYY", "position": "lots"})
+            assert not bad["ok"] and bad["error"].startswith("positions.ZZZ/YYY: must be")
+            added = await ask(ws, {"action": "add_pair", "pair": "ZZZ/YYY", "position": 1000})
+            assert added["ok"]
+            await feed_bars(run, prices(2, seed=8), 25)
+            update = await ask(ws, {"action": "update_pair", "pair": "ZZZ/YYY", "mode": "log"})
+            assert update["ok"] and not update["kept_state"]
+            await feed_bars(run, prices(2, seed=9), 27)
+        events = [e for e in ratios_of(run) if e["pair"] == "ZZZ/YYY"]
+        assert [e["seq"] for e in events] == [1, 2, 3, 4]
+        assert all(e["position"] == 1000 for e in events)
+        assert all(e["hedge_qty"] % 5 == 0 and e["hedge_qty"] != 0 for e in events)
+        assert events[-1]["mode"] == "log"
+    finally:
+        await run.shutdown()

@@ -235,8 +235,9 @@ class Pipeline:
     def update_pair(self, spec: PairSpec) -> UpdatedPair:
         """New parameters for a running pair.
 
-        When only the noise differs (``delta``/``trans_cov``, ``obs_cov``) the actor keeps
-        its state and takes the new noise (:meth:`PairActor.set_noise`, as a refit does).
+        When only the noise differs (``delta``/``trans_cov``, ``obs_cov``), or the position,
+        the actor keeps its state and takes the new noise (:meth:`PairActor.set_noise`, as a
+        refit does) and position.
         Otherwise a new actor replaces it, warmed from the held bars as in :meth:`add_pair`,
         and its ``seq`` carries on from the old one's (subscribers see no restart of the
         sequence). Raises :class:`ConfigError`, changing nothing, for a pair not running or a
@@ -258,8 +259,9 @@ class Pipeline:
             )
             == current
         )
-        if noise_only:
+        if noise_only and spec.lots == old.spec.lots:
             old.set_noise(spec.params.state_noise(), spec.params.obs_cov)
+            old.spec = replace(old.spec, position=spec.position)  # read at each bar
             return UpdatedPair(old, old, True, 0)
         actor = self._new_actor(spec)
         steps = self._catch_up(actor)

@@ -12,8 +12,10 @@ A request is one JSON object::
 ``id`` (optional, a string of at most 100 characters or an integer) is echoed in the reply.
 Every other key of ``add_pair``/``update_pair`` is a filter key as in a ``[pairs."Y/X"]``
 table, over the file's ``[filter]`` defaults (``update_pair`` too starts from the defaults,
-not from the running parameters: it says the pair's whole table). Over MQTT, with
-``[control] token`` set, a request also carries ``"token"``.
+not from the running parameters: it says the pair's whole table), except ``position``: the
+shares of Y held (or ``{"notional": ...}``), as in ``[positions]`` (an update without one keeps
+the running pair's). Hedges take the file's ``[lots]``. Over MQTT, with ``[control] token``
+set, a request also carries ``"token"``.
 
 The reply is one JSON object, ``{"type": "control_reply", "id": 7, "ok": true,
 "action": "add_pair", "pair": "Y/X", "warm_bars": 1200}`` or ``{"type": "control_reply",
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -53,7 +55,7 @@ ACTIONS = ("add_pair", "remove_pair", "update_pair", "list_pairs")
 """The control actions."""
 MAX_ID = 100
 """The longest string ``id`` taken."""
-_ENVELOPE = frozenset({"action", "id", "pair", "token"})
+_ENVELOPE = frozenset({"action", "id", "pair", "token", "position"})
 
 Reply = Callable[[bytes], None]
 """Sends one reply frame back to whoever asked (a WebSocket client, the MQTT reply topic)."""
@@ -155,7 +157,7 @@ def parse_request(
         )
     params = {key: value for key, value in obj.items() if key not in _ENVELOPE}
     if action == "list_pairs":
-        if params or "pair" in obj:
+        if params or "pair" in obj or "position" in obj:
             raise ControlRefusedError("bad_params", "list_pairs takes no pair or parameters")
         return ControlRequest(action, ident)
     raw = obj.get("pair")
@@ -166,11 +168,17 @@ def parse_request(
     except ConfigError as exc:
         raise ControlRefusedError("bad_pair", f"bad pair: {exc.problem}") from None
     if action == "remove_pair":
-        if params:
+        if params or "position" in obj:
             raise ControlRefusedError("bad_params", "remove_pair takes only a pair")
         return ControlRequest(action, ident, pair)
     try:
-        spec = pair_spec(pair, params, settings.filter_defaults)
+        spec = pair_spec(
+            pair,
+            params,
+            settings.filter_defaults,
+            lots=settings.lots,
+            position=obj.get("position"),
+        )
     except ConfigError as exc:
         raise ControlRefusedError("bad_params", str(exc)) from None
     return ControlRequest(action, ident, pair, spec)
@@ -285,7 +293,11 @@ class Controller:
                 note=RESTART_NOTE,
             )
             return {"pair": added.actor.pair_id, "warm_bars": added.warm_bars}
-        updated = pipeline.update_pair(request.spec)
+        spec = request.spec
+        running = next((a for a in pipeline.actors if a.pair_id == request.pair), None)
+        if spec.position is None and running is not None:
+            spec = replace(spec, position=running.spec.position)  # the position carries on
+        updated = pipeline.update_pair(spec)
         if self.refitter is not None and not updated.kept_state:
             self.refitter.detach(updated.old)
             self.refitter.attach([updated.actor])
