@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from types import ModuleType
 
 from hedger import __version__
-from hedger.cli import calibrate, demo, evaluate, matrix, replay, run, subscribe
+from hedger.cli import calibrate, demo, evaluate, matrix, pairs, replay, run, subscribe
 from hedger.errors import HedgerError
 
 COMMANDS: tuple[tuple[str, ModuleType], ...] = (
@@ -22,6 +22,7 @@ COMMANDS: tuple[tuple[str, ModuleType], ...] = (
     ("evaluate", evaluate),
     ("run", run),
     ("subscribe", subscribe),
+    ("pairs", pairs),
 )
 """Each subcommand's name and module: a module has ``HELP``, ``DESCRIPTION``,
 ``add_arguments(parser)`` and ``run(args)``."""

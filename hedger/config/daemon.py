@@ -2,19 +2,21 @@
 (:mod:`hedger.config.feeds`), [bus] (with [bus.mqtt] and [bus.websocket]), [daemon],
 [logging] and [matrix] (the live hedge-ratio matrix: ``symbols = [...]`` plus any [filter] key
 as an override), [refit] (background refits of the pairs' noise,
-:mod:`hedger.runtime.refit`). Validated at load into frozen values; unknown keys are errors
+:mod:`hedger.runtime.refit`), [control] (pairs changed at run time,
+:mod:`hedger.config.control`). Validated at load into frozen values; unknown keys are errors
 naming the key. See ``deploy/hedger.toml``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
 
 from feeds.broker import parse_broker_url
+from hedger.config.control import ControlSettings, control_settings
 from hedger.config.feeds import (
     DEFAULT_MQTT_URL,
     FEED_KINDS,
@@ -148,6 +150,7 @@ class DaemonConfig:
     log_json: bool | None = None
     matrix: MatrixSettings | None = None
     refit: RefitSettings | None = None
+    control: ControlSettings = field(default_factory=ControlSettings)
 
 
 def _mqtt_url(key: str, url: str) -> str:
@@ -222,4 +225,5 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         log_json=logging.json,
         matrix=matrix,
         refit=refit_settings(sub_table(document, "refit")) if "refit" in document else None,
+        control=control_settings(document),
     )

@@ -100,7 +100,7 @@ FILTER_KEYS = known_keys(FilterTable)
 DOCUMENT_SECTIONS = frozenset(
     {
         "bars", "filter", "pairs", "positions", "lots",
-        "feeds", "bus", "daemon", "logging", "matrix", "refit",
+        "feeds", "bus", "daemon", "logging", "matrix", "refit", "control",
     }
 )  # fmt: skip
 """Every top-level table of a config file: the pipeline's and the daemon's, so one file serves

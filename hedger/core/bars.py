@@ -324,6 +324,15 @@ class BarBuilder:
         self.bars_closed = 0
         self.ticks_accepted = 0
 
+    def add_symbols(self, symbols: Iterable[str], positive_symbols: Iterable[str]) -> None:
+        """Carry ``symbols`` from now on (besides those already carried; a builder that takes
+        every symbol is left as it is), and make ``positive_symbols`` the whole set of
+        symbols whose prices must be > 0 (a pair added or removed at run time). Ticks
+        already judged stay judged: an earlier tick of a new symbol stays unknown."""
+        if self._symbols is not None:
+            self._symbols = self._symbols | frozenset(symbols)
+        self._positive = frozenset(positive_symbols)
+
     def on_tick(self, tick: Tick) -> None:
         """Take one tick; may close the current bar first."""
         symbol = tick.symbol

@@ -5,12 +5,18 @@ daemon, replays of any file), or, for a compiled reader of a long tick file, by
 :meth:`Pipeline.on_tick_columns` (a block of ticks as arrays, judged by the same bar rule
 compiled). Everything after runs in one order on one thread, which is what makes a replay equal
 a live run on the same ticks.
+
+A live pipeline's pairs can change between two ticks (:meth:`Pipeline.add_pair`,
+:meth:`Pipeline.update_pair`, :meth:`Pipeline.remove_pair`, the daemon's control channel); a
+new pair warms from the bar closes the pipeline holds (:meth:`Pipeline.keep_history`).
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 
@@ -82,11 +88,7 @@ class Pipeline:
         if len(set(ids)) != len(ids):
             raise ConfigError("pairs", f"a pair appears twice: {ids}")
         for spec in pairs:
-            if spec.params.n_legs != len(spec.pair.xs):
-                raise ConfigError(
-                    f"pairs.{spec.pair}.n_legs",
-                    f"the pair has {len(spec.pair.xs)} hedge(s), params say {spec.params.n_legs}",
-                )
+            _check_legs(spec)
         self.failures = failures if failures is not None else Failures()
         self.stats = PipelineStats(actor_errors=self.failures.counts)
         self.rejects = rejects
@@ -96,9 +98,8 @@ class Pipeline:
         self.actors = [self._new_actor(spec) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
-        self.positive_symbols = frozenset(
-            symbol for spec in pairs if spec.params.mode.logarithmic for symbol in spec.pair.legs
-        ) | frozenset(positive_symbols)
+        self._given_positive = frozenset(positive_symbols)
+        self.positive_symbols = _log_legs(pairs) | self._given_positive
         """Legs of a log-mode pair, and the given ``positive_symbols`` (a log-mode matrix's):
         their prices must be > 0 (the bar rule refuses others)."""
         self.bar_listeners: list[tuple[str, BarHandler]] = []
@@ -115,6 +116,9 @@ class Pipeline:
             lookahead=lookahead,
         )
         self._compiled: CompiledBars | None = None
+        self.history: BarHistory | None = None
+        """The latest bar closes, which a pair added at run time warms from (see
+        :meth:`keep_history`)."""
 
     def _new_actor(self, spec: PairSpec) -> PairActor:
         """The actor of one pair, wired to this pipeline's output, rejects and failures."""
@@ -182,3 +186,195 @@ class Pipeline:
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1
         self._emit(event)
+
+    # Pairs added, changed and removed while running (the daemon's control channel). Each
+    # runs between two ticks, on the core's thread, so it lands between two bar closes.
+
+    def keep_history(self, bars: int) -> None:
+        """Hold the latest ``bars`` bar closes (0: none), for :meth:`add_pair` to warm a new
+        pair from. Call it before the first tick."""
+        if bars < 0:
+            raise ConfigError("control.history", f"must be >= 0, got {bars}")
+        self.history = BarHistory(bars)
+        self.bar_listeners.append(("history", self.history.record))
+
+    def add_pair(self, spec: PairSpec) -> AddedPair:
+        """Run one more pair from the next bar close on.
+
+        If the bars already carry every leg of the pair and :attr:`history` holds bars, the
+        new actor's filter first steps through the held bars as if it had run since the
+        oldest of them (these catch-up steps publish nothing, count no stale bars and do
+        not move ``seq``: its first live event has ``seq`` 1); otherwise it starts cold.
+        Raises :class:`~hedger.errors.ConfigError`, changing nothing, for a pair already
+        running, a wrong ``n_legs``, or a pipeline fed columns."""
+        pair_id = str(spec.pair)
+        self._check_changeable(pair_id)
+        if self._index(pair_id) is not None:
+            raise ConfigError(f"pairs.{pair_id}", "is already running")
+        _check_legs(spec)
+        warm = all(symbol in self.symbols for symbol in spec.pair.legs)
+        actor = self._new_actor(spec)
+        steps = self._catch_up(actor) if warm else 0
+        self.actors.append(actor)
+        self._carry()
+        return AddedPair(actor, steps)
+
+    def remove_pair(self, pair_id: str) -> PairActor:
+        """Stop running ``pair_id`` (it publishes nothing from the next bar close on); the
+        removed actor is returned. The bars keep carrying its symbols (so that a pair added
+        later warms from them). An unknown pair is a :class:`ConfigError`."""
+        self._check_changeable(pair_id)
+        index = self._index(pair_id)
+        if index is None:
+            raise ConfigError(f"pairs.{pair_id}", "is not running")
+        actor = self.actors.pop(index)
+        self.stats.stale_bars.pop(actor.pair_id, None)
+        self._carry()
+        return actor
+
+    def update_pair(self, spec: PairSpec) -> UpdatedPair:
+        """New parameters for a running pair.
+
+        When only the noise differs (``delta``/``trans_cov``, ``obs_cov``), or the position,
+        the actor keeps its state and takes the new noise (:meth:`PairActor.set_noise`, as a
+        refit does) and position.
+        Otherwise a new actor replaces it, warmed from the held bars as in :meth:`add_pair`,
+        and its ``seq`` carries on from the old one's (subscribers see no restart of the
+        sequence). Raises :class:`ConfigError`, changing nothing, for a pair not running or a
+        wrong ``n_legs``."""
+        pair_id = str(spec.pair)
+        self._check_changeable(pair_id)
+        index = self._index(pair_id)
+        if index is None:
+            raise ConfigError(f"pairs.{pair_id}", "is not running")
+        _check_legs(spec)
+        old = self.actors[index]
+        current = old.params
+        noise_only = (
+            replace(
+                spec.params,
+                delta=current.delta,
+                trans_cov=current.trans_cov,
+                obs_cov=current.obs_cov,
+            )
+            == current
+        )
+        if noise_only and spec.lots == old.spec.lots:
+            old.set_noise(spec.params.state_noise(), spec.params.obs_cov)
+            old.spec = replace(old.spec, position=spec.position)  # read at each bar
+            return UpdatedPair(old, old, True, 0)
+        actor = self._new_actor(spec)
+        steps = self._catch_up(actor)
+        actor.seq, actor.last_ts = old.seq, old.last_ts
+        self.actors[index] = actor
+        self._carry()
+        return UpdatedPair(old, actor, False, steps)
+
+    def _check_changeable(self, pair_id: str) -> None:
+        if self._compiled is not None:
+            raise ConfigError(
+                f"pairs.{pair_id}", "this pipeline takes ticks as columns: its pairs are fixed"
+            )
+
+    def _index(self, pair_id: str) -> int | None:
+        for i, actor in enumerate(self.actors):
+            if actor.pair_id == pair_id:
+                return i
+        return None
+
+    def _carry(self) -> None:
+        """The bars carry every running pair's legs (and whatever they carried before), and
+        refuse prices <= 0 exactly for the legs of log-mode pairs and the given symbols."""
+        legs = {symbol for actor in self.actors for symbol in actor.pair.legs}
+        self.symbols = tuple(sorted(set(self.symbols) | legs))
+        log_legs = {
+            symbol
+            for actor in self.actors
+            if actor.params.mode.logarithmic
+            for symbol in actor.pair.legs
+        }
+        self.positive_symbols = frozenset(log_legs) | self._given_positive
+        self.bars.add_symbols(self.symbols, self.positive_symbols)
+
+    def _catch_up(self, actor: PairActor) -> int:
+        """Step ``actor``'s filter through the held bars, discarding their events; the steps
+        taken. The freshness rule is :meth:`PairActor.handle_bar`'s (a leg is fresh if its
+        price is at most ``max_age`` old at the close); it is repeated here because the
+        actor's own guard publishes, and catch-up steps must not."""
+        if self.history is None:
+            return 0
+        legs = actor.pair.legs
+        max_age = self._max_age_ns
+        steps = 0
+        for bar in self.history.bars:
+            if not any(symbol in bar.ticked for symbol in legs):
+                continue
+            fresh: list[float | None] = []
+            for symbol in legs:
+                leg = bar.prices.get(symbol)
+                ok = leg is not None and bar.ts - leg.ts <= max_age
+                fresh.append(leg.price if leg is not None and ok else None)
+            try:
+                actor.on_bar(bar.ts, fresh)
+            except Exception as exc:
+                self.failures.record("actor", actor.pair_id, exc, ts=bar.ts)
+                return steps
+            steps += 1
+        return steps
+
+
+class AddedPair(NamedTuple):
+    """What :meth:`Pipeline.add_pair` did: the new actor and the held bars it stepped
+    through before going live (0: a cold start)."""
+
+    actor: PairActor
+    warm_bars: int
+
+
+class UpdatedPair(NamedTuple):
+    """What :meth:`Pipeline.update_pair` did: the actor before and after (the same one when
+    ``kept_state``: only the noise changed), and the held bars a new actor stepped through."""
+
+    old: PairActor
+    actor: PairActor
+    kept_state: bool
+    warm_bars: int
+
+
+@dataclass(frozen=True, slots=True)
+class HeldBar:
+    """One bar close as the actors saw it: close ts (ns), every carried symbol's price, the
+    symbols that ticked in the bar."""
+
+    ts: int
+    prices: dict[str, LegPrice]
+    ticked: frozenset[str]
+
+
+class BarHistory:
+    """The latest ``capacity`` bar closes, oldest first (a bar listener). Memory: one dict of
+    the carried symbols' prices per bar, shared with the actors (never copied)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.bars: deque[HeldBar] = deque(maxlen=capacity)
+
+    def record(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
+        """A bar closed (the bar handler's arguments)."""
+        if self.capacity:
+            self.bars.append(HeldBar(ts, prices, ticked))
+
+
+def _log_legs(specs: Sequence[PairSpec]) -> frozenset[str]:
+    """The legs of the log-mode pairs among ``specs``: their prices must be > 0."""
+    return frozenset(
+        symbol for spec in specs if spec.params.mode.logarithmic for symbol in spec.pair.legs
+    )
+
+
+def _check_legs(spec: PairSpec) -> None:
+    if spec.params.n_legs != len(spec.pair.xs):
+        raise ConfigError(
+            f"pairs.{spec.pair}.n_legs",
+            f"the pair has {len(spec.pair.xs)} hedge(s), params say {spec.params.n_legs}",
+        )

@@ -131,3 +131,13 @@ def metrics_topic(root: str) -> str:
 def matrix_topic(root: str) -> str:
     """The per-bar hedge-ratio matrix snapshot topic."""
     return f"{root}/v{SCHEMA_VERSION}/matrix"
+
+
+def control_topic(root: str) -> str:
+    """The topic the daemon takes control requests on (with ``[control]``; not retained)."""
+    return f"{root}/v{SCHEMA_VERSION}/control"
+
+
+def control_reply_topic(root: str) -> str:
+    """The topic the daemon answers control requests on (not retained)."""
+    return f"{root}/v{SCHEMA_VERSION}/control/reply"

@@ -28,7 +28,7 @@ import asyncio
 import inspect
 import random
 from collections import Counter
-from collections.abc import Awaitable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any
 
 from feeds.protocol import Feed
@@ -42,6 +42,7 @@ from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
 from hedger.runtime.clock import Clock, LiveClock
+from hedger.runtime.control import Controller, ControlRequest, Reply
 from hedger.runtime.feeds import build_feed
 from hedger.runtime.refit import Refitter
 
@@ -60,6 +61,16 @@ class _BarTime:
         self.ts = ts
 
 
+class _Control:
+    """A checked control request in the tick queue, applied by the core between two items."""
+
+    __slots__ = ("reply", "request")
+
+    def __init__(self, request: ControlRequest, reply: Reply) -> None:
+        self.request = request
+        self.reply = reply
+
+
 _STOP = object()
 
 STALL_INTERVALS = 3
@@ -72,6 +83,15 @@ is left behind, then exits), so that the whole exit fits in ``shutdown_timeout``
 
 FEED_BACKOFF = Backoff(initial=0.5, maximum=30.0)
 """The delays before a live feed that failed or ended is started again (on the clock)."""
+
+
+def _known_pairs_of(fanout: Any) -> Callable[[tuple[str, ...]], None]:
+    """Keeps a WebSocket fan-out's known pairs (what a subscribe may name) the running ones."""
+
+    def update(ids: tuple[str, ...]) -> None:
+        fanout.known = frozenset(ids)
+
+    return update
 
 
 class Daemon(Lifecycle):
@@ -151,6 +171,7 @@ class Daemon(Lifecycle):
             self.refitter = Refitter(config.refit, logger)
             self.refitter.attach(self.pipeline.actors)
         self.queue: asyncio.Queue[Tick | _BarTime | object] = asyncio.Queue(config.tick_queue)
+        self.control = self._control()
         given = feeds is not None
         if feeds is None:
             feeds = [build_feed(settings, logger, self.clock) for settings in config.feeds]
@@ -224,6 +245,59 @@ class Daemon(Lifecycle):
             )
         return bridges
 
+    def _control(self) -> Controller:
+        """The control channel (:mod:`hedger.runtime.control`): held bars for warm starts,
+        requests from the WebSocket server (with a token) and the MQTT control topic (with
+        ``[control]``), applied on the core task."""
+        settings = self.config.control
+        self.pipeline.keep_history(settings.history_bars)
+        control = Controller(
+            self.pipeline,
+            self.bus,
+            settings,
+            self.rejects,
+            self.log,
+            refitter=self.refitter,
+        )
+        control.enqueue = self._enqueue_control
+        transports = []
+        if self.config.websocket is not None:
+            from hedger.runtime.bridges.ws import WebSocketBridge  # noqa: PLC0415 (only when configured)
+
+            for bridge in self.bridges:
+                if isinstance(bridge, WebSocketBridge):
+                    bridge.core.control = control.hook("websocket")
+                    control.on_pairs.append(_known_pairs_of(bridge.core))
+                    if self.config.websocket.token is not None:
+                        transports.append("websocket")
+        if self.config.mqtt is not None and settings.mqtt:
+            from hedger.runtime.bridges.mqtt import MqttBridge  # noqa: PLC0415 (only when configured)
+
+            for bridge in self.bridges:
+                if isinstance(bridge, MqttBridge):
+                    bridge.control = control.hook("mqtt", token=settings.token)
+                    transports.append("mqtt")
+        if settings.mqtt and settings.token is None and "mqtt" in transports:
+            self.log.warning(
+                "MQTT control without [control] token: the broker's ACL alone decides who may "
+                "change pairs (see deploy/mosquitto-control.acl)"
+            )
+        self.log.info(
+            "control",
+            transports=transports if settings.enabled else [],
+            history_bars=settings.history_bars,
+        )
+        return control
+
+    def _enqueue_control(self, request: ControlRequest, reply: Reply) -> bool:
+        if super().state is not State.RUNNING:
+            return False
+        try:
+            self.queue.put_nowait(_Control(request, reply))
+        except asyncio.QueueFull:
+            return False
+        return True
+
     def metrics(self) -> dict[str, float]:
         """Counters: ticks, bars, updates, events, rejects by reason, contained failures by
         pair (``actor_errors_<pair>``, their sum ``actor_errors``), queues, bridges'."""
@@ -244,6 +318,7 @@ class Daemon(Lifecycle):
             values["matrix_bars"] = self.matrix.seq
         if self.refitter is not None:
             values.update(self.refitter.metrics())
+        values.update(self.control.metrics())
         for reason, count in self.rejects.counts.items():
             values[f"rejected_{reason}"] = count
         for i, name in enumerate(self.feed_names):
@@ -304,6 +379,7 @@ class Daemon(Lifecycle):
             failure = RuntimeError(f"{ended[0].get_name()} ended on its own")
         self._set_state(State.STOPPING)
         self.log.info("stopping", **({"error": str(failure)} if failure else {}))
+        self.control.log_forgotten()
         # one deadline for the whole shutdown, on the clock: nothing waits past it
         budget_s = self.config.shutdown_timeout_s * SHUTDOWN_SHARE
         deadline = self.clock.monotonic_ns() + round(budget_s * 1e9)
@@ -506,6 +582,8 @@ class Daemon(Lifecycle):
                     self.pipeline.flush()  # recorded data ended: close its last bar
                 else:
                     bars.close_until(item.ts)
+            elif isinstance(item, _Control):
+                self.control.apply(item.request, item.reply)
             elif item is _STOP:
                 self.pipeline.flush()
                 return

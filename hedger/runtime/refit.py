@@ -101,6 +101,16 @@ class Refitter:
             self._histories[actor.pair_id] = _History(self.settings.window)
             actor.bar_listener = self.on_bar
 
+    def detach(self, actor: PairActor) -> None:
+        """Stop listening to ``actor`` (a pair removed or replaced at run time): its history
+        is dropped, and a fit of it still queued or running is not applied."""
+        if actor.bar_listener == self.on_bar:
+            actor.bar_listener = None
+            self._histories.pop(actor.pair_id, None)
+
+    def _attached(self, actor: PairActor) -> bool:
+        return actor.bar_listener == self.on_bar
+
     def metrics(self) -> dict[str, float]:
         """Counters for the daemon's metrics."""
         return {
@@ -142,10 +152,13 @@ class Refitter:
         """Fit pairs as they fall due, one at a time, until cancelled."""
         while True:
             actor = await self._due.get()
+            if not self._attached(actor):
+                continue  # detached while queued
+            history = self._histories[actor.pair_id]
             try:
                 await self._refit(actor)
             finally:
-                self._histories[actor.pair_id].running = False
+                history.running = False
 
     async def _refit(self, actor: PairActor) -> None:
         history = self._histories[actor.pair_id]
@@ -163,6 +176,9 @@ class Refitter:
         except Exception as exc:
             self.failures += 1
             self.log.error("refit failed", pair=actor.pair_id, bars=len(y), error=repr(exc))
+            return
+        if not self._attached(actor):
+            self.log.info("refit dropped: the pair was removed meanwhile", pair=actor.pair_id)
             return
         old_q = float(params.state_noise()[0, 0])
         old_delta = old_q / (1.0 + old_q)

@@ -18,6 +18,13 @@ Presence: the connection carries a last will, ``offline`` retained (QoS 1) on
 shutdown (:meth:`MqttBridge.close`, or cancelling :meth:`MqttBridge.run`) publishes
 ``offline`` before disconnecting.
 
+Control (a daemon with ``[control]``, :mod:`hedger.runtime.control`): with
+:attr:`MqttBridge.control` set, every (re)connect subscribes to ``<root>/v1/control``; each
+request there goes to the hook, and its reply is published on ``<root>/v1/control/reply``
+(not retained) in order with the events. A retained request is ignored (counted as
+``control_retained``): it would be applied again at every reconnect.
+:func:`control_request` is the client side (``hedger pairs``).
+
 This is the only module of hedger that talks to aiomqtt.
 """
 
@@ -39,7 +46,7 @@ from feeds.reconnect import Backoff, Reconnector
 from hedger.core.bus import Message, Outbox
 from hedger.core.lifecycle import Lifecycle, State, StateListener
 from hedger.core.rejects import Logger, Rejects
-from hedger.core.topics import status_topic
+from hedger.core.topics import control_reply_topic, control_topic, status_topic
 from hedger.errors import TransportError
 
 ONLINE = b"online"
@@ -181,6 +188,9 @@ class MqttBridge(Lifecycle):
         self._stop_deadline = math.inf
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+
+        # control: set by the daemon when [control] is configured
+        self.control: Callable[[bytes, Callable[[bytes], None]], None] | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -327,7 +337,9 @@ class MqttBridge(Lifecycle):
         when the connection breaks."""
         # aiomqtt logs a warning per publish while more than this many calls are pending
         client.pending_calls_threshold = self.window + 16
-        watcher = asyncio.create_task(_watch(client), name="bridge-mqtt-watch")
+        if self.control is not None:
+            await client.subscribe(control_topic(self.root), qos=1)
+        watcher = asyncio.create_task(_watch(client, self._on_message), name="bridge-mqtt-watch")
         watcher.add_done_callback(lambda _: self._wake.set())
         ticker = asyncio.create_task(self._tick(), name="bridge-mqtt-tick")
         try:
@@ -504,12 +516,65 @@ class MqttBridge(Lifecycle):
         if self._logger is not None:
             getattr(self._logger, level)(event, bridge=self.name, url=self.url, **kw)
 
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        """A message on the control topic (the only one the bridge subscribes to)."""
+        if self.control is None or not message.topic.matches(control_topic(self.root)):
+            return
+        if message.retain:
+            self.rejects.add("control_retained", str(message.topic))
+            return
+        payload = message.payload
+        data = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
+        self.control(bytes(data), self._reply)
 
-async def _watch(client: aiomqtt.Client) -> None:
-    """Ends (with MqttError) when the client's connection breaks. The bridge subscribes to
-    nothing, so the message iterator yields nothing until then."""
-    async for _ in client.messages:
-        pass
+    def _reply(self, frame: bytes) -> None:
+        self._box.put(Message(control_reply_topic(self.root), frame, False))
+
+
+async def _watch(client: aiomqtt.Client, on_message: Callable[[aiomqtt.Message], None]) -> None:
+    """Ends (with MqttError) when the client's connection breaks; hands every message (of the
+    control topic, the only one subscribed, if any) to ``on_message``."""
+    async for message in client.messages:
+        on_message(message)
+
+
+async def control_request(
+    url: str,
+    root: str,
+    payload: bytes,
+    request_id: str,
+    timeout: float,
+    **client: Unpack[ClientOptions],
+) -> bytes:
+    """Publish one control request on ``<root>/v1/control`` and return the reply on
+    ``<root>/v1/control/reply`` whose ``id`` is ``request_id`` (other clients' replies are
+    skipped). Raises :class:`~hedger.errors.TransportError` when the broker cannot be reached
+    or no reply comes within ``timeout`` seconds."""
+    import orjson  # noqa: PLC0415 (a client-side helper: the bridge itself never decodes)
+
+    broker = broker_address(url, **client)
+    try:
+        async with asyncio.timeout(timeout):
+            async with aiomqtt.Client(**broker.client_arguments()) as mqtt:
+                await mqtt.subscribe(control_reply_topic(root), qos=1)
+                await mqtt.publish(control_topic(root), payload, qos=1)
+                async for message in mqtt.messages:
+                    body = message.payload
+                    if not isinstance(body, bytes | bytearray):
+                        continue
+                    try:
+                        reply = orjson.loads(body)
+                    except orjson.JSONDecodeError:
+                        continue
+                    if isinstance(reply, dict) and reply.get("id") == request_id:
+                        return bytes(body)
+    except TimeoutError:
+        raise TransportError(
+            "mqtt", broker.redacted, f"no reply from the daemon within {timeout:g} s"
+        ) from None
+    except aiomqtt.MqttError as exc:
+        raise TransportError("mqtt", broker.redacted, f"cannot reach the broker: {exc}") from None
+    raise TransportError("mqtt", broker.redacted, "the connection ended before a reply")
 
 
 def _now() -> float:

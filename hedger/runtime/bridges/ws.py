@@ -37,6 +37,13 @@ Protocol (JSON text frames, one object per frame; a ``ws://host:port/`` URL, any
   client"``). At ``max_clients`` connections (default 256) one more is refused with HTTP 503
   (``/metrics`` is still served) and counted as ``refused``. So what a client can make the
   daemon hold is bounded, whatever it sends.
+* Control (a daemon's pairs changed while it runs, :mod:`hedger.runtime.control`): the
+  actions ``add_pair``, ``update_pair``, ``remove_pair`` and ``list_pairs``
+  (``{"action":"add_pair","id":1,"pair":"Y/X","mode":"returns"}``), answered with a
+  ``{"type":"control_reply","id":1,"ok":true,...}`` or ``{..."ok":false,"error":"<why>"}``
+  frame, are taken only by a server with a ``token`` (every connection has then presented
+  it); without one they are refused with an ``ok: false`` reply (and counted as
+  ``control_refused``). A subscribe may name a pair added at run time once it was added.
 * Shutdown closes connections with 1001 (going away).
 
 Delivery: :meth:`WebSocketBridge.run` drains the bridge's outbox and fans every message out
@@ -83,6 +90,8 @@ from hedger.core.rejects import Logger, Rejects
 from hedger.core.topics import PairId, matrix_topic, status_topic
 from hedger.errors import ConfigError, TransportError
 from hedger.runtime.bridges.prometheus import CONTENT_TYPE, CountersCollector, Kind, render
+from hedger.runtime.control import ACTIONS as CONTROL_ACTIONS
+from hedger.runtime.control import ControlHook, refusal
 
 ALL_PAIRS = "*"
 MAX_CLIENT_MESSAGE = 64 * 1024
@@ -202,6 +211,11 @@ class FanOut:
         self.events = 0
         self._kicked: list[Client] = []
         self._next_id = 1
+        self.control: ControlHook | None = None
+        """Applies a control request (the daemon sets it); None: control is not served."""
+        self.control_allowed = False
+        """Whether clients may send control requests: the server has a token, so every
+        connection authenticated with it."""
 
     # clients
 
@@ -285,6 +299,8 @@ class FanOut:
             self.rejects.add(exc.reason, source=f"ws client {client.id}", peer=client.peer)
             self._push(client, _dumps({"type": "error", "error": exc.message}))
             return False
+        if action in CONTROL_ACTIONS:
+            return self._control(client, data)
         wildcard = ALL_PAIRS in pairs
         named = [pair for pair in pairs if pair != ALL_PAIRS]
         if action == "subscribe":
@@ -312,6 +328,26 @@ class FanOut:
             client.pairs.difference_update(named)
             client.matrix = client.matrix and not matrix
             self._push(client, _subscribed(client))
+        return True
+
+    def _control(self, client: Client, data: str | bytes) -> bool:
+        """A control request: to the daemon's hook if this server takes control, its reply
+        queued for ``client`` when it comes; else refused."""
+        if not self.control_allowed or self.control is None:
+            why = (
+                "control needs a server with a token ([bus.websocket] token)"
+                if not self.control_allowed
+                else "this server does not take control requests"
+            )
+            self.rejects.add("control_refused", source=f"ws client {client.id}", peer=client.peer)
+            self._push(client, refusal(data, why))
+            return False
+
+        def reply(frame: bytes) -> None:
+            if client.id in self.clients:  # not for a client gone meanwhile
+                self._push(client, frame)
+
+        self.control(data, reply)
         return True
 
     def _refuse(
@@ -400,11 +436,14 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str], bool]:
     if not isinstance(obj, dict):
         raise _BadRequestError("not_an_object", "expected a JSON object")
     action = obj.get("action")
+    if action in CONTROL_ACTIONS:
+        return action, [], False  # checked by the control channel (hedger.runtime.control)
     if action not in ("subscribe", "unsubscribe"):
         shown = action if isinstance(action, str) else None
         raise _BadRequestError(
             "unknown_action",
-            f"unknown action {_short(shown)}; expected subscribe or unsubscribe",
+            f"unknown action {_short(shown)}; expected subscribe, unsubscribe or a control "
+            f"action ({', '.join(CONTROL_ACTIONS)})",
         )
     matrix = obj.get("matrix", False)
     if not isinstance(matrix, bool):
@@ -508,6 +547,7 @@ class WebSocketBridge(Lifecycle):
         self.core = FanOut(
             client_queue, max_drops, self.client_errors, pairs=pairs, max_pairs=max_pairs_per_client
         )
+        self.core.control_allowed = token is not None
         self.max_clients = max_clients
         self.unauthorized = 0
         self.kicked = 0
