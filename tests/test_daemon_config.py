@@ -337,9 +337,11 @@ metrics_interval = "1h"
     assert metrics, "a final metrics snapshot is published at shutdown"
 
 
-def test_the_readme_configuration_is_valid() -> None:
+def test_the_readme_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
     """The TOML a newcomer copies from the README's Configuration section loads, for replay
-    and (with a feed added) for the daemon, [matrix] and [refit] included."""
+    and (with a feed added) for the daemon, [matrix], [refit] and [control] included (the
+    control token from the environment the file names)."""
+    monkeypatch.setenv("HEDGER_CONTROL_TOKEN", "control-secret")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     section = readme.split("## Configuration", 1)[1]
     block = section.split("```toml\n", 1)[1].split("```", 1)[0]
@@ -350,6 +352,7 @@ def test_the_readme_configuration_is_valid() -> None:
     assert config.matrix is not None and config.matrix.symbols == ("SPY", "QQQ", "IWM", "TLT")
     assert config.matrix.params.mode.value == "returns"
     assert config.refit is not None and config.refit.every_bars == 500
+    assert config.control.token == "control-secret" and config.control.history_bars == 2000
 
 
 def test_the_readme_transport_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
