@@ -9,6 +9,9 @@ ticks)::
     u(t+1)       = u(t) exp(-step / half_life * ln 2) + spread_vol * N  (a stationary spread)
     Y(t)         = sum_i beta_i(t) X_i(t) + alpha + u(t)
 
+with, optionally, breaks of the relationship: at each ``(seconds, factor)`` of ``beta_jumps``
+every true beta is multiplied by ``factor`` from then on (1.2: +20%; -1: a sign flip).
+
 Each symbol ticks at Poisson times with ``rate`` ticks per second; a tick's price is its latent
 price at that time plus ``noise`` * N(0, 1) (bid-ask bounce). This is ground truth for tests and
 demos: :meth:`SyntheticMarket.true_betas` gives the path the filter should track.
@@ -41,6 +44,8 @@ class SyntheticSpec:
     spread_vol: innovation sd of the spread per step; half_life: its mean-reversion half-life.
     noise: microstructure noise sd per tick. rate: Poisson ticks per second per symbol.
     step: latent grid spacing. start_ns: time of the first grid point (ns since the epoch).
+    beta_jumps: ``(seconds, factor)`` breaks: from ``seconds`` after the start on, every true
+    beta is ``factor`` times its random walk (the factors of past breaks multiply).
     """
 
     y: str = "YYY"
@@ -56,6 +61,7 @@ class SyntheticSpec:
     rate: float = 5.0
     step: float = 0.1
     start_ns: int = 1_700_000_000 * _NS
+    beta_jumps: tuple[tuple[float, float], ...] = ()
 
     def __post_init__(self) -> None:
         k = len(self.xs)
@@ -69,6 +75,17 @@ class SyntheticSpec:
                 raise ConfigError(f"synthetic.{key}", "must be > 0")
         if any(p <= 0 for p in self.x0):
             raise ConfigError("synthetic.x0", "prices must be > 0")
+        for at, factor in self.beta_jumps:
+            if not (math.isfinite(at) and at >= 0 and math.isfinite(factor)):
+                raise ConfigError("synthetic.beta_jumps", "needs (seconds >= 0, finite factor)")
+
+    def jump_factor(self, times: np.ndarray) -> np.ndarray:
+        """The product of the factors of the breaks at or before each of ``times`` (m,),
+        seconds since the start."""
+        factor = np.ones(times.shape[0])
+        for at, jump in self.beta_jumps:
+            factor[times >= at] *= jump
+        return factor
 
 
 class SyntheticMarket:
@@ -126,14 +143,19 @@ class SyntheticMarket:
             # cumulative sums carried over from the last chunk, added in one left-to-right
             # order, so the chunk size does not change a single bit
             lx = np.cumsum(np.vstack([log_x, dlx]), axis=0)[1:]
-            betas = np.cumsum(np.vstack([beta, dbeta]), axis=0)[1:]
+            walk = np.cumsum(np.vstack([beta, dbeta]), axis=0)[1:]
+            if spec.beta_jumps:
+                times = (done + np.arange(m)) * spec.step  # each row's start
+                betas = walk * spec.jump_factor(times)[:, None]
+            else:
+                betas = walk
             us = np.empty(m)
             for i in range(m):
                 u = u * keep + shocks[i]
                 us[i] = u
             xs = np.exp(lx)
             ys = np.einsum("ij,ij->i", betas, xs) + spec.alpha + us
-            log_x, beta = lx[-1], betas[-1]
+            log_x, beta = lx[-1], walk[-1]
             self._beta_grid.append(betas)
             latent = np.column_stack([ys, xs])
             t0 = done * spec.step

@@ -320,17 +320,20 @@ metrics_interval = "1h"
     node.bus.subscribe(received.append)
     stop = asyncio.Event()
     runner = asyncio.create_task(node.run(stop))
-    stats = node.pipeline.stats
-    await eventually(lambda: stats.events == 2 * 5031, timeout=60.0, what="every bar's events")
+    bars = 5031
+    await eventually(lambda: node.pipeline.actors[0].seq == bars, timeout=60.0, what="every bar")
     stop.set()
     await runner
     events = [m.payload for m in received if m.event is not None]
     out = io.BytesIO()
     replay([data], config.pipeline, out)
     assert b"\n".join(events) + b"\n" == out.getvalue()
-    ratio_topics = {m.topic for m in received if m.retain and m.event is not None}
-    assert ratio_topics == {"hedger/v1/ratio/SP500/NASDAQ"}
-    last = orjson.loads([m.payload for m in received if m.retain and m.event is not None][-1])
+    actor = node.pipeline.actors[0]
+    # two events a bar, and each alarm raised once and cleared once unless still active
+    assert len(events) == 2 * bars + 2 * actor.alarms_raised - len(actor.active_alarms)
+    ratios = [m for m in received if m.event is not None and m.event.type == "hedge_ratio"]
+    assert {m.topic for m in ratios} == {"hedger/v1/ratio/SP500/NASDAQ"} and ratios[-1].retain
+    last = orjson.loads(ratios[-1].payload)
     assert last["hedge_qty"] % 5 == 0 and last["hedge_qty"] < 0  # short NASDAQ against SP500
     assert last["position"] == pytest.approx(1e6 / last["prices"]["SP500"])
     metrics = [m for m in received if m.topic == "hedger/v1/metrics"]

@@ -133,3 +133,21 @@ def render(out: TextIO, ev: Evaluation) -> None:
         "hedge: the last hedge, shares of X per share of Y\n\n"
     )
     out.write(f"verdict: {ev.verdict}\n")
+    out.write(alarm_summary(ev) + "\n")
+
+
+def alarm_summary(ev: Evaluation) -> str:
+    """One line on the recommended filter's break alarms: how many, how many in the test
+    window, and the first few raised there."""
+    split = ev.split.train_bars
+    in_test = [span for span in ev.alarms if span.start >= split]
+    text = (
+        f"break alarms on the recommended filter: {len(ev.alarms)} over the history, "
+        f"{len(in_test)} in the test window"
+    )
+    labels = ev.labels
+    if in_test and labels:
+        shown = ", ".join(f"{span.kind} {labels[span.start]}" for span in in_test[:5])
+        more = f", ... ({len(in_test) - 5} more)" if len(in_test) > 5 else ""
+        text += f" ({shown}{more})"
+    return text

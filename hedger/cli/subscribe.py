@@ -1,5 +1,6 @@
 """``hedger subscribe``: the latest hedge ratios of a running daemon, as a live table or JSON
-lines, with sequence gaps reported (never a silent hole) and repeats dropped."""
+lines, with sequence gaps reported (never a silent hole) and repeats dropped; the pairs'
+relationship-break alarms as they are raised and cleared."""
 
 from __future__ import annotations
 
@@ -39,8 +40,33 @@ class RatioBoard:
     """The latest ratio per pair; ``accept`` returns the event if it is new, else None."""
 
     pairs: dict[str, PairView] = field(default_factory=dict)
+    alarms: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """The active alarm kinds of each pair that has some."""
     status: str = "unknown"
     malformed: int = 0
+
+    def accept_alarm(self, payload: bytes) -> dict[str, Any] | None:
+        """Take one alarm message: the event, or None for a cleared retained topic (an empty
+        payload) or a malformed one (counted)."""
+        if not payload:
+            return None
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            self.malformed += 1
+            return None
+        if not isinstance(event, dict) or event.get("type") != "alarm":
+            self.malformed += 1
+            return None
+        pair, active = event.get("pair"), event.get("active")
+        if not isinstance(pair, str) or not isinstance(active, list):
+            self.malformed += 1
+            return None
+        if active:
+            self.alarms[pair] = tuple(str(kind) for kind in active)
+        else:
+            self.alarms.pop(pair, None)
+        return event
 
     def accept(self, payload: bytes, now: float) -> tuple[dict[str, Any] | None, int]:
         """Take one ratio message; returns (the event if it is new, seq numbers missed)."""
@@ -119,6 +145,8 @@ class RatioBoard:
             flags.append("stale")
         if e.get("outlier"):
             flags.append("outlier")
+        if pair in self.alarms:
+            flags.append(f"ALARM {','.join(self.alarms[pair])}")
         if view.gaps:
             flags.append(f"gaps {view.gaps} ({view.missing} missed)")
         return (
@@ -126,6 +154,19 @@ class RatioBoard:
             f"{_quantity(e.get('hedge_qty')):>10}{_num(e.get('alpha'), 3):>12}"
             f"{e.get('seq', 0):>9}{now - view.received:>7.1f}s  {' '.join(flags)}"
         )
+
+
+def alarm_line(event: dict[str, Any]) -> str:
+    """One alarm event as a line: ``alarm AAPL/SPY scale raised at seq 812 (31.2 > 25)``."""
+    kind, state, seq = event.get("kind"), event.get("state"), event.get("seq")
+    statistic, threshold = event.get("statistic"), event.get("threshold")
+    started = event.get("started_seq")
+    why = (
+        f"({_num(statistic, 1)} > {_num(threshold, 1)})"
+        if state == "raised"
+        else f"(raised at seq {started})"
+    )
+    return f"alarm {_shown(str(event.get('pair')))} {kind} {state} at seq {seq} {why}"
 
 
 def _shown(pair: str) -> str:
@@ -169,18 +210,23 @@ async def run_subscribe(
     refresh: float = 1.0,
     **client: Unpack[ClientOptions],
 ) -> int:
-    """Subscribe to the ratio topics (all pairs, or ``pairs``) and the status topic. The
-    broker URL is shown (on stderr and in the table) with its password redacted.
+    """Subscribe to the ratio and alarm topics (all pairs, or ``pairs``) and the status
+    topic. The broker URL is shown (on stderr and in the table) with its password redacted.
 
     ``live`` (default: ``out`` is a terminal and not ``as_json``): a table redrawn at once
     when the daemon's status changes, at most every 0.25 s as ratios arrive, and every
     ``refresh`` seconds without any message, so the ages keep growing after a daemon stops.
-    Otherwise one line per new ratio, and ``daemon: <status>`` lines when the status changes
-    (JSON objects with ``as_json``). A late subscriber gets the retained status and ratios
+    Otherwise one line per new ratio, one per alarm raised or cleared (:func:`alarm_line`) and
+    ``daemon: <status>`` lines when the status changes (JSON objects with ``as_json``); the
+    table flags a pair's active alarms. A late subscriber gets the retained status and ratios
     first. ``client``: credentials and TLS (:class:`feeds.broker.ClientOptions`)."""
 
-    ratio_prefix = f"{root}/v1/ratio/"
-    topics = [pair_topic(root, "ratio", PairId.parse(p)) for p in pairs] or [ratio_prefix + "#"]
+    chosen = [PairId.parse(p) for p in pairs]
+    topics = [pair_topic(root, kind, p) for kind in ("ratio", "alarm") for p in chosen] or [
+        f"{root}/v1/ratio/#",
+        f"{root}/v1/alarm/#",
+    ]
+    alarm_prefix = f"{root}/v1/alarm/"
     status = status_topic(root)
     topics.append(status)
     board = RatioBoard()
@@ -217,6 +263,18 @@ async def run_subscribe(
                 elif changed:
                     out.write(f"daemon: {board.status}\n")
                     out.flush()
+                continue
+            if topic.startswith(alarm_prefix):
+                alarm = board.accept_alarm(payload)
+                if alarm is None:
+                    continue
+                if as_json:
+                    out.write(orjson.dumps(alarm).decode() + "\n")
+                elif live:
+                    draw(now)
+                else:
+                    out.write(alarm_line(alarm) + "\n")
+                out.flush()
                 continue
             event, missed = board.accept(payload, now)
             if missed:
@@ -262,8 +320,9 @@ class _ConnectionNotes:
 
 HELP = "show the latest hedge ratios of a running daemon (MQTT), live"
 DESCRIPTION = (
-    "Subscribe to a daemon's retained hedge-ratio topics and show them as a live table "
-    "(or JSON lines with --json). Gaps in a pair's seq are reported. Ctrl-C exits."
+    "Subscribe to a daemon's retained hedge-ratio and alarm topics and show them as a live "
+    "table (or JSON lines with --json). Gaps in a pair's seq are reported; alarms are shown "
+    "as they are raised and cleared. Ctrl-C exits."
 )
 
 

@@ -25,11 +25,13 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
+from hedger.config.alarm import alarm_params
 from hedger.config.pipeline import FILTER_KEYS, filter_params
 from hedger.config.positions import with_positions
 from hedger.config.schema import NonEmpty, Secret, Table, check_keys, decode, secret, sub_table
 from hedger.core.actors import PairSpec
 from hedger.core.topics import PairId
+from hedger.engine.alarm import AlarmParams
 
 DEFAULT_HISTORY = 2000
 """Bar closes held by default: 2,000 bars are 33 min of 1 s bars, 8 years of daily bars;
@@ -57,7 +59,8 @@ class ControlSettings:
     ``[bus.mqtt]``); token: the secret an MQTT request must carry (None: the broker's ACL
     alone decides); history_bars: bar closes held for warming new pairs; filter_defaults:
     the file's ``[filter]`` table, the defaults of a pair added at run time; lots: the
-    file's ``[lots]`` table, the lot sizes of its hedges."""
+    file's ``[lots]`` table, the lot sizes of its hedges; alarm: the file's ``[alarm]``
+    parameters (None: alarms are off)."""
 
     enabled: bool = True
     mqtt: bool = False
@@ -65,6 +68,7 @@ class ControlSettings:
     history_bars: int = DEFAULT_HISTORY
     filter_defaults: Mapping[str, Any] = field(default_factory=dict)
     lots: Mapping[str, Any] = field(default_factory=dict)
+    alarm: AlarmParams | None = field(default_factory=AlarmParams)
 
     def __repr__(self) -> str:
         shown = "None" if self.token is None else "'***'"
@@ -78,8 +82,9 @@ def control_settings(document: Mapping[str, Any]) -> ControlSettings:
     """The control settings of a daemon document (defaults without ``[control]``)."""
     defaults = dict(sub_table(document, "filter"))
     lots = dict(sub_table(document, "lots"))
+    alarm = alarm_params(document)
     if "control" not in document:
-        return ControlSettings(filter_defaults=defaults, lots=lots)
+        return ControlSettings(filter_defaults=defaults, lots=lots, alarm=alarm)
     table = decode(sub_table(document, "control"), ControlTable, "control")
     token = secret("control", "token", table.token, table.token_env)
     return ControlSettings(
@@ -89,6 +94,7 @@ def control_settings(document: Mapping[str, Any]) -> ControlSettings:
         history_bars=table.history,
         filter_defaults=defaults,
         lots=lots,
+        alarm=alarm,
     )
 
 
@@ -99,10 +105,12 @@ def pair_spec(
     *,
     lots: Mapping[str, Any] | None = None,
     position: Any = None,
+    alarm: AlarmParams | None = None,
 ) -> PairSpec:
     """The pair ``pair`` (``Y/X``) with filter keys ``table`` over ``defaults``, as a
     ``[pairs."Y/X"]`` table over ``[filter]``, its hedges' lot sizes from ``lots`` (a
-    ``[lots]`` table) and ``position`` as a ``[positions]`` value (None: none); a bad id, an
+    ``[lots]`` table), ``position`` as a ``[positions]`` value (None: none) and the
+    detector's ``alarm`` parameters (None: no alarm); a bad id, an
     unknown key or a bad value is a :class:`~hedger.errors.ConfigError` naming the key."""
     pair_id = PairId.parse(pair)
     check_keys(f"pairs.{pair_id}", table, FILTER_KEYS)
@@ -110,4 +118,4 @@ def pair_spec(
     document: dict[str, Any] = {"lots": dict(lots or {})}
     if position is not None:
         document["positions"] = {str(pair_id): position}
-    return with_positions(document, [PairSpec(pair_id, params)])[0]
+    return with_positions(document, [PairSpec(pair_id, params, alarm=alarm)])[0]

@@ -40,6 +40,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import Meta
 
+from hedger.config.alarm import with_alarm
 from hedger.config.positions import with_positions
 from hedger.config.schema import (
     Duration,
@@ -99,7 +100,7 @@ class BarsTable(Table, frozen=True):
 FILTER_KEYS = known_keys(FilterTable)
 DOCUMENT_SECTIONS = frozenset(
     {
-        "bars", "filter", "pairs", "positions", "lots",
+        "bars", "filter", "pairs", "positions", "lots", "alarm",
         "feeds", "bus", "daemon", "logging", "matrix", "refit", "control",
     }
 )  # fmt: skip
@@ -247,4 +248,4 @@ def pipeline_config(
         specs.append(PairSpec(pair, params))
     if not specs:
         raise ConfigError("pairs", 'no pair given (use --pair Y/X or a [pairs."Y/X"] table)')
-    return PipelineConfig(bars, tuple(with_positions(document, specs)))
+    return PipelineConfig(bars, tuple(with_alarm(document, with_positions(document, specs))))

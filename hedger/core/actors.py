@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from hedger.core.bars import LegPrice
-from hedger.core.events import Event, HedgeRatioEvent, SpreadEvent
+from hedger.core.events import AlarmEvent, Event, HedgeRatioEvent, SpreadEvent
 from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams, HedgeFilter, Position, bar_hedge, hedge_quantities
+from hedger.engine.alarm import ALARM_KINDS, AlarmChange, AlarmParams, BreakDetector
 from hedger.engine.linalg import MatrixLike
 from hedger.errors import BadInputError
 
@@ -23,12 +24,14 @@ class PairSpec:
     """A pair to run and its filter parameters (``params.n_legs`` must match the pair).
 
     position: what the desk holds of Y (its events then carry ``hedge_qty``); lots: the lot
-    size of each hedge X (k,), in shares (None: 1 share each)."""
+    size of each hedge X (k,), in shares (None: 1 share each); alarm: the relationship-break
+    detector's parameters (None: no alarm)."""
 
     pair: PairId
     params: FilterParams
     position: Position | None = None
     lots: tuple[int, ...] | None = None
+    alarm: AlarmParams | None = None
 
     def __post_init__(self) -> None:
         if self.lots is not None and len(self.lots) != len(self.pair.xs):
@@ -52,6 +55,10 @@ class PairActor:
     filter refused (an outlier or a bad price), so a bad print never reaches the hedge in
     shares, the quantities or the hedged P&L. ``clock`` gives the events' ``ts_init`` (ns);
     without one (a replay) it is the bar's close.
+
+    Alarms (with ``spec.alarm``): every warm bar that judged an observation (taken, or refused
+    as an outlier) feeds its z to the pair's :class:`~hedger.engine.alarm.BreakDetector`; a
+    kind raised or cleared is an ``alarm`` event after the bar's two events.
     """
 
     def __init__(
@@ -83,6 +90,11 @@ class PairActor:
         self.seq = 0
         self.last_ts = 0
         self.stale_bars = 0
+        self.detector = None if spec.alarm is None else BreakDetector(spec.alarm)
+        self._raised: dict[str, tuple[int, int]] = {}
+        """(ts, seq) of the bar each active alarm kind was raised on."""
+        self.alarms_raised = 0
+        """Alarms the pair raised (of every kind)."""
         self.bar_listener: BarListener | None = None
         """Called after every step with the actor, the bar's ts and the prices the filter
         took (Y first; None for a leg it did not take): how a refitter keeps its history."""
@@ -97,7 +109,7 @@ class PairActor:
             leg = prices.get(symbol)
             fresh.append(leg.price if leg is not None and ts - leg.ts <= self._max_age else None)
         try:
-            ratio, spread, taken = self.on_bar(ts, fresh)
+            ratio, spread, taken, alarms = self.on_bar(ts, fresh)
         except Exception as exc:
             self._failures.record("actor", self.pair_id, exc, ts=ts)
             return
@@ -109,6 +121,8 @@ class PairActor:
             self.stale_bars += 1
         self._publish(ratio)
         self._publish(spread)
+        for alarm in alarms:
+            self._publish(alarm)
         if self.bar_listener is not None:
             try:
                 self.bar_listener(self, ts, taken)
@@ -117,9 +131,10 @@ class PairActor:
 
     def on_bar(
         self, ts: int, fresh: list[float | None]
-    ) -> tuple[HedgeRatioEvent, SpreadEvent, list[float | None]]:
+    ) -> tuple[HedgeRatioEvent, SpreadEvent, list[float | None], tuple[AlarmEvent, ...]]:
         """Step the filter on a bar closed at ``ts`` (ns) with the legs' fresh prices (Y
-        first; None for a stale leg): the bar's two events and the prices the filter took."""
+        first; None for a stale leg): the bar's two events, the prices the filter took and
+        the alarms the bar raised or cleared (usually none)."""
         y, xs = fresh[0], fresh[1:]
         stale = any(price is None for price in fresh)
         try:
@@ -153,7 +168,42 @@ class PairActor:
             _hedged_pnl(before, marks, held), ts_init,
         )  # fmt: skip
         self.marks, self.hedge = marks, hedge
-        return ratio, spread, fresh
+        alarms: tuple[AlarmEvent, ...] = ()
+        detector = self.detector
+        if detector is not None and step.warm and (step.outlier or not step.predicted_only):
+            changes = detector.update(step.zscore)
+            if changes:
+                alarms = self._alarm_events(changes, seq, ts, ts_init)
+        return ratio, spread, fresh, alarms
+
+    def _alarm_events(
+        self, changes: tuple[AlarmChange, ...], seq: int, ts: int, ts_init: int
+    ) -> tuple[AlarmEvent, ...]:
+        """The events of the alarm kinds a bar raised or cleared, each with the kinds still
+        active after it."""
+        assert self.detector is not None
+        params = self.detector.params
+        events = []
+        for change in changes:
+            if change.raised:
+                self._raised[change.kind] = (ts, seq)
+                self.alarms_raised += 1
+                started_ts, started_seq = ts, seq
+            else:
+                started_ts, started_seq = self._raised.pop(change.kind)
+            threshold = params.scale_threshold if change.kind == "scale" else params.threshold
+            state = "raised" if change.raised else "cleared"
+            event = AlarmEvent(
+                self.pair_id, seq, ts, change.kind, state, change.statistic, float(threshold),
+                started_ts, started_seq, self.active_alarms, ts_init,
+            )  # fmt: skip
+            events.append(event)
+        return tuple(events)
+
+    @property
+    def active_alarms(self) -> tuple[str, ...]:
+        """The pair's active alarm kinds, in :data:`~hedger.engine.alarm.ALARM_KINDS` order."""
+        return tuple(kind for kind in ALARM_KINDS if kind in self._raised)
 
     def _hedge(
         self, betas: tuple[float, ...], marks: list[float | None]
@@ -211,6 +261,7 @@ class PairActor:
             "marks": list(self.marks),
             "hedge": None if self.hedge is None else list(self.hedge),
             "filter": self._filter.snapshot(),
+            "alarm": None if self.detector is None else self.detector.snapshot(),
         }
 
 

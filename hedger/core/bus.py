@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from hedger.core.events import Event, MatrixEvent, encode, encode_matrix
+from hedger.core.events import AlarmEvent, Event, MatrixEvent, encode, encode_matrix
 from hedger.core.failures import Failures
 from hedger.core.topics import matrix_topic, metrics_topic, pair_id_topic, status_topic
 
@@ -109,6 +109,10 @@ class Bridge(Protocol):
 LocalSubscriber = Callable[[Message], None]
 
 
+_TOPIC_KIND = {"hedge_ratio": "ratio", "spread": "spread", "alarm": "alarm"}
+"""The per-pair topic kind of each event type."""
+
+
 @dataclass
 class Bus:
     """Routes events to local subscribers and to bridges' outboxes.
@@ -135,13 +139,19 @@ class Bus:
         self.subscribers.append(callback)
 
     def publish(self, event: Event) -> None:
-        """Publish one event: ratio events retained on the ratio topic, spreads not."""
-        kind = "ratio" if event.type == "hedge_ratio" else "spread"
+        """Publish one event: ratio events retained on the ratio topic, spreads not, alarms
+        retained while the pair has an active alarm (the event that clears the last one is
+        sent, then the retained alarm is cleared)."""
+        kind = _TOPIC_KIND[event.type]
         key = (kind, event.pair)
         topic = self._topics.get(key)
         if topic is None:
             topic = self._topics[key] = pair_id_topic(self.root, kind, event.pair)
-        self.send(Message(topic, encode(event), kind == "ratio", event, event.pair, event.seq))
+        alarm = isinstance(event, AlarmEvent)
+        retain = kind == "ratio" or (isinstance(event, AlarmEvent) and bool(event.active))
+        self.send(Message(topic, encode(event), retain, event, event.pair, event.seq))
+        if alarm and not retain:
+            self.clear_retained("alarm", event.pair)
 
     def publish_status(self, status: str) -> None:
         """The retained daemon status (``online``; the MQTT will says ``offline``)."""

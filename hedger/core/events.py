@@ -153,7 +153,53 @@ class SpreadEvent(NamedTuple):
         return body
 
 
-Event = HedgeRatioEvent | SpreadEvent
+class AlarmEvent(NamedTuple):
+    """A relationship-break alarm of the pair raised or cleared on a bar (topic
+    ``<root>/v1/alarm/<pair>``, retained while an alarm of the pair is active; see
+    :mod:`hedger.engine.alarm`).
+
+    seq, ts: the bar's (the alarm is published after that bar's two events). kind: ``up`` (the
+    innovations run positive: Y is rich against the hedge), ``down`` (they run negative) or
+    ``scale`` (they are larger than the filter predicts). state: ``raised`` or ``cleared``.
+    statistic: the kind's CUSUM after the bar, in standard deviations of z (of z^2 for
+    ``scale``); threshold: the level it is raised above (it clears when the statistic is back
+    at 0). started_ts, started_seq: the bar the alarm was raised on (its own for a
+    ``raised`` event). active: the pair's kinds still active after this event, so the retained
+    message always tells the pair's whole alarm state.
+    """
+
+    pair: str
+    seq: int
+    ts: int
+    kind: str
+    state: str
+    statistic: float
+    threshold: float
+    started_ts: int
+    started_seq: int
+    active: tuple[str, ...]
+    ts_init: int | None = None
+
+    @property
+    def type(self) -> str:
+        """The event type in the JSON."""
+        return "alarm"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object, keys in schema order."""
+        body = _envelope(self.type, self.pair, self.seq, self.ts)
+        body["ts_init"] = self.ts_init
+        body["kind"] = self.kind
+        body["state"] = self.state
+        body["statistic"] = self.statistic
+        body["threshold"] = self.threshold
+        body["started_ts"] = self.started_ts
+        body["started_seq"] = self.started_seq
+        body["active"] = list(self.active)
+        return body
+
+
+Event = HedgeRatioEvent | SpreadEvent | AlarmEvent
 
 
 class MatrixEvent(NamedTuple):
@@ -200,6 +246,10 @@ class MatrixEvent(NamedTuple):
         }
 
 
+EVENT_TYPES = ("hedge_ratio", "spread", "alarm", "matrix")
+"""The ``type`` of every event hedger publishes."""
+
+
 def encode_matrix(event: MatrixEvent) -> bytes:
     """A matrix event as compact JSON bytes (NaN written as ``null``)."""
     return orjson.dumps(event.to_dict(), option=orjson.OPT_SERIALIZE_NUMPY)
@@ -213,6 +263,6 @@ def encode(event: Event) -> bytes:
 def decode(data: bytes | str) -> dict[str, Any]:
     """Parse an encoded event back to its JSON object (for subscribers and tests)."""
     obj = orjson.loads(data)
-    if not isinstance(obj, dict) or obj.get("type") not in ("hedge_ratio", "spread", "matrix"):
+    if not isinstance(obj, dict) or obj.get("type") not in EVENT_TYPES:
         raise ValueError("not a hedger event")
     return obj

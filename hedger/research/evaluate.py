@@ -33,6 +33,10 @@ Metrics (test window, bars ``[split, T)``; a hedge is always the one set at the 
   :class:`hedger.research.baselines.MethodPath`);
 - ``backtest``: :mod:`hedger.research.backtest` (Chan's rule on the same error and scale).
 
+Alarms: the live relationship-break detector (:mod:`hedger.engine.alarm`, its defaults unless
+told) run over the recommended filter's z-scores of the whole history; each alarm is a span of
+bars (:class:`hedger.research.alarms.AlarmSpan`), in the JSON and on the plot.
+
 The JSON form (:meth:`Evaluation.to_json`) is versioned and documented in
 ``docs/evaluation.md``; the same inputs give byte-identical JSON.
 """
@@ -47,11 +51,13 @@ from typing import Any, Protocol
 import numpy as np
 import orjson
 
+from hedger.engine.alarm import AlarmParams
 from hedger.engine.calibrate import calibrate
 from hedger.engine.linalg import FloatArray
 from hedger.engine.params import FilterParams, InputMode
 from hedger.engine.units import hedged_pnl
 from hedger.errors import ConfigError
+from hedger.research.alarms import AlarmSpan, alarm_spans
 from hedger.research.backtest import BacktestResult, run_backtest
 from hedger.research.baselines import (
     MethodPath,
@@ -153,8 +159,10 @@ class MethodResult:
 class Evaluation:
     """The whole comparison of one pair. ``methods`` are sorted by out-of-sample hedged
     variance (then name); ``winner`` is the first; ``recommended`` the name of the row that is
-    hedger's recommended configuration. ``paths`` (not part of the JSON) keeps each method's
-    :class:`MethodPath` and ``ts`` (T,) the bar times, for plots."""
+    hedger's recommended configuration. ``alarms``: the relationship-break alarms of the
+    recommended filter over the whole history (none if the detector was off). ``paths`` (not
+    part of the JSON) keeps each method's :class:`MethodPath` and ``ts`` (T,) the bar times,
+    for plots; ``labels`` (T,) the bar times as written in the file."""
 
     pair: str
     bars: int
@@ -169,6 +177,8 @@ class Evaluation:
     paths: Mapping[str, MethodPath] = field(repr=False, compare=False)
     y: FloatArray = field(repr=False, compare=False)
     x: FloatArray = field(repr=False, compare=False)
+    alarms: tuple[AlarmSpan, ...] = ()
+    labels: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def method(self, name: str) -> MethodResult:
         """The row called ``name``."""
@@ -191,6 +201,31 @@ class Evaluation:
             "recommended": self.recommended,
             "verdict": self.verdict,
             "methods": [_plain(row) for row in self.methods],
+            "alarms": self._alarms_dict(),
+        }
+
+    def _alarms_dict(self) -> dict[str, Any]:
+        split = self.split.train_bars
+        labels = self.labels
+
+        def label(bar: int | None) -> str | None:
+            return None if bar is None or not labels else labels[bar]
+
+        return {
+            "method": self.recommended,
+            "raised": len(self.alarms),
+            "raised_in_test": sum(1 for span in self.alarms if span.start >= split),
+            "spans": [
+                {
+                    "kind": span.kind,
+                    "start": label(span.start),
+                    "end": label(span.end),
+                    "start_bar": span.start,
+                    "end_bar": span.end,
+                    "statistic": span.statistic,
+                }
+                for span in self.alarms
+            ],
         }
 
     def to_json(self) -> bytes:
@@ -302,11 +337,13 @@ def evaluate_pair(
     split: int,
     cost_bps: float = DEFAULT_COST_BPS,
     calibrator: Calibrator | None = None,
+    alarm: AlarmParams | None = AlarmParams(),  # noqa: B008 (frozen, shared safely)
 ) -> Evaluation:
     """Compare every candidate hedge of Y (``y``, (T,) prices, NaN = missing) with X (``x``)
     trained on bars ``[0, split)`` and tested on ``[split, T)``; ``ts`` (T,) ns and ``labels``
     (T,) are the bar times. ``cost_bps`` is the backtest's cost per unit of notional traded.
-    ``calibrator`` defaults to hedger's own calibration."""
+    ``calibrator`` defaults to hedger's own calibration; ``alarm``: the break detector's
+    parameters (None: no alarms)."""
     n = len(y)
     both = np.isfinite(y) & np.isfinite(x)
     check_split(split, int(both[:split].sum()), n)
@@ -378,6 +415,8 @@ def evaluate_pair(
         paths=paths,
         y=y,
         x=x,
+        alarms=() if alarm is None else alarm_spans(paths[recommended].zscore, alarm),
+        labels=labels,
     )
 
 

@@ -42,11 +42,15 @@ def figure_class() -> Any:
     return Figure
 
 
+_ALARM_COLOURS = {"up": "#ff7f0e", "down": "#9467bd", "scale": "#e377c2"}
+
+
 def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     """Draw ``ev`` as one PNG (1400 x 1000 px) at ``path``: four panels on a shared date axis
     -- the recommended hedge with its +-2 sd band and the static OLS hedges; its forecast error
     e with the +-sqrt(S) band; its z-score with the +-2 lines; the cumulative hedged P&L of
-    every method over the test window. Returns the path written."""
+    every method over the test window. The relationship-break alarms are shaded on the z-score
+    panel. Returns the path written."""
     figure = figure_class()
     import matplotlib.dates as mdates  # noqa: PLC0415 (optional extra, lazily)
 
@@ -118,8 +122,18 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     for level in (-2.0, 2.0):
         ax.axhline(level, color="#d62728", linewidth=1.0, linestyle="--")
     share = rec_row.share_abs_z_over_2
+    for span in ev.alarms:
+        end = dates[-1] if span.end is None else dates[span.end]
+        ax.axvspan(dates[span.start], end, color=_ALARM_COLOURS[span.kind], alpha=0.35, zorder=0)
+    for kind, colour in _ALARM_COLOURS.items():
+        ax.fill_between([], [], color=colour, alpha=0.35, label=f"alarm: {kind}")
+    if ev.alarms:
+        ax.legend(loc="upper left", fontsize=8, ncol=3, framealpha=0.9)
     ax.set_title(
-        f"z-score e / sqrt(S)  (|z| > 2 on {share:.1%} of test bars)", fontsize=11, loc="left"
+        f"z-score e / sqrt(S)  (|z| > 2 on {share:.1%} of test bars; "
+        f"{len(ev.alarms)} break alarms shaded)",
+        fontsize=11,
+        loc="left",
     )
     ax.set_ylabel("z", fontsize=9)
     ax.set_ylim(-6, 6)

@@ -178,6 +178,7 @@ def parse_request(
             settings.filter_defaults,
             lots=settings.lots,
             position=obj.get("position"),
+            alarm=settings.alarm,
         )
     except ConfigError as exc:
         raise ControlRefusedError("bad_params", str(exc)) from None

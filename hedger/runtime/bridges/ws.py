@@ -19,10 +19,12 @@ Protocol (JSON text frames, one object per frame; a ``ws://host:port/`` URL, any
   is unsubscribed), with ``"matrix":true`` added while the client takes the matrix. After a
   subscribe reply the server sends, at once, the latest ``hedge_ratio`` event it has seen of
   each pair named (of every pair for ``"*"``), like an MQTT retained message, so a late client
-  has the current ratio without waiting for a bar; likewise the latest ``matrix`` event on a
-  matrix subscribe.
+  has the current ratio without waiting for a bar, then the latest ``alarm`` event of each of
+  those pairs with an alarm active (an MQTT retained alarm); likewise the latest ``matrix``
+  event on a matrix subscribe.
 * From then on every event of a subscribed pair is pushed as the event JSON itself (the bytes
-  of :func:`hedger.core.events.encode`, with ``type`` ``hedge_ratio`` or ``spread``; ``matrix``
+  of :func:`hedger.core.events.encode`, with ``type`` ``hedge_ratio``, ``spread`` or
+  ``alarm``; ``matrix``
   events as :func:`hedger.core.events.encode_matrix` writes them), in bus order.
   Metrics snapshots are not pushed (scrape ``/metrics``).
 * A malformed client message (not JSON, not an object, unknown action, bad ``pairs``, a bad
@@ -85,6 +87,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from hedger.core.bus import Message, Outbox
+from hedger.core.events import AlarmEvent
 from hedger.core.lifecycle import Lifecycle, State, StateListener
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.topics import PairId, matrix_topic, status_topic
@@ -203,6 +206,8 @@ class FanOut:
         self.rejects = rejects if rejects is not None else Rejects()
         self.clients: dict[int, Client] = {}
         self.latest_ratio: dict[str, bytes] = {}
+        self.latest_alarm: dict[str, bytes] = {}
+        """The last alarm frame of each pair with an active alarm (an MQTT retained alarm)."""
         self.latest_matrix: bytes | None = None
         self.status: bytes | None = None
         self.connections = 0
@@ -263,6 +268,11 @@ class FanOut:
             self.events += 1
             if event.type == "hedge_ratio":
                 self.latest_ratio[pair] = frame
+            elif isinstance(event, AlarmEvent):
+                if event.active:
+                    self.latest_alarm[pair] = frame
+                else:
+                    self.latest_alarm.pop(pair, None)
             for client in self.clients.values():
                 if client.wants(pair):
                     self._push(client, frame)
@@ -286,6 +296,8 @@ class FanOut:
         kind = message.topic.rsplit("/", 3)[-3] if message.topic.count("/") >= 3 else ""
         if kind == "ratio":
             self.latest_ratio.pop(message.pair, None)
+        elif kind == "alarm":
+            self.latest_alarm.pop(message.pair, None)
 
     # client side
 
@@ -316,10 +328,12 @@ class FanOut:
             client.matrix = client.matrix or matrix
             self._push(client, _subscribed(client))
             retained = sorted(self.latest_ratio) if wildcard else list(dict.fromkeys(named))
-            for pair in retained:
-                frame = self.latest_ratio.get(pair)
-                if frame is not None:
-                    self._push(client, frame)
+            alarmed = sorted(self.latest_alarm) if wildcard else retained
+            for latest, pairs_of in ((self.latest_ratio, retained), (self.latest_alarm, alarmed)):
+                for pair in pairs_of:
+                    frame = latest.get(pair)
+                    if frame is not None:
+                        self._push(client, frame)
             if matrix and self.latest_matrix is not None:
                 self._push_matrix(client, self.latest_matrix)
         else:
