@@ -127,10 +127,6 @@ class BreakDetector:
             return ()
         if ms <= 0.0:  # z was exactly 0 throughout the burn-in: nothing to scale by
             return ()
-        if not self.active:
-            capped = square if square < self._c2 * ms else self._c2 * ms
-            weight = 1.0 / n if n * self._forget < 1.0 else self._forget
-            self.mean_square = ms + (capped - ms) * weight
         u = z / math.sqrt(ms)
         c = self._c
         clipped = c if u > c else (-c if u < -c else u)
@@ -139,9 +135,14 @@ class BreakDetector:
         down = max(0.0, down - clipped - self._k)
         scale = max(0.0, scale + clipped * clipped - self._ks)
         self.statistics = (up, down, scale)
-        if not self.active and up <= self._h and down <= self._h and scale <= self._hs:
-            return ()
-        return self._changes([up, down, scale], (self._h, self._h, self._hs))
+        changes: tuple[AlarmChange, ...] = ()
+        if self.active or up > self._h or down > self._h or scale > self._hs:
+            changes = self._changes([up, down, scale], (self._h, self._h, self._hs))
+        if not self.active:  # a break must not teach the scale it is measured by
+            capped = square if square < self._c2 * ms else self._c2 * ms
+            weight = 1.0 / n if n * self._forget < 1.0 else self._forget
+            self.mean_square = ms + (capped - ms) * weight
+        return changes
 
     def _changes(
         self, values: list[float], thresholds: tuple[float, float, float]
