@@ -17,8 +17,9 @@ it is active the statistic is held at the threshold (it cannot pile up evidence)
 clears when the statistic is back at 0: after at least ``threshold / drift`` bars that the
 model explains (24 bars for the mean, 50 for the scale at the defaults). ``drift`` is half the
 mean shift (in sd) the detector is tuned to; ``scale_drift`` makes a z^2 above ``1 +
-scale_drift`` count as evidence (the log-likelihood ratio of N(0, 2.5) against N(0, 1) is a
-multiple of ``z^2 - 1.53``, so 0.5 is tuned to a variance about 2.5 times the predicted one).
+scale_drift`` count as evidence (the log-likelihood ratio of N(0, v) against N(0, 1) is a
+multiple of ``z^2 - ln(v) / (1 - 1/v)``, so the default 1.0 is tuned to a variance about 5
+times the one expected: a sd 2.2 times larger).
 ``clip`` bounds what one bar can add, so that a single bad print (whose |z| may be in the
 thousands) cannot raise an alarm alone. The defaults are chosen in ``docs/alarms.md`` from the
 false alarms on a synthetic pair whose beta never moves and the delay after a break.
@@ -48,7 +49,7 @@ class AlarmParams:
 
     drift: float = 0.5
     threshold: float = 12.0
-    scale_drift: float = 0.5
+    scale_drift: float = 1.0
     scale_threshold: float = 25.0
     clip: float = 3.0
     memory: int = 500
