@@ -15,7 +15,7 @@ Three statistics, each a CUSUM that forgets good news (none can go below 0)::
 A statistic above its threshold raises an alarm of its kind (``up``, ``down``, ``scale``); while
 it is active the statistic is held at the threshold (it cannot pile up evidence), and the alarm
 clears when the statistic is back at 0: after at least ``threshold / drift`` bars that the
-model explains (24 bars for the mean, 50 for the scale at the defaults). ``drift`` is half the
+model explains (24 bars for the mean, 25 for the scale at the defaults). ``drift`` is half the
 mean shift (in sd) the detector is tuned to; ``scale_drift`` makes a z^2 above ``1 +
 scale_drift`` count as evidence (the log-likelihood ratio of N(0, v) against N(0, 1) is a
 multiple of ``z^2 - ln(v) / (1 - 1/v)``, so the default 1.0 is tuned to a variance about 5
