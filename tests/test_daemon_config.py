@@ -338,6 +338,9 @@ metrics_interval = "1h"
     assert last["position"] == pytest.approx(1e6 / last["prices"]["SP500"])
     metrics = [m for m in received if m.topic == "hedger/v1/metrics"]
     assert metrics, "a final metrics snapshot is published at shutdown"
+    final = orjson.loads(metrics[-1].payload)
+    assert final["alarms_raised"] == actor.alarms_raised > 0  # the history has its breaks
+    assert final["alarms_active"] == int(bool(actor.active_alarms))
 
 
 def test_the_readme_configuration_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:

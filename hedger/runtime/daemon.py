@@ -300,7 +300,8 @@ class Daemon(Lifecycle):
 
     def metrics(self) -> dict[str, float]:
         """Counters: ticks, bars, updates, events, rejects by reason, contained failures by
-        pair (``actor_errors_<pair>``, their sum ``actor_errors``), queues, bridges'."""
+        pair (``actor_errors_<pair>``, their sum ``actor_errors``), alarms raised and pairs
+        with an active alarm, queues, bridges'."""
         stats = self.pipeline.stats
         values: dict[str, float] = {
             "uptime_seconds": (self.clock.monotonic_ns() - self._started_mono_ns) / 1e9,
@@ -311,6 +312,8 @@ class Daemon(Lifecycle):
             "tick_queue": self.queue.qsize(),
             "duplicates": self.pipeline.duplicates,
             "actor_errors": self.failures.total,
+            "alarms_raised": sum(actor.alarms_raised for actor in self.pipeline.actors),
+            "alarms_active": sum(bool(actor.active_alarms) for actor in self.pipeline.actors),
         }
         for key, count in sorted(stats.actor_errors.items()):
             values[f"actor_errors_{key}"] = count

@@ -23,8 +23,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 Kind = Literal["counter", "gauge"]
 
 GAUGES = frozenset(
-    {"uptime_seconds", "tick_queue", "queued", "inflight", "connected", "clients", "refit_pairs"}
-)
+    {
+        "uptime_seconds", "tick_queue", "queued", "inflight", "connected", "clients",
+        "refit_pairs", "alarms_active",
+    }
+)  # fmt: skip
 """Metric keys (or the last part of a key after a bridge's name, ``mqtt_queued``) that are
 levels, not counts."""
 
