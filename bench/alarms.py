@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from feeds.synthetic import SyntheticMarket, SyntheticSpec  # noqa: E402
 from hedger.core.actors import PairSpec  # noqa: E402
-from hedger.core.events import AlarmEvent, Event  # noqa: E402
+from hedger.core.events import AlarmEvent, Event, HedgeRatioEvent  # noqa: E402
 from hedger.core.pipeline import Pipeline  # noqa: E402
 from hedger.core.rejects import Rejects  # noqa: E402
 from hedger.core.topics import PairId  # noqa: E402
@@ -56,6 +56,14 @@ MARKETS = (
 
 def raised(mode: str, spec: SyntheticSpec, seed: int, seconds: float) -> tuple[list[int], int]:
     """(the bar index of every alarm raised, bars run) for one market and seed."""
+    alarms, bars, _ = run(mode, spec, seed, seconds)
+    return alarms, bars
+
+
+def run(
+    mode: str, spec: SyntheticSpec, seed: int, seconds: float
+) -> tuple[list[int], int, list[Event]]:
+    """:func:`raised`, and every event."""
     events: list[Event] = []
     params = FilterParams(mode=InputMode(mode), outlier_z=6.0)
     pair = PairSpec(PairId(spec.y, spec.xs), params, alarm=AlarmParams())
@@ -65,7 +73,7 @@ def raised(mode: str, spec: SyntheticSpec, seed: int, seconds: float) -> tuple[l
     pipeline.flush()
     bars = pipeline.actors[0].seq
     alarms = [e.seq - 1 for e in events if isinstance(e, AlarmEvent) and e.state == "raised"]
-    return alarms, bars
+    return alarms, bars, events
 
 
 def false_alarms(mode: str, market: Market, seeds: int, seconds: float) -> tuple[float, int]:
@@ -79,18 +87,35 @@ def false_alarms(mode: str, market: Market, seeds: int, seconds: float) -> tuple
     return count / bars * 1e4, bars
 
 
-def delays(mode: str, market: Market, factor: float, seeds: int) -> list[float]:
-    """Bars from the break to the first alarm after it, per seed (inf: none within AFTER)."""
-    found = []
+def delays(mode: str, market: Market, factor: float, seeds: int) -> tuple[list[float], list[tuple[float, float]]]:
+    """Bars from the break to the first alarm after it, per seed (inf: none within AFTER), and
+    the filter's hedge in shares divided by the true beta (the median over bars 1000-2000
+    before the break, and over bars 100-1000 after it, per seed): how right the hedge is,
+    alarm or not."""
+    found: list[float] = []
+    hedged: list[tuple[float, float]] = []
     for seed in range(1000, 1000 + seeds):
-        # alpha = 400 keeps Y positive after a sign flip (the log modes need it)
+        # a sign flip needs alpha = 400 to keep Y positive (the log modes need it); the
+        # other breaks keep the default 5, so that Y is mostly beta * X, as in a hedge
+        alpha = 400.0 if factor < 0 else SyntheticSpec().alpha
         spec = SyntheticSpec(
-            beta_vol=0.0, sigma_x=market.sigma_x, alpha=400.0, beta_jumps=((JUMP_AT, factor),)
+            beta_vol=0.0, sigma_x=market.sigma_x, alpha=alpha, beta_jumps=((JUMP_AT, factor),)
         )
-        alarms, _ = raised(mode, spec, seed, JUMP_AT + AFTER)
+        market_run = SyntheticMarket(spec, seed=seed)
+        alarms, _, events = run(mode, spec, seed, JUMP_AT + AFTER)
         after = [a - int(JUMP_AT) for a in alarms if a >= int(JUMP_AT) - 1]
         found.append(float(after[0]) if after else float("inf"))
-    return found
+        list(market_run.ticks(JUMP_AT + AFTER))  # the true path of the same seed
+        ratios = {
+            e.seq - 1: e.hedge[0] / market_run.true_betas(e.ts)[0]
+            for e in events
+            if isinstance(e, HedgeRatioEvent) and e.hedge is not None
+        }
+        jump = int(JUMP_AT)
+        before = [r for bar, r in ratios.items() if jump - 1000 <= bar < jump]
+        after_break = [r for bar, r in ratios.items() if jump + 100 <= bar < jump + AFTER]
+        hedged.append((float(np.median(before)), float(np.median(after_break))))
+    return found, hedged
 
 
 def _quantile(values: list[float], q: float) -> str:
@@ -135,20 +160,24 @@ def main() -> int:
     started = time.perf_counter()
     markets = MARKETS[:1] if args.quick else MARKETS
     print(f"seeds {args.seeds}, {args.bars} bars per null run, break at bar {JUMP_AT:.0f}\n")
-    print("| market | mode | false alarms / 10k bars | +20%: median, p90 | +50% | sign flip |")
-    print("|---|---|---|---|---|---|")
+    print(
+        "| market | mode | false alarms / 10k bars | +20%: median, p90 | +50% | sign flip "
+        "| hedge / true beta, before -> after: +20%; +50%; flip |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for market in markets:
         for mode in ("levels", "returns"):
             rate, bars = false_alarms(mode, market, args.seeds, float(args.bars))
-            cells = []
+            cells, right = [], []
             for factor in (1.2, 1.5, -1.0):
-                found = delays(mode, market, factor, args.seeds)
+                found, hedged = delays(mode, market, factor, args.seeds)
+                before, after = np.median(np.array(hedged), axis=0)
+                right.append(f"{before:.2f} -> {after:.2f}")
                 missed = sum(1 for d in found if not np.isfinite(d))
                 miss = f" ({missed} of {len(found)} missed)" if missed else ""
                 cells.append(f"{_quantile(found, 0.5)}, {_quantile(found, 0.9)}{miss}")
-            print(
-                f"| {market.name} | {mode} | {rate:.2f} ({bars} bars) | " + " | ".join(cells) + " |"
-            )
+            head = f"| {market.name} | {mode} | {rate:.2f} ({bars} bars) | "
+            print(head + " | ".join(cells) + " | " + "; ".join(right) + " |")
             sys.stdout.flush()
     print("\n| file | pair | bars | alarms | in the test window | raised (kind, date) |")
     print("|---|---|---|---|---|---|")

@@ -368,3 +368,62 @@ def test_alarm_spans_are_the_live_detectors_alarms() -> None:
     assert [(s.start, s.kind, True) for s in spans] == expected
     ends = {k: t for t, k, r in live if not r}
     assert all(s.end == ends.get(s.kind) for s in spans)
+
+
+# --- pairs changed at run time --------------------------------------------------------------
+
+
+def broken_pipeline(events: list[Event], history: int) -> tuple[Pipeline, SyntheticSpec]:
+    """A pipeline holding ``history`` bars, fed a synthetic pair whose beta jumps by +50%
+    at 1,500 s, up to 1,510 s (the alarm is active then)."""
+    spec = SyntheticSpec(beta_vol=0.0, beta_jumps=((1500.0, 1.5),))
+    params = FilterParams(outlier_z=6.0)
+    pair = PairSpec(PairId(spec.y, spec.xs), params, alarm=AlarmParams())
+    pipeline = Pipeline([pair], NS, NS, events.append, Rejects())
+    pipeline.keep_history(history)
+    for tick in SyntheticMarket(spec, seed=0).ticks(1510):
+        pipeline.on_tick(tick)
+    return pipeline, spec
+
+
+def test_an_update_that_replaces_the_filter_ends_its_alarms_with_cleared_events() -> None:
+    events: list[Event] = []
+    pipeline, _ = broken_pipeline(events, 0)
+    actor = pipeline.actors[0]
+    active = set(actor.active_alarms)
+    assert active, "the break raised an alarm"
+    published = len(events)
+    new = PairSpec(actor.pair, FilterParams(outlier_z=4.0), alarm=AlarmParams())
+    assert not pipeline.update_pair(new).kept_state
+    cleared = [e for e in events[published:] if isinstance(e, AlarmEvent)]
+    assert {e.kind for e in cleared} == active
+    assert all(e.state == "cleared" and e.seq == actor.seq for e in cleared)
+    assert cleared[-1].active == ()  # so the bus deletes the retained alarm
+    assert pipeline.actors[0].active_alarms == ()
+
+
+def test_a_pair_warmed_from_held_bars_publishes_no_alarm_it_never_raised() -> None:
+    """A new pair steps through held bars that contain the break: the alarms it raised there
+    were never published, so it does not publish their clearing either; live evidence that
+    goes on raises them again."""
+    events: list[Event] = []
+    pipeline, spec = broken_pipeline(events, 2000)
+    reverse = PairSpec(
+        PairId(spec.xs[0], (spec.y,)), FilterParams(outlier_z=6.0), alarm=AlarmParams()
+    )
+    added = pipeline.add_pair(reverse)
+    assert added.warm_bars > 1000 and added.actor.active_alarms == ()
+    start = len(events)
+    for tick in SyntheticMarket(spec, seed=0).ticks(1700):
+        if tick.ts_event > spec.start_ns + 1510 * NS:
+            pipeline.on_tick(tick)
+    mine = [
+        e for e in events[start:] if isinstance(e, AlarmEvent) and e.pair == added.actor.pair_id
+    ]
+    open_kinds: set[str] = set()
+    for event in mine:
+        if event.state == "raised":
+            open_kinds.add(event.kind)
+        else:
+            assert event.kind in open_kinds, "a cleared event for an alarm never raised"
+            open_kinds.discard(event.kind)

@@ -200,6 +200,19 @@ class PairActor:
             events.append(event)
         return tuple(events)
 
+    def clear_alarms(self, *, silently: bool = False) -> tuple[AlarmEvent, ...]:
+        """End the pair's active alarms without evidence (its filter is being replaced, or it
+        warmed from held bars whose events nobody saw): a ``cleared`` event for each, at the
+        last published bar (none with ``silently``). The detector keeps its scale and its
+        statistics, so a break that goes on is raised again, live."""
+        if self.detector is None:
+            return ()
+        ended = tuple(AlarmChange(kind, False, 0.0, 0) for kind in self.active_alarms)
+        ts_init = self.last_ts if self._clock is None else self._clock()
+        events = self._alarm_events(ended, self.seq, self.last_ts, ts_init)
+        self.detector.forget_alarms()
+        return () if silently else events
+
     @property
     def active_alarms(self) -> tuple[str, ...]:
         """The pair's active alarm kinds, in :data:`~hedger.engine.alarm.ALARM_KINDS` order."""

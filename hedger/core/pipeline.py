@@ -240,8 +240,9 @@ class Pipeline:
         refit does) and position.
         Otherwise a new actor replaces it, warmed from the held bars as in :meth:`add_pair`,
         and its ``seq`` carries on from the old one's (subscribers see no restart of the
-        sequence). Raises :class:`ConfigError`, changing nothing, for a pair not running or a
-        wrong ``n_legs``."""
+        sequence); the old actor's active alarms are ended with ``cleared`` events first.
+        Raises :class:`ConfigError`, changing nothing, for a pair not running or a wrong
+        ``n_legs``."""
         pair_id = str(spec.pair)
         self._check_changeable(pair_id)
         index = self._index(pair_id)
@@ -263,6 +264,8 @@ class Pipeline:
             old.set_noise(spec.params.state_noise(), spec.params.obs_cov)
             old.spec = replace(old.spec, position=spec.position)  # read at each bar
             return UpdatedPair(old, old, True, 0)
+        for event in old.clear_alarms():  # the new filter has its own view of the pair
+            self._emit(event)
         actor = self._new_actor(spec)
         steps = self._catch_up(actor)
         actor.seq, actor.last_ts = old.seq, old.last_ts
@@ -320,6 +323,9 @@ class Pipeline:
                 self.failures.record("actor", actor.pair_id, exc, ts=bar.ts)
                 return steps
             steps += 1
+        # alarms raised on held bars were never published: the live bars raise them again
+        # if the evidence goes on
+        actor.clear_alarms(silently=True)
         return steps
 
 

@@ -169,6 +169,13 @@ class BreakDetector:
         self.statistics = (values[0], values[1], values[2])
         return tuple(changes)
 
+    def forget_alarms(self) -> None:
+        """Drop the active alarms, keeping the learnt scale and the statistics (each held at
+        its threshold): evidence that goes on raises the alarm again on the next step."""
+        self.active = {}
+        up, down, scale = self.statistics
+        self.statistics = (min(up, self._h), min(down, self._h), min(scale, self._hs))
+
     def snapshot(self) -> dict[str, object]:
         """The detector's state as a plain value."""
         return {
