@@ -64,14 +64,14 @@ def test_the_statistics_by_hand() -> None:
         ("scale", True, 10.0, 3),
     ]
     assert detector.statistics == (3.0, 0.0, 4.0)
-    # frozen while active: the break does not teach the scale
-    assert detector.mean_square == 10.0
+    # while active the scale learns four times slower: 10 + (400 - 10) / 3 / 4
+    assert detector.mean_square == 42.5
     # z = 0: up = 3 - 0.5, down stays 0, scale = 4 - 1.5
     assert detector.update(0.0) == ()
     assert detector.statistics == (2.5, 0.0, 2.5)
-    # u = -3: up = max(0, 2.5 - 3 - 0.5) = 0 clears "up"; down = 3 - 0.5; scale = 2.5 + 9 -
-    # 1.5 = 10, held at 4 (still active)
-    changes = detector.update(-3.0 * math.sqrt(10.0))
+    # u clipped at -3: up = max(0, 2.5 - 3 - 0.5) = 0 clears "up"; down = 3 - 0.5; scale =
+    # 2.5 + 9 - 1.5 = 10, held at 4 (still active)
+    changes = detector.update(-1000.0)
     assert [(c.kind, c.raised, c.statistic, c.started) for c in changes] == [("up", False, 0.0, 3)]
     assert detector.statistics == (0.0, 2.5, 4.0)
     assert detector.active == {"scale": 3}
@@ -83,6 +83,15 @@ def test_nan_is_not_a_step() -> None:
     before = detector.snapshot()
     assert detector.update(math.nan) == ()
     assert detector.snapshot() == before
+
+
+def test_an_infinity_is_not_a_step_and_a_bad_print_in_the_burn_in_does_not_set_the_scale() -> None:
+    detector = BreakDetector(AlarmParams(burn_in=50))
+    for _ in range(20):
+        detector.update(1.0)
+    assert detector.update(math.inf) == () and detector.steps == 20
+    detector.update(1000.0)  # a bad print: counted at most clip^2 = 9 times the mean
+    assert detector.mean_square == pytest.approx((20 + 9) / 21)
 
 
 def test_no_alarm_during_the_burn_in_whatever_the_z() -> None:
@@ -326,7 +335,11 @@ def test_subscribe_flags_active_alarms_and_prints_lines() -> None:
     board = RatioBoard()
     raised = encode(alarm("A/B", 3, "raised", ("up",)))
     assert board.accept_alarm(raised) is not None and board.alarms == {"A/B": ("up",)}
-    assert board.accept_alarm(b"") is None and board.malformed == 0  # a cleared retained topic
+    assert board.accept_alarm(b"") is None and board.malformed == 0  # nothing to forget
+    assert board.alarms == {"A/B": ("up",)}
+    board.accept_alarm(b"", "A/B")  # the retained alarm was deleted: the pair has none
+    assert board.alarms == {}
+    board.accept_alarm(raised)
     assert board.accept_alarm(b"{nope") is None and board.malformed == 1
     line = alarm_line(decode(raised))
     assert line == "alarm A/B up raised at seq 3 (13.0 > 12.0)"
@@ -403,27 +416,65 @@ def test_an_update_that_replaces_the_filter_ends_its_alarms_with_cleared_events(
 
 
 def test_a_pair_warmed_from_held_bars_publishes_no_alarm_it_never_raised() -> None:
-    """A new pair steps through held bars that contain the break: the alarms it raised there
-    were never published, so it does not publish their clearing either; live evidence that
-    goes on raises them again."""
+    """The pair is added at 1,510 s, after the break at 1,500 s, and steps through the held
+    bars: the same pair run from the start has an alarm active then, so the catch-up raised
+    it too, unpublished. The added pair must not publish the clearing of an alarm it never
+    published as raised."""
+    spec = SyntheticSpec(beta_vol=0.0, beta_jumps=((1500.0, 1.5),))
+    pair = PairSpec(PairId(spec.y, spec.xs), FilterParams(outlier_z=6.0), alarm=AlarmParams())
+    ticks = list(SyntheticMarket(spec, seed=0).ticks(1800))
+    cut = spec.start_ns + 1510 * NS
+    reference: list[Event] = []
+    from_start = Pipeline([pair], NS, NS, reference.append, Rejects())
+    for tick in ticks:
+        from_start.on_tick(tick)
+        if tick.ts_event <= cut:
+            active_at_cut = from_start.actors[0].active_alarms
+    assert active_at_cut, "the break raised an alarm before the pair is added"
     events: list[Event] = []
-    pipeline, spec = broken_pipeline(events, 2000)
-    reverse = PairSpec(
-        PairId(spec.xs[0], (spec.y,)), FilterParams(outlier_z=6.0), alarm=AlarmParams()
-    )
-    added = pipeline.add_pair(reverse)
-    assert added.warm_bars > 1000 and added.actor.active_alarms == ()
-    start = len(events)
-    for tick in SyntheticMarket(spec, seed=0).ticks(1700):
-        if tick.ts_event > spec.start_ns + 1510 * NS:
-            pipeline.on_tick(tick)
-    mine = [
-        e for e in events[start:] if isinstance(e, AlarmEvent) and e.pair == added.actor.pair_id
-    ]
+    live = Pipeline([], NS, NS, events.append, Rejects(), symbols=pair.pair.legs)
+    live.keep_history(2000)
+    added = None
+    for tick in ticks:
+        if added is None and tick.ts_event > cut:
+            added = live.add_pair(pair)
+            assert added.warm_bars > 1000 and added.actor.active_alarms == ()
+        live.on_tick(tick)
+    alarms = alarms_of(events)
     open_kinds: set[str] = set()
-    for event in mine:
+    for event in alarms:
         if event.state == "raised":
             open_kinds.add(event.kind)
         else:
             assert event.kind in open_kinds, "a cleared event for an alarm never raised"
             open_kinds.discard(event.kind)
+
+
+def test_a_noise_swap_ends_the_alarms_and_restarts_the_detector() -> None:
+    """A refit (or an update of delta / R) changes what a z of 1 means: the actor ends its
+    active alarms with published cleared events and its detector starts a new burn-in."""
+    events: list[Event] = []
+    pipeline, _ = broken_pipeline(events, 0)
+    actor = pipeline.actors[0]
+    active = set(actor.active_alarms)
+    assert active
+    published = len(events)
+    actor.set_noise([[1e-9, 0.0], [0.0, 1e-9]], 0.25)
+    cleared = alarms_of(events[published:])
+    assert {e.kind for e in cleared} == active and cleared[-1].active == ()
+    assert actor.active_alarms == () and actor.detector is not None
+    assert actor.detector.steps == 0 and actor.detector.statistics == (0.0, 0.0, 0.0)
+
+
+def test_removing_a_pair_ends_its_alarms() -> None:
+    events: list[Event] = []
+    pipeline, _ = broken_pipeline(events, 0)
+    active = set(pipeline.actors[0].active_alarms)
+    assert active
+    published = len(events)
+    pipeline.remove_pair(pipeline.actors[0].pair_id)
+    cleared = alarms_of(events[published:])
+    assert {e.kind for e in cleared} == active and cleared[-1].active == ()
+    assert pipeline.stats.alarms_raised == len(
+        [e for e in alarms_of(events) if e.state == "raised"]
+    )

@@ -19,7 +19,7 @@ import orjson
 from feeds.broker import ClientOptions, broker_address, parse_broker_url, tls_context
 from feeds.mqtt import mqtt_messages
 from hedger.cli.options import at_least
-from hedger.core.topics import PairId, pair_topic, status_topic
+from hedger.core.topics import PairId, pair_topic, parse_pair_topic, status_topic
 from hedger.errors import ConfigError, TransportError
 
 
@@ -45,10 +45,13 @@ class RatioBoard:
     status: str = "unknown"
     malformed: int = 0
 
-    def accept_alarm(self, payload: bytes) -> dict[str, Any] | None:
-        """Take one alarm message: the event, or None for a cleared retained topic (an empty
-        payload) or a malformed one (counted)."""
+    def accept_alarm(self, payload: bytes, pair: str | None = None) -> dict[str, Any] | None:
+        """Take one alarm message (``pair``: the id its topic names): the event, or None for
+        a deleted retained alarm (an empty payload: the pair has no alarm any more) or a
+        malformed message (counted)."""
         if not payload:
+            if pair is not None:
+                self.alarms.pop(pair, None)
             return None
         try:
             event = orjson.loads(payload)
@@ -169,6 +172,14 @@ def alarm_line(event: dict[str, Any]) -> str:
     return f"alarm {_shown(str(event.get('pair')))} {kind} {state} at seq {seq} {why}"
 
 
+def _topic_pair(root: str, topic: str) -> str | None:
+    """The pair id a per-pair topic names (None for a topic that is not one)."""
+    try:
+        return str(parse_pair_topic(root, topic)[1])
+    except ConfigError:
+        return None
+
+
 def _shown(pair: str) -> str:
     """A pair id as a person writes it: symbols unescaped (``BRK B/SPY``, not ``BRK%20B``)."""
     try:
@@ -265,7 +276,7 @@ async def run_subscribe(
                     out.flush()
                 continue
             if topic.startswith(alarm_prefix):
-                alarm = board.accept_alarm(payload)
+                alarm = board.accept_alarm(payload, _topic_pair(root, topic))
                 if alarm is None:
                     continue
                 if as_json:

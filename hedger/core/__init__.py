@@ -5,13 +5,22 @@ topics and the in-process bus. Nothing here does I/O or reads a clock."""
 from hedger.core.actors import PairActor, PairSpec
 from hedger.core.bars import BarBuilder, LegPrice, parse_duration_ns, tick_verdict
 from hedger.core.bus import Bus, Message
-from hedger.core.events import Event, HedgeRatioEvent, MatrixEvent, SpreadEvent, decode, encode
+from hedger.core.events import (
+    AlarmEvent,
+    Event,
+    HedgeRatioEvent,
+    MatrixEvent,
+    SpreadEvent,
+    decode,
+    encode,
+)
 from hedger.core.pipeline import Pipeline, PipelineStats
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.core.topics import PairId, pair_topic
 
 __all__ = [
+    "AlarmEvent",
     "BarBuilder",
     "Bus",
     "Event",

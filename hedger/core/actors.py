@@ -93,8 +93,6 @@ class PairActor:
         self.detector = None if spec.alarm is None else BreakDetector(spec.alarm)
         self._raised: dict[str, tuple[int, int]] = {}
         """(ts, seq) of the bar each active alarm kind was raised on."""
-        self.alarms_raised = 0
-        """Alarms the pair raised (of every kind)."""
         self.bar_listener: BarListener | None = None
         """Called after every step with the actor, the bar's ts and the prices the filter
         took (Y first; None for a leg it did not take): how a refitter keeps its history."""
@@ -179,23 +177,25 @@ class PairActor:
     def _alarm_events(
         self, changes: tuple[AlarmChange, ...], seq: int, ts: int, ts_init: int
     ) -> tuple[AlarmEvent, ...]:
-        """The events of the alarm kinds a bar raised or cleared, each with the kinds still
-        active after it."""
+        """The events of the alarm kinds a bar raised or cleared; each carries the kinds
+        active once the whole bar is judged (the last one sent is what stays retained)."""
         assert self.detector is not None
         params = self.detector.params
-        events = []
+        started = {}
         for change in changes:
             if change.raised:
-                self._raised[change.kind] = (ts, seq)
-                self.alarms_raised += 1
-                started_ts, started_seq = ts, seq
+                self._raised[change.kind] = started[change.kind] = (ts, seq)
             else:
-                started_ts, started_seq = self._raised.pop(change.kind)
+                started[change.kind] = self._raised.pop(change.kind)
+        active = self.active_alarms
+        events = []
+        for change in changes:
             threshold = params.scale_threshold if change.kind == "scale" else params.threshold
             state = "raised" if change.raised else "cleared"
+            started_ts, started_seq = started[change.kind]
             event = AlarmEvent(
                 self.pair_id, seq, ts, change.kind, state, change.statistic, float(threshold),
-                started_ts, started_seq, self.active_alarms, ts_init,
+                started_ts, started_seq, active, ts_init,
             )  # fmt: skip
             events.append(event)
         return tuple(events)
@@ -203,14 +203,17 @@ class PairActor:
     def clear_alarms(self, *, silently: bool = False) -> tuple[AlarmEvent, ...]:
         """End the pair's active alarms without evidence (its filter is being replaced, or it
         warmed from held bars whose events nobody saw): a ``cleared`` event for each, at the
-        last published bar (none with ``silently``). The detector keeps its scale and its
-        statistics, so a break that goes on is raised again, live."""
-        if self.detector is None:
+        last published bar, with the statistic as it stands (none with ``silently``). The
+        detector keeps its scale and its statistics, so a break that goes on is raised
+        again, live."""
+        detector = self.detector
+        if detector is None:
             return ()
-        ended = tuple(AlarmChange(kind, False, 0.0, 0) for kind in self.active_alarms)
+        values = dict(zip(ALARM_KINDS, detector.statistics, strict=True))
+        ended = tuple(AlarmChange(kind, False, values[kind], 0) for kind in self.active_alarms)
         ts_init = self.last_ts if self._clock is None else self._clock()
         events = self._alarm_events(ended, self.seq, self.last_ts, ts_init)
-        self.detector.forget_alarms()
+        detector.forget_alarms()
         return () if silently else events
 
     @property
@@ -262,8 +265,20 @@ class PairActor:
 
     def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
         """Swap the filter's noise, Q (n, n) and R, keeping its state
-        (:meth:`HedgeFilter.set_noise`)."""
+        (:meth:`HedgeFilter.set_noise`). The new noise changes what a z of 1 means, so the
+        break detector starts again (a new burn-in), its active alarms ended with published
+        ``cleared`` events."""
         self._filter.set_noise(trans_cov, obs_cov)
+        if self.detector is not None:
+            for event in self.clear_alarms():
+                self._publish(event)
+            self.detector.restart()
+
+    def _alarm_snapshot(self) -> dict[str, Any]:
+        """The detector's state and the bar (ts, seq) each active alarm was raised on."""
+        assert self.detector is not None
+        raised = {kind: list(started) for kind, started in self._raised.items()}
+        return {**self.detector.snapshot(), "raised": raised}
 
     def snapshot(self) -> dict[str, Any]:
         """The actor's whole state as one plain value (what a checkpoint will save)."""
@@ -274,7 +289,7 @@ class PairActor:
             "marks": list(self.marks),
             "hedge": None if self.hedge is None else list(self.hedge),
             "filter": self._filter.snapshot(),
-            "alarm": None if self.detector is None else self.detector.snapshot(),
+            "alarm": None if self.detector is None else self._alarm_snapshot(),
         }
 
 

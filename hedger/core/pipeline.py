@@ -23,7 +23,7 @@ import numpy as np
 from hedger.core.actors import PairActor, PairSpec
 from hedger.core.bar_kernel import CompiledBars
 from hedger.core.bars import DEFAULT_MAX_SKEW_NS, BarBuilder, BarHandler, LegPrice
-from hedger.core.events import Event
+from hedger.core.events import AlarmEvent, Event
 from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
@@ -36,6 +36,8 @@ class PipelineStats:
 
     ticks_in: int = 0
     events: int = 0
+    alarms_raised: int = 0
+    """Alarms published as raised, of every pair and kind."""
     stale_bars: dict[str, int] = field(default_factory=dict)
     actor_errors: dict[str, int] = field(default_factory=dict)
     """Contained failures by pair id (or bar listener name); live, shared with the
@@ -185,6 +187,8 @@ class Pipeline:
 
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1
+        if isinstance(event, AlarmEvent) and event.state == "raised":
+            self.stats.alarms_raised += 1
         self._emit(event)
 
     # Pairs added, changed and removed while running (the daemon's control channel). Each
@@ -221,13 +225,16 @@ class Pipeline:
 
     def remove_pair(self, pair_id: str) -> PairActor:
         """Stop running ``pair_id`` (it publishes nothing from the next bar close on); the
-        removed actor is returned. The bars keep carrying its symbols (so that a pair added
-        later warms from them). An unknown pair is a :class:`ConfigError`."""
+        removed actor is returned, its active alarms ended with ``cleared`` events. The bars
+        keep carrying its symbols (so that a pair added later warms from them). An unknown
+        pair is a :class:`ConfigError`."""
         self._check_changeable(pair_id)
         index = self._index(pair_id)
         if index is None:
             raise ConfigError(f"pairs.{pair_id}", "is not running")
         actor = self.actors.pop(index)
+        for event in actor.clear_alarms():  # subscribers see the pair's alarms end
+            self._count_and_emit(event)
         self.stats.stale_bars.pop(actor.pair_id, None)
         self._carry()
         return actor
@@ -265,7 +272,7 @@ class Pipeline:
             old.spec = replace(old.spec, position=spec.position)  # read at each bar
             return UpdatedPair(old, old, True, 0)
         for event in old.clear_alarms():  # the new filter has its own view of the pair
-            self._emit(event)
+            self._count_and_emit(event)
         actor = self._new_actor(spec)
         steps = self._catch_up(actor)
         actor.seq, actor.last_ts = old.seq, old.last_ts
@@ -321,7 +328,7 @@ class Pipeline:
                 actor.on_bar(bar.ts, fresh)
             except Exception as exc:
                 self.failures.record("actor", actor.pair_id, exc, ts=bar.ts)
-                return steps
+                break
             steps += 1
         # alarms raised on held bars were never published: the live bars raise them again
         # if the evidence goes on

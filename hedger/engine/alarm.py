@@ -14,8 +14,9 @@ Three statistics, each a CUSUM that forgets good news (none can go below 0)::
 
 A statistic above its threshold raises an alarm of its kind (``up``, ``down``, ``scale``); while
 it is active the statistic is held at the threshold (it cannot pile up evidence), and the alarm
-clears when the statistic is back at 0: after at least ``threshold / drift`` bars that the
-model explains (24 bars for the mean, 25 for the scale at the defaults). ``drift`` is half the
+clears when the statistic is back at 0: on innovations the model explains, after about
+``threshold / drift`` bars (24 for the mean, 25 for the scale at the defaults; at least 4 and
+13 bars). ``drift`` is half the
 mean shift (in sd) the detector is tuned to; ``scale_drift`` makes a z^2 above ``1 +
 scale_drift`` count as evidence (the log-likelihood ratio of N(0, v) against N(0, 1) is a
 multiple of ``z^2 - ln(v) / (1 - 1/v)``, so the default 1.0 is tuned to a variance about 5
@@ -88,8 +89,9 @@ class BreakDetector:
     (warm steps only; a refused outlier's z counts too, clipped).
 
     Each z is first divided by its own long-run root mean square (a plain mean over the first
-    ``memory`` steps, then an exponential one with that memory, each square
-    capped at ``clip**2`` times the current one, frozen while an alarm is active), so the
+    ``memory`` steps, then an exponential one with that memory, each square after the tenth
+    capped at ``clip**2`` times the current mean, learnt four times slower while an alarm is
+    active), so the
     detector keeps its false-alarm rate when the filter's S is off by a constant factor (Q
     and R that do not suit the price scale: Chan's delta on $100 prices gives z with a
     standard deviation near 0.08). No alarm before ``burn_in`` steps. ``statistics`` are
@@ -116,17 +118,18 @@ class BreakDetector:
         """The long-run mean of z^2 the statistics are scaled by."""
 
     def update(self, z: float) -> tuple[AlarmChange, ...]:
-        """Take one standardised innovation (NaN is ignored: the step is not counted); the
-        alarms raised or cleared by it, usually none."""
-        if math.isnan(z):
+        """Take one standardised innovation (NaN or an infinity is ignored: the step is not
+        counted); the alarms raised or cleared by it, usually none."""
+        if not math.isfinite(z):
             return ()
         self.steps = n = self.steps + 1
         ms = self.mean_square
         square = z * z
-        if n <= self._burn_in:
-            self.mean_square = ms + (square - ms) / n
-            return ()
-        if ms <= 0.0:  # z was exactly 0 throughout the burn-in: nothing to scale by
+        # one bad print in the burn-in must not set the scale: past 10 steps a square counts
+        # at most clip^2 times the mean so far
+        capped = square if n <= 10 or square < self._c2 * ms else self._c2 * ms
+        if n <= self._burn_in or ms <= 0.0:
+            self.mean_square = ms + (capped - ms) / n
             return ()
         u = z / math.sqrt(ms)
         c = self._c
@@ -139,10 +142,13 @@ class BreakDetector:
         changes: tuple[AlarmChange, ...] = ()
         if self.active or up > self._h or down > self._h or scale > self._hs:
             changes = self._changes([up, down, scale], (self._h, self._h, self._hs))
-        if not self.active:  # a break must not teach the scale it is measured by
-            capped = square if square < self._c2 * ms else self._c2 * ms
-            weight = 1.0 / n if n * self._forget < 1.0 else self._forget
-            self.mean_square = ms + (capped - ms) * weight
+        # a break must not teach the scale it is measured by: while an alarm is active the
+        # scale learns four times slower, so that a lasting new regime is absorbed (and its
+        # alarm clears) within a few memories instead of never
+        weight = 1.0 / n if n * self._forget < 1.0 else self._forget
+        if self.active:
+            weight *= 0.25
+        self.mean_square = ms + (capped - ms) * weight
         return changes
 
     def _changes(
@@ -175,6 +181,14 @@ class BreakDetector:
         self.active = {}
         up, down, scale = self.statistics
         self.statistics = (min(up, self._h), min(down, self._h), min(scale, self._hs))
+
+    def restart(self) -> None:
+        """Start again from nothing (a new burn-in): for when the meaning of z changes, as
+        when the filter's noise is swapped."""
+        self.statistics = (0.0, 0.0, 0.0)
+        self.active = {}
+        self.steps = 0
+        self.mean_square = 0.0
 
     def snapshot(self) -> dict[str, object]:
         """The detector's state as a plain value."""

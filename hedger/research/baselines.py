@@ -46,6 +46,8 @@ class MethodPath(NamedTuple):
     hedge_sd: FloatArray
     error: FloatArray
     scale: FloatArray
+    warm: np.ndarray | None = None
+    """Kalman filters: (T,) bool, the warm-up was complete at bar t (None otherwise)."""
 
     @property
     def zscore(self) -> FloatArray:
@@ -89,7 +91,9 @@ def kalman_path(params: FilterParams, y: FloatArray, x: FloatArray) -> MethodPat
     hedge = forward_fill(shares_hedge(path.beta, y, x, params.mode))
     beta_sd = np.sqrt(np.maximum(path.beta_var, 0.0))
     hedge_sd = forward_fill(shares_hedge(beta_sd, y, x, params.mode))
-    return MethodPath(hedge, hedge_sd, path.innovation, np.sqrt(path.innovation_var))
+    return MethodPath(
+        hedge, hedge_sd, path.innovation, np.sqrt(path.innovation_var), np.asarray(path.warm)
+    )
 
 
 def ols_fit(oy: FloatArray, ox: FloatArray) -> tuple[float, float, float]:

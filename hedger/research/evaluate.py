@@ -415,9 +415,17 @@ def evaluate_pair(
         paths=paths,
         y=y,
         x=x,
-        alarms=() if alarm is None else alarm_spans(paths[recommended].zscore, alarm),
+        alarms=() if alarm is None else alarm_spans(_judged_z(paths[recommended]), alarm),
         labels=labels,
     )
+
+
+def _judged_z(path: MethodPath) -> FloatArray:
+    """The z-scores the live detector would be fed: NaN before the warm-up completes."""
+    z = path.zscore
+    if path.warm is None:
+        return z
+    return np.where(path.warm, z, np.nan)
 
 
 def _sort_key(value: float) -> float:

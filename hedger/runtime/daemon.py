@@ -312,7 +312,7 @@ class Daemon(Lifecycle):
             "tick_queue": self.queue.qsize(),
             "duplicates": self.pipeline.duplicates,
             "actor_errors": self.failures.total,
-            "alarms_raised": sum(actor.alarms_raised for actor in self.pipeline.actors),
+            "alarms_raised": stats.alarms_raised,
             "alarms_active": sum(bool(actor.active_alarms) for actor in self.pipeline.actors),
         }
         for key, count in sorted(stats.actor_errors.items()):
@@ -372,6 +372,10 @@ class Daemon(Lifecycle):
             side.append(spawn(self._close_bars(), "bar-clock"))
         self._set_state(State.RUNNING)
         self._running.set()
+        # an alarm a previous run left retained (it crashed, or stopped with one active) was
+        # raised by a detector that is gone: this run's detectors raise their own
+        for actor in self.pipeline.actors:
+            self.bus.clear_retained("alarm", actor.pair_id)
         self._publish_status()
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([stopping, core, *bridge_tasks], return_when=asyncio.FIRST_COMPLETED)
