@@ -478,3 +478,35 @@ def test_removing_a_pair_ends_its_alarms() -> None:
     assert pipeline.stats.alarms_raised == len(
         [e for e in alarms_of(events) if e.state == "raised"]
     )
+
+
+async def test_a_starting_daemon_deletes_the_alarms_a_previous_run_left_retained(
+    mosquitto: MosquittoBroker,
+) -> None:
+    """A run that crashed with an alarm active left it retained on the broker; the next
+    daemon's detectors never raised it, so the daemon deletes it at start (a real mosquitto,
+    a real daemon with its MQTT bridge)."""
+    from tests.test_clock import Running, daemon_text  # noqa: PLC0415
+    from tests.test_control_mqtt import bridge_of  # noqa: PLC0415
+
+    root = new_root()
+    topic = f"{root}/v1/alarm/YYY/XXX"
+    bus = Bus(root=root)
+    previous = MqttBridge(mosquitto.url, root=root, backoff=FAST)
+    bus.attach(previous)
+    async with previous:
+        bus.publish(alarm("YYY/XXX", 7, "raised", ("up",)))
+        assert await previous.drain(5.0)
+    async with Subscriber(mosquitto, topic) as before:
+        await eventually(lambda: before.payloads(topic) != [], what="the stale retained alarm")
+    text = daemon_text("YYY/XXX") + f'[bus]\nroot = "{root}"\n[bus.mqtt]\nurl = "{mosquitto.url}"\n'
+    run = Running(text)
+    await run.start()
+    try:
+        await eventually(lambda: bridge_of(run).connected, what="bridge connected")
+        assert await bridge_of(run).drain(5.0)
+        async with Subscriber(mosquitto, f"{root}/v1/#") as after:
+            await send_sentinel(run.node.bus, after, root)
+    finally:
+        await run.shutdown()
+    assert after.payloads(topic) == []
