@@ -87,7 +87,9 @@ def false_alarms(mode: str, market: Market, seeds: int, seconds: float) -> tuple
     return count / bars * 1e4, bars
 
 
-def delays(mode: str, market: Market, factor: float, seeds: int) -> tuple[list[float], list[tuple[float, float]]]:
+def delays(
+    mode: str, market: Market, factor: float, seeds: int
+) -> tuple[list[float], list[tuple[float, float]]]:
     """Bars from the break to the first alarm after it, per seed (inf: none within AFTER), and
     the filter's hedge in shares divided by the true beta (the median over bars 1000-2000
     before the break, and over bars 100-1000 after it, per seed): how right the hedge is,
