@@ -147,10 +147,10 @@ class Bus:
         topic = self._topics.get(key)
         if topic is None:
             topic = self._topics[key] = pair_id_topic(self.root, kind, event.pair)
-        alarm = isinstance(event, AlarmEvent)
-        retain = kind == "ratio" or (isinstance(event, AlarmEvent) and bool(event.active))
+        active = event.active if isinstance(event, AlarmEvent) else None
+        retain = kind == "ratio" or bool(active)
         self.send(Message(topic, encode(event), retain, event, event.pair, event.seq))
-        if alarm and not retain:
+        if active == ():  # the event that ended the pair's last alarm
             self.clear_retained("alarm", event.pair)
 
     def publish_status(self, status: str) -> None:
