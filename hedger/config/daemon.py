@@ -101,6 +101,8 @@ class WebSocketSettings(Table, frozen=True):
 class _Bus(Table, frozen=True):
     root: NonEmpty = "hedger"
     outbox: Positive = 100_000
+    per_pair: bool = True
+    bar: bool = True
     mqtt: MqttSettings | None = None
     websocket: WebSocketSettings | None = None
 
@@ -140,6 +142,10 @@ class DaemonConfig:
     feeds: tuple[FeedSettings, ...]
     root: str = "hedger"
     outbox: int = 100_000
+    per_pair: bool = True
+    """Each bar's ratios and spreads on their per-pair topics."""
+    bar_message: bool = True
+    """Each bar as one batch message on ``<root>/v1/bar``."""
     mqtt: MqttSettings | None = None
     websocket: WebSocketSettings | None = None
     tick_queue: int = 100_000
@@ -215,6 +221,8 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         feeds=feeds,
         root=bus.root,
         outbox=bus.outbox,
+        per_pair=bus.per_pair,
+        bar_message=bus.bar,
         mqtt=mqtt,
         websocket=_websocket(bus.websocket),
         tick_queue=daemon.tick_queue,

@@ -93,15 +93,48 @@ class PairActor:
         self.detector = None if spec.alarm is None else BreakDetector(spec.alarm)
         self._raised: dict[str, tuple[int, int]] = {}
         """(ts, seq) of the bar each active alarm kind was raised on."""
-        self.bar_listener: BarListener | None = None
+        self._bar_listener: BarListener | None = None
+        self.on_watch: Callable[[], None] | None = None
+        """Called when :attr:`bar_listener` is set (the pipeline moves the pair off its
+        bank, which steps pairs without calling anyone back)."""
+
+    @property
+    def bar_listener(self) -> BarListener | None:
         """Called after every step with the actor, the bar's ts and the prices the filter
         took (Y first; None for a leg it did not take): how a refitter keeps its history."""
+        return self._bar_listener
+
+    @bar_listener.setter
+    def bar_listener(self, listener: BarListener | None) -> None:
+        self._bar_listener = listener
+        if self.on_watch is not None:
+            self.on_watch()
 
     def handle_bar(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
-        """A bar closed at ``ts`` (ns)."""
+        """A bar closed at ``ts`` (ns): take it (:meth:`take_bar`) and publish its events."""
+        taken = self.take_bar(ts, prices, ticked)
+        if taken is None:
+            return
+        events, prices_taken = taken
+        # Publishing is outside the guard: the bus contains its subscribers, and a sink that
+        # fails (a replay's output file) must stop the run, not be counted.
+        for event in events:
+            self._publish(event)
+        if self.bar_listener is not None:
+            try:
+                self.bar_listener(self, ts, prices_taken)
+            except Exception as exc:
+                self._failures.record("bar listener", self.pair_id, exc, ts=ts)
+
+    def take_bar(
+        self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]
+    ) -> tuple[tuple[Event, ...], list[float | None]] | None:
+        """Step on the bar closed at ``ts`` (ns) if one of the pair's legs ticked in it: the
+        bar's events (ratio, spread, then any alarms) and the prices the filter took; None
+        when the pair is not in the bar or the step failed (counted, nothing changed)."""
         legs = self.pair.legs
         if not any(symbol in ticked for symbol in legs):
-            return
+            return None
         fresh: list[float | None] = []
         for symbol in legs:
             leg = prices.get(symbol)
@@ -110,22 +143,12 @@ class PairActor:
             ratio, spread, taken, alarms = self.on_bar(ts, fresh)
         except Exception as exc:
             self._failures.record("actor", self.pair_id, exc, ts=ts)
-            return
-        # Publishing is outside the guard: the bus contains its subscribers, and a sink that
-        # fails (a replay's output file) must stop the run, not be counted.
+            return None
         self.seq = ratio.seq
         self.last_ts = ts
         if any(price is None for price in fresh):
             self.stale_bars += 1
-        self._publish(ratio)
-        self._publish(spread)
-        for alarm in alarms:
-            self._publish(alarm)
-        if self.bar_listener is not None:
-            try:
-                self.bar_listener(self, ts, taken)
-            except Exception as exc:
-                self._failures.record("bar listener", self.pair_id, exc, ts=ts)
+        return (ratio, spread, *alarms), taken
 
     def on_bar(
         self, ts: int, fresh: list[float | None]
@@ -171,10 +194,10 @@ class PairActor:
         if detector is not None and step.warm and (step.outlier or not step.predicted_only):
             changes = detector.update(step.zscore)
             if changes:
-                alarms = self._alarm_events(changes, seq, ts, ts_init)
+                alarms = self.alarm_events(changes, seq, ts, ts_init)
         return ratio, spread, fresh, alarms
 
-    def _alarm_events(
+    def alarm_events(
         self, changes: tuple[AlarmChange, ...], seq: int, ts: int, ts_init: int
     ) -> tuple[AlarmEvent, ...]:
         """The events of the alarm kinds a bar raised or cleared; each carries the kinds
@@ -212,7 +235,7 @@ class PairActor:
         values = dict(zip(ALARM_KINDS, detector.statistics, strict=True))
         ended = tuple(AlarmChange(kind, False, values[kind], 0) for kind in self.active_alarms)
         ts_init = self.last_ts if self._clock is None else self._clock()
-        events = self._alarm_events(ended, self.seq, self.last_ts, ts_init)
+        events = self.alarm_events(ended, self.seq, self.last_ts, ts_init)
         detector.forget_alarms()
         return () if silently else events
 
@@ -252,6 +275,21 @@ class PairActor:
         qty = hedge_quantities(hedge, shares, self._lots)
         notional = tuple(math.nan if x is None else q * x for q, x in zip(qty, xs, strict=True))
         return ratio._replace(position=shares, hedge_qty=qty, hedge_notional=notional)
+
+    @property
+    def hedge_filter(self) -> HedgeFilter:
+        """The pair's filter (the bank loads its state from it and writes it back)."""
+        return self._filter
+
+    @property
+    def raised(self) -> dict[str, tuple[int, int]]:
+        """The bar (ts, seq) each active alarm kind was raised on."""
+        return self._raised
+
+    @property
+    def logarithmic(self) -> bool:
+        """Whether the pair's mode takes logs (its hedge in shares needs both marks)."""
+        return self._logarithmic
 
     @property
     def params(self) -> FilterParams:

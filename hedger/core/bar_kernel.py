@@ -8,6 +8,7 @@ block's last times wait for the next block (or :meth:`CompiledBars.flush`, the e
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +26,10 @@ from hedger.core.bars import (
 )
 from hedger.core.ticks import TickColumns
 from hedger.engine.kernels.jit import compiled
+
+BarArraysHandler = Callable[[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray], bool]
+"""A bar close as arrays (S,) over the symbol table: close ts (ns), prices, their times (ns),
+whether each ticked in the bar, whether each has a price; True if it was taken."""
 
 UNKNOWN_SYMBOL = len(VERDICTS)
 """The counter after the verdicts' own: ticks of a symbol outside the table."""
@@ -179,6 +184,10 @@ class CompiledBars:
     positive_symbols: frozenset[str] = frozenset()
     max_skew_ns: int = DEFAULT_MAX_SKEW_NS
     lookahead: bool = False
+    on_bar_arrays: BarArraysHandler | None = None
+    """Offered each close first as arrays over :attr:`symbols` (close ts, prices, their
+    times, ticked in the bar, has a price); when it returns False the close goes to
+    ``on_bar_close`` as the bar handler's usual arguments."""
 
     def __post_init__(self) -> None:
         n = len(self.symbols)
@@ -265,6 +274,9 @@ class CompiledBars:
         in_bar: np.ndarray,
         seen: np.ndarray,
     ) -> None:
+        self.bars_closed += 1
+        if self.on_bar_arrays is not None and self.on_bar_arrays(close_ts, px, px_ts, in_bar, seen):
+            return
         symbols = self.symbols
         prices = {
             symbols[k]: LegPrice(float(px[k]), int(px_ts[k]), bool(in_bar[k]))
@@ -272,7 +284,6 @@ class CompiledBars:
             if seen[k]
         }
         ticked = frozenset(symbols[k] for k in range(len(symbols)) if in_bar[k])
-        self.bars_closed += 1
         self.on_bar_close(close_ts, prices, ticked)
 
     def rejects(self) -> dict[str, int]:

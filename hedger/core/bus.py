@@ -17,15 +17,24 @@ from typing import Any, Protocol
 
 import orjson
 
+from hedger.core.bar_events import BarOutput
 from hedger.core.events import AlarmEvent, Event, MatrixEvent, encode, encode_matrix
 from hedger.core.failures import Failures
-from hedger.core.topics import matrix_topic, metrics_topic, pair_id_topic, status_topic
+from hedger.core.topics import (
+    bar_topic,
+    matrix_topic,
+    metrics_topic,
+    pair_id_topic,
+    status_topic,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Message:
     """One message on the bus: its topic, its encoded payload, whether a broker should retain
-    it, and the event it came from (None for status and metrics messages)."""
+    it, the event it came from (None for status and metrics messages, and for the ratios and
+    spreads of a bar encoded in bulk), its pair and seq, and its kind (``ratio``, ``spread``,
+    ``alarm``, ``bar``; empty for the rest)."""
 
     topic: str
     payload: bytes
@@ -33,6 +42,7 @@ class Message:
     event: Event | None = None
     pair: str = ""
     seq: int = 0
+    kind: str = ""
 
 
 class Outbox:
@@ -118,6 +128,8 @@ class Bus:
     """Routes events to local subscribers and to bridges' outboxes.
 
     ``root``: the topic root (``hedger``); topics come from :mod:`hedger.core.topics`.
+    ``per_pair``: a bar's ratios and spreads go on their per-pair topics (alarms always do);
+    ``bar_message``: each bar also goes out whole as one batch message (:meth:`publish_bar`).
     ``failures``: counts and logs a local subscriber's exception (by the message's pair, or
     its topic), which is contained: the other subscribers and the bridges still get the
     message, and the publisher never sees it.
@@ -128,7 +140,18 @@ class Bus:
     subscribers: list[LocalSubscriber] = field(default_factory=list)
     published: int = 0
     failures: Failures = field(default_factory=Failures)
+    per_pair: bool = True
+    bar_message: bool = True
+    bars_published: int = 0
+    """Batch messages sent (the ``seq`` of the last one)."""
     _topics: dict[tuple[str, str], str] = field(default_factory=dict, repr=False)
+
+    def _topic(self, kind: str, pair: str) -> str:
+        key = (kind, pair)
+        topic = self._topics.get(key)
+        if topic is None:
+            topic = self._topics[key] = pair_id_topic(self.root, kind, pair)
+        return topic
 
     def attach(self, bridge: Bridge) -> None:
         """Add a bridge; it receives every message published from now on."""
@@ -143,15 +166,33 @@ class Bus:
         retained while the pair has an active alarm (the event that clears the last one is
         sent, then the retained alarm is cleared)."""
         kind = _TOPIC_KIND[event.type]
-        key = (kind, event.pair)
-        topic = self._topics.get(key)
-        if topic is None:
-            topic = self._topics[key] = pair_id_topic(self.root, kind, event.pair)
+        topic = self._topic(kind, event.pair)
         active = event.active if isinstance(event, AlarmEvent) else None
         retain = kind == "ratio" or bool(active)
-        self.send(Message(topic, encode(event), retain, event, event.pair, event.seq))
+        self.send(Message(topic, encode(event), retain, event, event.pair, event.seq, kind))
         if active == ():  # the event that ended the pair's last alarm
             self.clear_retained("alarm", event.pair)
+
+    def publish_bar(self, output: BarOutput) -> None:
+        """Publish one bar's output: with ``per_pair`` every pair's ratio (retained) and
+        spread on its own topics, as :meth:`publish` would, encoded in bulk; the alarms on
+        theirs in any case; then, with ``bar_message``, the whole bar as one message."""
+        if self.per_pair:
+            send, topic = self.send, self._topic
+            for kind, pair, seq, payload, event in output.entries():
+                if event is not None:
+                    self.publish(event)
+                else:
+                    retain = kind == "ratio"
+                    send(Message(topic(kind, pair), payload, retain, None, pair, seq, kind))
+        else:
+            for alarm in output.alarms():
+                self.publish(alarm)
+        if self.bar_message and output.n_pairs:
+            self.bars_published += 1
+            payload = output.message(self.bars_published)
+            where = bar_topic(self.root)
+            self.send(Message(where, payload, False, seq=self.bars_published, kind="bar"))
 
     def publish_status(self, status: str) -> None:
         """The retained daemon status (``online``; the MQTT will says ``offline``)."""
@@ -166,7 +207,7 @@ class Bus:
         :data:`~hedger.core.topics.PAIR_KINDS`, ``pair`` a pair id): an empty retained payload,
         which a broker takes as "delete the retained message" and the WebSocket bridge as
         "forget the pair's latest frame of that kind"."""
-        self.send(Message(pair_id_topic(self.root, kind, pair), b"", True, pair=pair))
+        self.send(Message(pair_id_topic(self.root, kind, pair), b"", True, pair=pair, kind=kind))
 
     def publish_metrics(self, payload: dict[str, Any]) -> None:
         """A metrics snapshot on the metrics topic."""

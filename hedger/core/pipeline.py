@@ -21,6 +21,8 @@ from typing import NamedTuple
 import numpy as np
 
 from hedger.core.actors import PairActor, PairSpec
+from hedger.core.bar_bank import BankBar, BarBank, bankable
+from hedger.core.bar_events import BankLayout, BarOutput
 from hedger.core.bar_kernel import CompiledBars
 from hedger.core.bars import DEFAULT_MAX_SKEW_NS, BarBuilder, BarHandler, LegPrice
 from hedger.core.events import AlarmEvent, Event
@@ -66,6 +68,16 @@ class Pipeline:
             for the next tick of another time. Live pipelines leave it off.
         clock: the events' ``ts_init`` (ns), e.g. the daemon clock's ``time_ns``; None (a
             replay): the bar's close, so that replays stay byte-identical.
+        emit_bar: receives each bar's whole output (:class:`~hedger.core.bar_events.BarOutput`)
+            instead of ``emit`` receiving its events one by one (the daemon's bus and the
+            replay writer encode it in bulk); events outside bars (alarms ended by a control
+            request) still go to ``emit``.
+        bank: run the pairs (one hedge, no bar listener) in a :class:`BarBank`, all of a bar's
+            steps in one compiled call; False: every pair on its own actor (the reference
+            path the bank is tested against).
+
+    The actors are the pairs' record; while a bank runs them their state lives in the bank
+    and :meth:`sync` writes it back (control requests and :meth:`flush` do so themselves).
     """
 
     def __init__(
@@ -83,6 +95,8 @@ class Pipeline:
         max_skew_ns: int = DEFAULT_MAX_SKEW_NS,
         lookahead: bool = False,
         clock: Callable[[], int] | None = None,
+        emit_bar: Callable[[BarOutput], None] | None = None,
+        bank: bool = True,
     ) -> None:
         if not pairs and not symbols:
             raise ConfigError("pairs", "at least one pair is needed")
@@ -97,6 +111,13 @@ class Pipeline:
         self._emit = emit
         self._max_age_ns = max_age_ns
         self._clock = clock
+        self._emit_bar = emit_bar
+        self._use_bank = bank
+        self._bank: BarBank | None = None
+        self._layout: BankLayout | None = None
+        self._unbanked: list[tuple[int, PairActor]] = []
+        self._bank_current = False
+        """Whether the bank (or its absence) matches the running pairs and their listeners."""
         self.actors = [self._new_actor(spec) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
@@ -124,9 +145,11 @@ class Pipeline:
 
     def _new_actor(self, spec: PairSpec) -> PairActor:
         """The actor of one pair, wired to this pipeline's output, rejects and failures."""
-        return PairActor(
+        actor = PairActor(
             spec, self._max_age_ns, self._count_and_emit, self.rejects, self.failures, self._clock
         )
+        actor.on_watch = self._release_bank
+        return actor
 
     def on_tick(self, tick: Tick) -> None:
         """The entry point of ticks into the core."""
@@ -150,6 +173,7 @@ class Pipeline:
                 self.positive_symbols,
                 bars.max_skew_ns,
                 bars.lookahead,
+                on_bar_arrays=self._on_bar_arrays,
             )
             self._source = source
         self.stats.ticks_in += int(np.count_nonzero(columns.ok))
@@ -173,17 +197,105 @@ class Pipeline:
             self._compiled.flush()
             for reason, count in self._compiled.rejects().items():
                 self.rejects.add_many(reason, count, self._source)
+        self.sync()
         self.stats.stale_bars = {a.pair_id: a.stale_bars for a in self.actors if a.stale_bars}
 
+    def sync(self) -> None:
+        """Bring every actor up to date with the bank (its filter, marks, seq, detector)."""
+        if self._bank is not None:
+            self._bank.store()
+
+    @property
+    def updates(self) -> int:
+        """Bars taken, summed over the running pairs (their seq)."""
+        banked = 0 if self._bank is None else int(self._bank.seq.sum())
+        return banked + sum(actor.seq for _, actor in self._unbanked)
+
+    def _current_bank(self) -> BarBank | None:
+        """The bank of the running pairs, rebuilt after they or their listeners changed."""
+        if self._bank_current:
+            return self._bank
+        self.sync()
+        chosen = [
+            (i, actor) for i, actor in enumerate(self.actors) if self._use_bank and bankable(actor)
+        ]
+        banked = {i for i, _ in chosen}
+        self._unbanked = [(i, a) for i, a in enumerate(self.actors) if i not in banked]
+        self._bank = self._layout = None
+        if chosen:
+            actors = [actor for _, actor in chosen]
+            self._bank = BarBank(actors, self._max_age_ns, self.rejects, self._clock)
+            self._layout = BankLayout(actors, [i for i, _ in chosen])
+        self._bank_current = True
+        return self._bank
+
+    def _release_bank(self) -> None:
+        """Before the running pairs change: the actors take their state back."""
+        self.sync()
+        self._bank = self._layout = None
+        self._unbanked = list(enumerate(self.actors))
+        self._bank_current = False
+
     def on_bar_close(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
-        """A bar closed at ``ts``: every actor takes it, then the bar listeners."""
-        for actor in self.actors:
-            actor.handle_bar(ts, prices, ticked)
+        """A bar closed at ``ts``: every pair takes it (the bank's in one call), then the bar
+        listeners."""
+        bank = self._current_bank()
+        if bank is None:
+            ts_init = ts if self._clock is None else self._clock()
+            self._output(ts, ts_init, None, prices, ticked)
+        else:
+            ts_init, taken = bank.on_bar(ts, prices, ticked)
+            self._output(ts, ts_init, taken, prices, ticked)
         for name, listener in self.bar_listeners:
             try:
                 listener(ts, prices, ticked)
             except Exception as exc:
                 self.failures.record("bar listener", name, exc, ts=ts)
+
+    def _on_bar_arrays(
+        self, ts: int, px: np.ndarray, px_ts: np.ndarray, in_bar: np.ndarray, seen: np.ndarray
+    ) -> bool:
+        """A compiled bar close as arrays over :attr:`symbols`: taken straight by the bank
+        when it runs every pair over the same symbols and nobody listens to bars; False
+        (the caller builds the usual arguments) otherwise."""
+        bank = self._current_bank()
+        if bank is None or self._unbanked or self.bar_listeners or bank.symbols != self.symbols:
+            return False
+        ts_init, taken = bank.on_bar_arrays(ts, px, px_ts, in_bar, seen)
+        self._output(ts, ts_init, taken, {}, frozenset())
+        return True
+
+    def _output(
+        self,
+        ts: int,
+        ts_init: int,
+        taken: BankBar | None,
+        prices: dict[str, LegPrice],
+        ticked: frozenset[str],
+    ) -> None:
+        """The pairs outside the bank take the bar; the bar's output goes out."""
+        others: list[tuple[int, tuple[Event, ...]]] = []
+        for position, actor in self._unbanked:
+            stepped = actor.take_bar(ts, prices, ticked)
+            if stepped is None:
+                continue
+            others.append((position, stepped[0]))
+            if actor.bar_listener is not None:
+                try:
+                    actor.bar_listener(actor, ts, stepped[1])
+                except Exception as exc:
+                    self.failures.record("bar listener", actor.pair_id, exc, ts=ts)
+        output = BarOutput(ts, ts_init, self._layout if taken is not None else None, taken, others)
+        if output.n_pairs == 0:
+            return
+        alarms = output.alarms()
+        self.stats.events += output.n_events
+        self.stats.alarms_raised += sum(alarm.state == "raised" for alarm in alarms)
+        if self._emit_bar is not None:
+            self._emit_bar(output)
+        else:
+            for event in output.events():
+                self._emit(event)
 
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1
@@ -216,6 +328,7 @@ class Pipeline:
         if self._index(pair_id) is not None:
             raise ConfigError(f"pairs.{pair_id}", "is already running")
         _check_legs(spec)
+        self._release_bank()
         warm = all(symbol in self.symbols for symbol in spec.pair.legs)
         actor = self._new_actor(spec)
         steps = self._catch_up(actor) if warm else 0
@@ -232,6 +345,7 @@ class Pipeline:
         index = self._index(pair_id)
         if index is None:
             raise ConfigError(f"pairs.{pair_id}", "is not running")
+        self._release_bank()
         actor = self.actors.pop(index)
         for event in actor.clear_alarms():  # subscribers see the pair's alarms end
             self._count_and_emit(event)
@@ -256,6 +370,7 @@ class Pipeline:
         if index is None:
             raise ConfigError(f"pairs.{pair_id}", "is not running")
         _check_legs(spec)
+        self._release_bank()
         old = self.actors[index]
         current = old.params
         noise_only = (

@@ -8,7 +8,7 @@ bytes in upper-case hex, so ids split unambiguously and topics never contain MQT
 Topics: ``<root>/v1/<kind>/<escaped Y>/<escaped X>`` (a basket's hedges joined by ``,``, since
 MQTT forbids ``+`` in a published topic) with kinds ``ratio`` (retained), ``spread``, ``state``
 (retained), ``alarm`` (retained while active), ``matrix``; and ``<root>/v1/status``,
-``<root>/v1/metrics``.
+``<root>/v1/metrics``, ``<root>/v1/bar`` (the batch message of each bar).
 """
 
 from __future__ import annotations
@@ -131,6 +131,12 @@ def metrics_topic(root: str) -> str:
 def matrix_topic(root: str) -> str:
     """The per-bar hedge-ratio matrix snapshot topic."""
     return f"{root}/v{SCHEMA_VERSION}/matrix"
+
+
+def bar_topic(root: str) -> str:
+    """The batch message of every bar: all pairs' ratio and spread fields in one object (not
+    retained)."""
+    return f"{root}/v{SCHEMA_VERSION}/bar"
 
 
 def control_topic(root: str) -> str:

@@ -32,6 +32,7 @@ import math
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from hedger.engine.kernels.jit import jitable
 from hedger.errors import ConfigError
 
 ALARM_KINDS = ("up", "down", "scale")
@@ -84,6 +85,101 @@ class AlarmChange(NamedTuple):
     started: int
 
 
+@jitable
+def cusum_step(
+    z: float,
+    up: float,
+    down: float,
+    scale: float,
+    steps: int,
+    mean_square: float,
+    since_up: int,
+    since_down: int,
+    since_scale: int,
+    drift: float,
+    threshold: float,
+    scale_allowance: float,
+    scale_threshold: float,
+    clip: float,
+    clip2: float,
+    forget: float,
+    burn_in: int,
+) -> tuple[float, float, float, int, float, int, int, int, int, int, float, float, float]:
+    """One step of the detector on plain numbers: the rule :class:`BreakDetector` runs, and
+    the bank's compiled bar step runs inline for every pair (one definition, two paths).
+
+    ``since_*``: the step each kind's alarm started on, -1 while it is not active.
+    ``scale_allowance`` is ``1 + scale_drift``, ``clip2`` is ``clip**2``, ``forget`` is
+    ``1 / memory``. Returns the new (up, down, scale, steps, mean_square, since_up,
+    since_down, since_scale), then bit masks (bit 0 up, 1 down, 2 scale) of the kinds raised
+    and cleared by the step, and each kind's statistic as the change reports it (a raised
+    kind's before it is held at the threshold)."""
+    nothing = (up, down, scale, steps, mean_square, since_up, since_down, since_scale)
+    if not math.isfinite(z):
+        return (*nothing, 0, 0, up, down, scale)
+    steps += 1
+    n = steps
+    ms = mean_square
+    square = z * z
+    # one bad print in the burn-in must not set the scale: past 10 steps a square counts at
+    # most clip^2 times the mean so far
+    capped = square if n <= 10 or square < clip2 * ms else clip2 * ms
+    if n <= burn_in or ms <= 0.0:
+        ms = ms + (capped - ms) / n
+        return (
+            up, down, scale, steps, ms, since_up, since_down, since_scale, 0, 0, up, down, scale,
+        )  # fmt: skip
+    u = z / math.sqrt(ms)
+    clipped = clip if u > clip else (-clip if u < -clip else u)
+    up = _at_least_zero(up + clipped - drift)
+    down = _at_least_zero(down - clipped - drift)
+    scale = _at_least_zero(scale + clipped * clipped - scale_allowance)
+    v_up, v_down, v_scale = up, down, scale
+    raised = cleared = 0
+    was_active = since_up >= 0 or since_down >= 0 or since_scale >= 0
+    if was_active or up > threshold or down > threshold or scale > scale_threshold:
+        # raise the kinds above their threshold, clear the active ones back at 0, and hold an
+        # active statistic at its threshold (so that an alarm clears after about
+        # threshold / drift bars of innovations the model explains, however strong the break)
+        if since_up < 0 and up > threshold:
+            since_up, raised, up = steps, raised | 1, threshold
+        elif since_up >= 0:
+            if up == 0.0:
+                since_up, cleared = -1, cleared | 1
+            elif up > threshold:
+                up = threshold
+        if since_down < 0 and down > threshold:
+            since_down, raised, down = steps, raised | 2, threshold
+        elif since_down >= 0:
+            if down == 0.0:
+                since_down, cleared = -1, cleared | 2
+            elif down > threshold:
+                down = threshold
+        if since_scale < 0 and scale > scale_threshold:
+            since_scale, raised, scale = steps, raised | 4, scale_threshold
+        elif since_scale >= 0:
+            if scale == 0.0:
+                since_scale, cleared = -1, cleared | 4
+            elif scale > scale_threshold:
+                scale = scale_threshold
+    # a break must not teach the scale it is measured by: while an alarm is active the scale
+    # learns four times slower, so that a lasting new regime is absorbed (and its alarm
+    # clears) within a few memories instead of never
+    weight = 1.0 / n if n * forget < 1.0 else forget
+    if since_up >= 0 or since_down >= 0 or since_scale >= 0:
+        weight *= 0.25
+    ms = ms + (capped - ms) * weight
+    return (
+        up, down, scale, steps, ms, since_up, since_down, since_scale,
+        raised, cleared, v_up, v_down, v_scale,
+    )  # fmt: skip
+
+
+@jitable
+def _at_least_zero(value: float) -> float:
+    return value if value > 0.0 else 0.0
+
+
 class BreakDetector:
     """The three CUSUMs of one pair: ``update(z)`` once per observation the filter judged
     (warm steps only; a refused outlier's z counts too, clipped).
@@ -120,59 +216,33 @@ class BreakDetector:
     def update(self, z: float) -> tuple[AlarmChange, ...]:
         """Take one standardised innovation (NaN or an infinity is ignored: the step is not
         counted); the alarms raised or cleared by it, usually none."""
-        if not math.isfinite(z):
-            return ()
-        self.steps = n = self.steps + 1
-        ms = self.mean_square
-        square = z * z
-        # one bad print in the burn-in must not set the scale: past 10 steps a square counts
-        # at most clip^2 times the mean so far
-        capped = square if n <= 10 or square < self._c2 * ms else self._c2 * ms
-        if n <= self._burn_in or ms <= 0.0:
-            self.mean_square = ms + (capped - ms) / n
-            return ()
-        u = z / math.sqrt(ms)
-        c = self._c
-        clipped = c if u > c else (-c if u < -c else u)
+        active = self.active
         up, down, scale = self.statistics
-        up = max(0.0, up + clipped - self._k)
-        down = max(0.0, down - clipped - self._k)
-        scale = max(0.0, scale + clipped * clipped - self._ks)
+        (
+            up, down, scale, self.steps, self.mean_square, since_up, since_down, since_scale,
+            raised, cleared, v_up, v_down, v_scale,
+        ) = cusum_step(
+            z, up, down, scale, self.steps, self.mean_square,
+            active.get("up", -1), active.get("down", -1), active.get("scale", -1),
+            self._k, self._h, self._ks, self._hs, self._c, self._c2, self._forget, self._burn_in,
+        )  # fmt: skip
         self.statistics = (up, down, scale)
-        changes: tuple[AlarmChange, ...] = ()
-        if self.active or up > self._h or down > self._h or scale > self._hs:
-            changes = self._changes([up, down, scale], (self._h, self._h, self._hs))
-        # a break must not teach the scale it is measured by: while an alarm is active the
-        # scale learns four times slower, so that a lasting new regime is absorbed (and its
-        # alarm clears) within a few memories instead of never
-        weight = 1.0 / n if n * self._forget < 1.0 else self._forget
-        if self.active:
-            weight *= 0.25
-        self.mean_square = ms + (capped - ms) * weight
-        return changes
-
-    def _changes(
-        self, values: list[float], thresholds: tuple[float, float, float]
-    ) -> tuple[AlarmChange, ...]:
-        """Raise the kinds above their threshold, clear the active ones back at 0, and hold
-        an active statistic at its threshold (so that an alarm clears after about
-        ``threshold / drift`` bars of innovations the model explains, however strong the
-        break was)."""
+        if not (raised | cleared):
+            return ()
         changes: list[AlarmChange] = []
-        for i, kind in enumerate(ALARM_KINDS):
-            value, threshold = values[i], thresholds[i]
-            started = self.active.get(kind)
-            if started is None and value > threshold:
-                self.active[kind] = self.steps
-                changes.append(AlarmChange(kind, True, value, self.steps))
-                values[i] = threshold
-            elif started is not None:
-                if value == 0.0:
-                    del self.active[kind]
-                    changes.append(AlarmChange(kind, False, value, started))
-                elif value > threshold:
-                    values[i] = threshold
-        self.statistics = (values[0], values[1], values[2])
+        for bit, (kind, since, value) in enumerate(
+            zip(
+                ALARM_KINDS,
+                (since_up, since_down, since_scale),
+                (v_up, v_down, v_scale),
+                strict=True,
+            )
+        ):
+            if raised >> bit & 1:
+                active[kind] = since
+                changes.append(AlarmChange(kind, True, value, since))
+            elif cleared >> bit & 1:
+                changes.append(AlarmChange(kind, False, value, active.pop(kind)))
         return tuple(changes)
 
     def forget_alarms(self) -> None:

@@ -64,6 +64,27 @@ class FilterStep(NamedTuple):
         return tuple(math.sqrt(self.cov[i][i]) for i in range(len(self.betas)))
 
 
+class PairFilterState(NamedTuple):
+    """A pair :class:`HedgeFilter`'s complete state (k = 1), every number exact: what
+    :meth:`HedgeFilter.save_pair` returns and :meth:`HedgeFilter.load_pair` resumes from (the
+    bank holds the same in its arrays).
+
+    core: the pair filter's mean, covariance, tracked determinant, R and ``primed``.
+    previous: the transform's remembered (Y, X) prices (None: none). observations: absorbed
+    since the (re)start. warmup_rows: the OLS warm-up's (y, x) observations so far, None when
+    no OLS warm-up is pending. outlier_run: the (y, x) of the current run of refused
+    observations. outliers, restarts: the counters of :class:`HedgeFilter`.
+    """
+
+    core: PairState
+    previous: tuple[float | None, float | None]
+    observations: int
+    warmup_rows: tuple[tuple[float, float], ...] | None
+    outlier_run: tuple[tuple[float, float], ...]
+    outliers: int
+    restarts: int
+
+
 class HedgeFilter:
     """One hedge filter driven by raw prices: ``step(y, x)`` for a pair, ``step(y, [x1..xk])``
     for a basket; ``None`` for a leg with no price this step (predict only).
@@ -129,6 +150,11 @@ class HedgeFilter:
         return self._observations >= self._warm_after
 
     @property
+    def warm_after(self) -> int:
+        """Observations the warm-up needs (the filter is ``warm`` from then on)."""
+        return self._warm_after
+
+    @property
     def observations(self) -> int:
         """How many observations the filter has absorbed."""
         return self._observations
@@ -154,6 +180,39 @@ class HedgeFilter:
             "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
             "outlier_run": [[y, *xs] for y, xs in self._refused],
         }
+
+    def save_pair(self) -> PairFilterState:
+        """The exact state of a pair filter (k = 1), for :meth:`load_pair`."""
+        core = self._core
+        if not isinstance(core, PairFilter):
+            raise TypeError("save_pair is for pairs (n_legs = 1)")
+        y_prev, x_prev = self._transform.memory()
+        rows = self._ols_rows
+        return PairFilterState(
+            core.state,
+            (y_prev, x_prev),
+            self._observations,
+            None if rows is None else tuple((r[0], r[1]) for r in rows),
+            tuple((y, xs[0]) for y, xs in self._refused),
+            self.outliers,
+            self.restarts,
+        )
+
+    def load_pair(self, state: PairFilterState) -> None:
+        """Resume a pair filter from ``state`` (:meth:`save_pair` of a filter with the same
+        parameters): the following steps are those the saved filter would have taken."""
+        core = self._core
+        if not isinstance(core, PairFilter):
+            raise TypeError("load_pair is for pairs (n_legs = 1)")
+        core.restore(state.core)
+        self._transform.restore(state.previous)
+        self._observations = state.observations
+        rows = state.warmup_rows
+        self._ols_rows = None if rows is None else [(y, x) for y, x in rows]
+        self._refused = [(y, (x,)) for y, x in state.outlier_run]
+        self.outliers = state.outliers
+        self.restarts = state.restarts
+        self._carried = None
 
     def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
         """Swap in new noise, Q (n, n) and R, without touching the state: the mean, covariance,

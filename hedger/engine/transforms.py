@@ -75,6 +75,12 @@ class InputTransform:
         """The previous step's prices (Y first) that a differenced mode remembers."""
         return list(self._previous)
 
+    def restore(self, memory: Sequence[float | None]) -> None:
+        """Resume with ``memory`` (from :meth:`memory`) as the previous step's prices."""
+        if len(memory) != self._legs + 1:
+            raise ValueError(f"expected {self._legs + 1} remembered prices, got {len(memory)}")
+        self._previous = list(memory)
+
     def apply(
         self, y: float | None, xs: Sequence[float | None]
     ) -> tuple[float, tuple[float, ...]] | None:

@@ -267,6 +267,7 @@ class Controller:
     def _apply(self, request: ControlRequest) -> dict[str, Any]:
         pipeline = self.pipeline
         if request.action == "list_pairs":
+            pipeline.sync()  # the bank's seq and observations, on the actors
             return {"pairs": [_describe(actor) for actor in pipeline.actors], **self._held()}
         assert request.pair is not None
         if request.action == "remove_pair":

@@ -134,7 +134,12 @@ class Daemon(Lifecycle):
         self.clock = clock if clock is not None else LiveClock()
         self.rejects = Rejects(logger)
         self.failures = Failures(logger)
-        self.bus = Bus(root=config.root, failures=self.failures)
+        self.bus = Bus(
+            root=config.root,
+            failures=self.failures,
+            per_pair=config.per_pair,
+            bar_message=config.bar_message,
+        )
         self.bridges: list[Bridge] = []
         for bridge in self._bridges():
             self.add_bridge(bridge)
@@ -156,6 +161,7 @@ class Daemon(Lifecycle):
             max_skew_ns=bars.max_skew_ns,
             # recorded files run on the data's clock, as a replay: ts_init is the bar's close
             clock=self.clock.time_ns if _live(config) else None,
+            emit_bar=self.bus.publish_bar,
         )
         self.matrix: MatrixActor | None = None
         if config.matrix is not None:
@@ -307,7 +313,7 @@ class Daemon(Lifecycle):
             "uptime_seconds": (self.clock.monotonic_ns() - self._started_mono_ns) / 1e9,
             "ticks_in": stats.ticks_in,
             "bars": self.pipeline.bars_closed,
-            "updates": sum(actor.seq for actor in self.pipeline.actors),
+            "updates": self.pipeline.updates,
             "events_published": stats.events,
             "tick_queue": self.queue.qsize(),
             "duplicates": self.pipeline.duplicates,

@@ -15,6 +15,7 @@ import numpy as np
 from feeds.files.compiled import OK, STATUS_REASONS, fast_path_unit, read_tick_blocks
 from feeds.files.readers import file_layout, read_ticks
 from hedger.config.pipeline import PipelineConfig
+from hedger.core.bar_events import BarOutput
 from hedger.core.bars import without_future_rows
 from hedger.core.events import Event, encode
 from hedger.core.failures import Failures
@@ -121,6 +122,11 @@ def replay(
         if len(pending) >= _WRITE_BATCH:
             _flush(out, pending)
 
+    def emit_bar(output: BarOutput) -> None:
+        pending.extend(output.lines())
+        if len(pending) >= _WRITE_BATCH:
+            _flush(out, pending)
+
     pipeline = Pipeline(
         config.pairs,
         config.bars.length_ns,
@@ -131,6 +137,7 @@ def replay(
         failures=Failures(logger),
         max_skew_ns=config.bars.max_skew_ns,
         lookahead=True,  # recorded rows: a jump the stream does not follow is `future`
+        emit_bar=emit_bar,
     )
     unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
     if compiled and unit is None:

@@ -14,9 +14,14 @@ Protocol (JSON text frames, one object per frame; a ``ws://host:port/`` URL, any
   ``{"action":"subscribe","matrix":true}`` (with or without ``pairs``); ``unsubscribe`` with
   ``"matrix":true`` ends it. Matrix messages are large (N x N numbers a bar), so ``"*"`` does
   not include them.
+* The batch message of every bar (``type`` ``bar``: all pairs' ratio and spread fields of the
+  bar in one object, see the README's Events) is a subscription of its own too:
+  ``{"action":"subscribe","bar":true}`` (with or without ``pairs``), ended by ``unsubscribe``
+  with ``"bar":true``; one frame a bar however many pairs run.
 * Either action is answered with the client's whole subscription after it:
   ``{"type":"subscribed","pairs":["*","AAPL/SPY"]}`` (sorted; an empty list once everything
-  is unsubscribed), with ``"matrix":true`` added while the client takes the matrix. After a
+  is unsubscribed), with ``"matrix":true`` (``"bar":true``) added while the client takes the
+  matrix (the bar messages). After a
   subscribe reply the server sends, at once, the latest ``hedge_ratio`` event it has seen of
   each pair named (of every pair for ``"*"``), like an MQTT retained message, so a late client
   has the current ratio without waiting for a bar, then the latest ``alarm`` event of each of
@@ -109,6 +114,10 @@ _MATRIX_SUFFIX = matrix_topic("")
 _BATCH = 256
 
 
+_EVENT_KINDS = frozenset(("ratio", "spread", "alarm"))
+"""Kinds of per-pair event messages."""
+_KIND_OF_TYPE = {"hedge_ratio": "ratio", "spread": "spread", "alarm": "alarm"}
+
 # ---------------------------------------------------------------------------------------------
 # The core: subscriptions, per-client queues, retained ratios. No sockets here.
 
@@ -117,6 +126,7 @@ class Client:
     """One connected client: what it wants and the frames waiting for it."""
 
     __slots__ = (
+        "bar",
         "capacity",
         "dropped",
         "everything",
@@ -141,6 +151,8 @@ class Client:
         self.pairs: set[str] = set()
         self.everything = False
         self.matrix = False
+        self.bar = False
+        """Whether the client takes the batch message of every bar."""
         self.pending_matrix: bytes | None = None  # the matrix frame in the queue, if any
         self.dropped = 0
         self.sent = 0
@@ -261,23 +273,31 @@ class FanOut:
         """Route one bus message: events to the clients that want their pair, the matrix to
         its subscribers, status to everyone; anything else (metrics snapshots) is not
         forwarded."""
-        event = message.event
-        if event is not None:
+        kind = message.kind
+        if not kind and message.event is not None:  # a message built without its kind
+            kind = _KIND_OF_TYPE.get(message.event.type, "")
+        if message.retain and not message.payload:
+            self._forget(message)
+        elif kind in _EVENT_KINDS:
             frame = message.payload
-            pair = message.pair or event.pair
+            pair = message.pair
             self.events += 1
-            if event.type == "hedge_ratio":
+            if kind == "ratio":
                 self.latest_ratio[pair] = frame
-            elif isinstance(event, AlarmEvent):
-                if event.active:
+            elif kind == "alarm":
+                event = message.event
+                if isinstance(event, AlarmEvent) and event.active:
                     self.latest_alarm[pair] = frame
                 else:
                     self.latest_alarm.pop(pair, None)
             for client in self.clients.values():
                 if client.wants(pair):
                     self._push(client, frame)
-        elif message.retain and not message.payload:
-            self._forget(message)
+        elif kind == "bar":
+            frame = message.payload
+            for client in self.clients.values():
+                if client.bar:
+                    self._push(client, frame)
         elif message.topic.endswith(_MATRIX_SUFFIX):
             frame = message.payload
             self.latest_matrix = frame
@@ -306,7 +326,7 @@ class FanOut:
         a subscribe). False, with an error reply queued and the reject counted, if it was
         malformed."""
         try:
-            action, pairs, matrix = _parse_request(data)
+            action, pairs, matrix, bar = _parse_request(data)
         except _BadRequestError as exc:
             self.rejects.add(exc.reason, source=f"ws client {client.id}", peer=client.peer)
             self._push(client, _dumps({"type": "error", "error": exc.message}))
@@ -326,6 +346,7 @@ class FanOut:
             client.everything = client.everything or wildcard
             client.pairs.update(named)
             client.matrix = client.matrix or matrix
+            client.bar = client.bar or bar
             self._push(client, _subscribed(client))
             retained = sorted(self.latest_ratio) if wildcard else list(dict.fromkeys(named))
             alarmed = sorted(self.latest_alarm) if wildcard else retained
@@ -341,6 +362,7 @@ class FanOut:
                 client.everything = False
             client.pairs.difference_update(named)
             client.matrix = client.matrix and not matrix
+            client.bar = client.bar and not bar
             self._push(client, _subscribed(client))
         return True
 
@@ -437,11 +459,13 @@ def _subscribed(client: Client) -> bytes:
     reply: dict[str, Any] = {"type": "subscribed", "pairs": client.subscription()}
     if client.matrix:
         reply["matrix"] = True
+    if client.bar:
+        reply["bar"] = True
     return _dumps(reply)
 
 
-def _parse_request(data: str | bytes) -> tuple[str, list[str], bool]:
-    """``(action, normalised pairs, matrix)`` from a client message, or
+def _parse_request(data: str | bytes) -> tuple[str, list[str], bool, bool]:
+    """``(action, normalised pairs, matrix, bar)`` from a client message, or
     :class:`_BadRequestError`."""
     try:
         obj = orjson.loads(data)
@@ -451,7 +475,7 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str], bool]:
         raise _BadRequestError("not_an_object", "expected a JSON object")
     action = obj.get("action")
     if action in CONTROL_ACTIONS:
-        return action, [], False  # checked by the control channel (hedger.runtime.control)
+        return action, [], False, False  # checked by the control channel (runtime.control)
     if action not in ("subscribe", "unsubscribe"):
         shown = action if isinstance(action, str) else None
         raise _BadRequestError(
@@ -462,9 +486,12 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str], bool]:
     matrix = obj.get("matrix", False)
     if not isinstance(matrix, bool):
         raise _BadRequestError("bad_matrix", "matrix must be true or false")
+    bar = obj.get("bar", False)
+    if not isinstance(bar, bool):
+        raise _BadRequestError("bad_bar", "bar must be true or false")
     raw = obj.get("pairs")
-    if raw is None and matrix:
-        return action, [], True
+    if raw is None and (matrix or bar):
+        return action, [], matrix, bar
     if not isinstance(raw, list) or not raw or not all(isinstance(p, str) for p in raw):
         raise _BadRequestError("bad_pairs", "pairs must be a non-empty list of pair ids")
     pairs: list[str] = []
@@ -476,7 +503,7 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str], bool]:
             pairs.append(str(PairId.parse(text)))
         except ConfigError as exc:
             raise _BadRequestError("bad_pair", f"bad pair {_short(text)}: {exc.problem}") from None
-    return action, pairs, matrix
+    return action, pairs, matrix, bar
 
 
 def _short(text: str | None, limit: int = 60) -> str:
