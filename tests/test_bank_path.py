@@ -17,7 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hedger.core.actors import PairSpec
-from hedger.core.bar_events import BarOutput
+from hedger.core.bar_events import BarOutput, ratios_of_bar
+from hedger.core.bus import Bus, Message
 from hedger.core.events import Event, encode
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
@@ -88,6 +89,18 @@ def assert_same_events(reference: list[Event], banked: list[Event]) -> None:
         assert_close(a.to_dict(), b.to_dict(), f"event {i} ({a.type} {a.pair} seq {a.seq})")
 
 
+POSITION_KEYS = ("position", "hedge_qty", "hedge_notional")
+
+
+def as_a_bar_gives_it(ratio: dict[str, Any]) -> dict[str, Any]:
+    """A decoded ratio event as :func:`ratios_of_bar` gives it back: the position's fields
+    left out where all three are null (a notional position before Y's first price), as for a
+    pair without a position (the batch message has null for both)."""
+    if all(ratio.get(key) is None for key in POSITION_KEYS):
+        return {key: value for key, value in ratio.items() if key not in POSITION_KEYS}
+    return ratio
+
+
 MODES = list(InputMode)
 
 
@@ -110,22 +123,17 @@ def pair_specs(draw: st.DrawFn) -> list[PairSpec]:
         mode = draw(st.sampled_from(MODES))
         intercept = draw(st.sampled_from([None, True, False]))
         n_states = 1 + (mode.default_intercept if intercept is None else intercept)
-        init = draw(
-            st.sampled_from(
-                [
-                    DiffuseInit(),
-                    DiffuseInit(variance=10.0, warmup_steps=3),
-                    OlsWarmupInit(n_obs=n_states + 2),
-                    OlsWarmupInit(n_obs=12),
-                    GivenInit(
-                        tuple([1.0] * n_states), tuple(
-                            tuple(1.0 if i == j else 0.0 for j in range(n_states))
-                            for i in range(n_states)
-                        ), warmup_steps=2,
-                    ),
-                ]
-            )
-        )  # fmt: skip
+        identity = tuple(
+            tuple(1.0 if i == j else 0.0 for j in range(n_states)) for i in range(n_states)
+        )
+        inits: list[DiffuseInit | OlsWarmupInit | GivenInit] = [
+            DiffuseInit(),
+            DiffuseInit(variance=10.0, warmup_steps=3),
+            OlsWarmupInit(n_obs=n_states + 2),
+            OlsWarmupInit(n_obs=12),
+            GivenInit(tuple([1.0] * n_states), identity, warmup_steps=2),
+        ]
+        init = draw(st.sampled_from(inits))
         params = FilterParams(
             mode=mode,
             intercept=intercept,
@@ -234,6 +242,15 @@ def test_the_batch_message_carries_every_pairs_fields_of_the_bar() -> None:
                 assert_close(message[key][i], spread[key], f"{pair}.{key}")
             for key in ("position", "hedge_qty", "hedge_notional"):
                 assert_close(message[key][i], ratio.get(key), f"{pair}.{key}")
+        # a subscriber gets the per-pair ratio events back out of the message
+        expanded = {e["pair"]: e for e in ratios_of_bar(message)}
+        assert_close(expanded, {p: as_a_bar_gives_it(ratios[p]) for p in expanded}, "expanded")
+
+
+def test_a_malformed_bar_message_is_a_value_error() -> None:
+    for bad in ({"type": "bar"}, {"type": "spread"}, {"type": "bar", "pairs": ["A/B"]}):
+        with pytest.raises(ValueError):
+            ratios_of_bar(bad)
 
 
 def test_the_compiled_bars_hand_the_bank_arrays_and_give_the_same_events() -> None:
@@ -284,8 +301,6 @@ def test_control_changes_move_pairs_in_and_out_of_the_bank_without_a_difference(
 
 @pytest.mark.parametrize("per_pair", [True, False])
 def test_the_bus_publishes_a_bar_per_pair_and_as_one_message(per_pair: bool) -> None:
-    from hedger.core.bus import Bus, Message
-
     seen: list[Message] = []
     bus = Bus(per_pair=per_pair)
     bus.subscribe(seen.append)

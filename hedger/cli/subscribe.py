@@ -19,7 +19,8 @@ import orjson
 from feeds.broker import ClientOptions, broker_address, parse_broker_url, tls_context
 from feeds.mqtt import mqtt_messages
 from hedger.cli.options import at_least
-from hedger.core.topics import PairId, pair_topic, parse_pair_topic, status_topic
+from hedger.core.bar_events import ratios_of_bar
+from hedger.core.topics import PairId, bar_topic, pair_topic, parse_pair_topic, status_topic
 from hedger.errors import ConfigError, TransportError
 
 
@@ -78,6 +79,35 @@ class RatioBoard:
         except orjson.JSONDecodeError:
             self.malformed += 1
             return None, 0
+        return self.accept_event(event, now)
+
+    def accept_bar(
+        self, payload: bytes, now: float, wanted: set[str] | None = None
+    ) -> list[tuple[dict[str, Any], int]]:
+        """Take one batch message (``<root>/v1/bar``): for each pair in it (of ``wanted``, or
+        all) whose ratio is new, (the ratio event, seq numbers missed). A ratio already seen
+        on its per-pair topic is not new (and not counted as a repeat)."""
+        try:
+            ratios = ratios_of_bar(orjson.loads(payload))
+        except (orjson.JSONDecodeError, ValueError, AttributeError):
+            self.malformed += 1
+            return []
+        taken = []
+        for event in ratios:
+            pair = event["pair"]
+            if wanted is not None and pair not in wanted:
+                continue
+            view = self.pairs.get(pair)
+            if view is not None and view.event.get("seq") == event["seq"]:
+                continue  # the same bar, come by its per-pair topic first
+            accepted, missed = self.accept_event(event, now)
+            if accepted is not None:
+                taken.append((accepted, missed))
+        return taken
+
+    def accept_event(self, event: Any, now: float) -> tuple[dict[str, Any] | None, int]:
+        """Take one decoded ratio event; returns (the event if it is new, seq numbers
+        missed)."""
         if not isinstance(event, dict) or event.get("type") != "hedge_ratio":
             self.malformed += 1
             return None, 0
@@ -221,8 +251,11 @@ async def run_subscribe(
     refresh: float = 1.0,
     **client: Unpack[ClientOptions],
 ) -> int:
-    """Subscribe to the ratio and alarm topics (all pairs, or ``pairs``) and the status
-    topic. The broker URL is shown (on stderr and in the table) with its password redacted.
+    """Subscribe to the ratio and alarm topics (all pairs, or ``pairs``), the batch message
+    of each bar and the status topic. The broker URL is shown (on stderr and in the table)
+    with its password redacted. A daemon that publishes the batch message (``[bus] bar``,
+    the default) may leave the per-pair topics off (``per_pair = false``): the ratios come
+    out of the batch messages then, after the retained ones of a late start.
 
     ``live`` (default: ``out`` is a terminal and not ``as_json``): a table redrawn at once
     when the daemon's status changes, at most every 0.25 s as ratios arrive, and every
@@ -239,7 +272,9 @@ async def run_subscribe(
     ]
     alarm_prefix = f"{root}/v1/alarm/"
     status = status_topic(root)
-    topics.append(status)
+    bar = bar_topic(root)
+    topics += [status, bar]
+    wanted = {str(p) for p in chosen} or None
     board = RatioBoard()
     live = (not as_json and out.isatty()) if live is None else live
     last_draw = 0.0
@@ -287,23 +322,28 @@ async def run_subscribe(
                     out.write(alarm_line(alarm) + "\n")
                 out.flush()
                 continue
-            event, missed = board.accept(payload, now)
-            if missed:
-                err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
-            if event is None:
-                continue
-            count += 1
-            if as_json:
-                out.write(orjson.dumps(event).decode() + "\n")
-                out.flush()
-            elif live:
-                if now - last_draw >= 0.25:
-                    draw(now)
+            news: list[tuple[dict[str, Any] | None, int]]
+            if topic == bar:
+                news = list(board.accept_bar(payload, now, wanted))
             else:
-                out.write(board.render_line(event["pair"], now) + "\n")
-                out.flush()
-            if max_messages is not None and count >= max_messages:
-                break
+                news = [board.accept(payload, now)]
+            for event, missed in news:
+                if missed:
+                    err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
+                if event is None:
+                    continue
+                count += 1
+                if as_json:
+                    out.write(orjson.dumps(event).decode() + "\n")
+                    out.flush()
+                elif live:
+                    if now - last_draw >= 0.25:
+                        draw(now)
+                else:
+                    out.write(board.render_line(event["pair"], now) + "\n")
+                    out.flush()
+                if max_messages is not None and count >= max_messages:
+                    return 0
     finally:
         if ticker is not None:
             ticker.cancel()
@@ -331,9 +371,9 @@ class _ConnectionNotes:
 
 HELP = "show the latest hedge ratios of a running daemon (MQTT), live"
 DESCRIPTION = (
-    "Subscribe to a daemon's retained hedge-ratio and alarm topics and show them as a live "
-    "table (or JSON lines with --json). Gaps in a pair's seq are reported; alarms are shown "
-    "as they are raised and cleared. Ctrl-C exits."
+    "Subscribe to a daemon's retained hedge-ratio and alarm topics and its batch message of "
+    "each bar, and show them as a live table (or JSON lines with --json). Gaps in a pair's "
+    "seq are reported; alarms are shown as they are raised and cleared. Ctrl-C exits."
 )
 
 

@@ -26,7 +26,7 @@ import orjson
 from hedger.core.actors import PairActor
 from hedger.core.bar_bank import BankBar
 from hedger.core.events import AlarmEvent, Event, HedgeRatioEvent, SpreadEvent, encode
-from hedger.core.topics import SCHEMA_VERSION
+from hedger.core.topics import SCHEMA_VERSION, PairId
 from hedger.engine.kernels.bar import (
     ALPHA,
     BETA,
@@ -48,6 +48,7 @@ from hedger.engine.kernels.bar import (
     WARM,
     ZSCORE,
 )
+from hedger.errors import ConfigError
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 
@@ -484,6 +485,44 @@ def _rest(prices: Any) -> list[float | None] | None:
 def _none(value: float) -> float | None:
     return None if math.isnan(value) else value
 
+
+def ratios_of_bar(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``hedge_ratio`` events a decoded batch message carries, one per pair, as the
+    per-pair topics would (JSON objects; ``position``, ``hedge_qty`` and ``hedge_notional``
+    only where the bar gives one of them). Raises ``ValueError`` on a message that is not a
+    well-formed batch message."""
+    if message.get("type") != "bar":
+        raise ValueError("not a bar message")
+    try:
+        pairs = message["pairs"]
+        n = len(pairs)
+        columns = {key: message[key] for key in _BAR_KEYS}
+        extra = {key: message.get(key) or [None] * n for key in _POSITION_KEYS}
+        if any(len(v) != n for v in (*columns.values(), *extra.values())):
+            raise ValueError("the bar's arrays differ in length")
+        ratios = []
+        for i, pair in enumerate(pairs):
+            legs = PairId.parse(pair).legs
+            price_x = columns["price_x"][i]
+            prices = [columns["price_y"][i], *(price_x if isinstance(price_x, list) else [price_x])]
+            ratio = {
+                "type": "hedge_ratio", "version": message["version"], "pair": pair,
+                "seq": columns["pair_seq"][i], "ts": message["ts"], "ts_init": message["ts_init"],
+                "mode": columns["mode"][i], "beta": columns["beta"][i],
+                "alpha": columns["alpha"][i], "cov": columns["cov"][i],
+                "beta_std": columns["beta_std"][i], "hedge": columns["hedge"][i],
+                "prices": dict(zip(legs, prices, strict=True)), "warm": columns["warm"][i],
+                "stale": columns["stale"][i], "outlier": columns["outlier"][i],
+            }  # fmt: skip
+            if any(extra[key][i] is not None for key in _POSITION_KEYS):
+                ratio.update({key: extra[key][i] for key in _POSITION_KEYS})
+            ratios.append(ratio)
+    except (KeyError, TypeError, ConfigError) as exc:
+        raise ValueError(f"malformed bar message: {exc}") from None
+    return ratios
+
+
+_POSITION_KEYS = ("position", "hedge_qty", "hedge_notional")
 
 Entry = tuple[str, str, int, bytes, Event | None]
 """(kind, pair, seq, payload, event) of one event of a bar (see :meth:`BarOutput.entries`)."""
