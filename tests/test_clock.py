@@ -258,7 +258,7 @@ async def test_shutdown_closes_the_open_bar_and_drains_within_the_timeout_on_the
     assert run.clock.pending() == [deadline]
     # the open bar was closed at stop and its events handed to the bridge
     assert [ts for ts, _ in run.bars] == [T0 + S]
-    events = [m.pair for m in stuck.outbox.peek_batch(10) if m.event is not None]
+    events = [m.pair for m in stuck.outbox.peek_batch(10) if m.kind in ("ratio", "spread")]
     assert events == ["YYY/XXX", "YYY/XXX", "ZZZ/XXX", "ZZZ/XXX"]
     await run.clock.advance_to(deadline - 1)
     assert not run.task.done()

@@ -1,6 +1,11 @@
 """One failing component never stops the others: a pair whose step raises, a bar listener, a
 local bus subscriber. Each failure is counted by pair and logged; the other pairs' events are
-exactly those of a run without the failure."""
+exactly those of a run without the failure.
+
+A pair whose step raises is injected as a :class:`HedgeFilter` that raises, so those tests run
+the actors' path (``bank=False``): the bank's compiled step has no Python step of its own that
+could raise, and the steps it leaves to Python (the end of an OLS warm-up, a restart) go
+through the actor, contained the same way (the last test)."""
 
 from __future__ import annotations
 
@@ -34,11 +39,13 @@ def ticks(bars: int) -> list[Tick]:
     return out
 
 
-def pipeline(events: list[Event], failures: Failures | None = None) -> Pipeline:
+def pipeline(
+    events: list[Event], failures: Failures | None = None, *, bank: bool = False
+) -> Pipeline:
     cfg = pipeline_config({}, extra_pairs=PAIRS)
     return Pipeline(
         cfg.pairs, cfg.bars.length_ns, cfg.bars.max_age_ns, events.append, Rejects(),
-        failures=failures,
+        failures=failures, bank=bank,
     )  # fmt: skip
 
 
@@ -178,7 +185,7 @@ async def test_the_daemon_counts_contained_failures_by_pair_in_its_metrics() -> 
     run = Running(daemon_text(*PAIRS))
 
     def picky(message: Message) -> None:
-        if message.pair == "BBB/XXX" and message.event is not None:  # its bar events
+        if message.pair == "BBB/XXX" and message.kind in ("ratio", "spread"):  # its bar events
             raise ValueError("cannot handle BBB")
 
     run.node.bus.subscribe(picky)
@@ -214,7 +221,43 @@ def test_a_replay_reports_the_failures_it_contained(
     monkeypatch.setattr(HedgeFilter, "step", failing_step)
     cfg = pipeline_config({}, extra_pairs=PAIRS)
     for compiled in (False, True):
-        summary = replay([path], cfg, io.BytesIO(), ts_unit="ns", compiled=compiled)
+        out = io.BytesIO()
+        summary = replay([path], cfg, out, ts_unit="ns", compiled=compiled, bank=False)
         assert summary.actor_errors == {"AAA/XXX": 1}
         assert "AAA/XXX: 1 failed step(s), contained" in format_summary(summary)
         assert summary.events == 2 * (12 + 12 - 1)  # every bar of both pairs but the failed one
+
+
+def test_a_banked_pair_whose_slow_step_raises_is_contained(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bank leaves the end of the OLS warm-up (the 20th observation) to the actor: a filter
+    that raises there costs that pair that bar only, counted; the other pair and the pair's
+    later bars are as in a clean run."""
+    from hedger.engine.filter import HedgeFilter  # noqa: PLC0415
+
+    clean: list[Event] = []
+    reference = pipeline(clean, bank=True)
+    for tick in ticks(30):
+        reference.on_tick(tick)
+    reference.flush()
+    step = HedgeFilter.step
+    calls: list[float | None] = []
+
+    def failing_step(self: HedgeFilter, y: float | None, x: Any) -> Any:
+        calls.append(y)
+        if len(calls) == 1:  # the first slow step: AAA/XXX's 20th bar (before BBB's)
+            raise ZeroDivisionError("crafted")
+        return step(self, y, x)
+
+    monkeypatch.setattr(HedgeFilter, "step", failing_step)
+    events: list[Event] = []
+    pipe = pipeline(events, bank=True)
+    for tick in ticks(30):
+        pipe.on_tick(tick)
+    pipe.flush()
+    assert pipe._bank is not None and len(pipe._bank.actors) == 2
+    # the slow steps only (AAA twice: the failed one, then the next bar): the bank took the rest
+    assert len(calls) == 3
+    assert pipe.stats.actor_errors == {"AAA/XXX": 1}
+    assert [e for e in events if e.pair == "BBB/XXX"] == [e for e in clean if e.pair == "BBB/XXX"]
+    mine = [e.seq for e in events if e.pair == "AAA/XXX"]
+    assert mine[::2] == list(range(1, 30))  # one bar fewer, seq contiguous

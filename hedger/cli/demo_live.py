@@ -9,14 +9,15 @@ import asyncio
 import signal
 import sys
 import time
-from typing import TextIO
+from typing import Any, TextIO
+
+import orjson
 
 from hedger.config.daemon import DaemonConfig, WebSocketSettings
 from hedger.config.feeds import SyntheticFeedSettings
 from hedger.config.pipeline import BarSettings, PipelineConfig
 from hedger.core.actors import PairSpec
 from hedger.core.bus import Message
-from hedger.core.events import HedgeRatioEvent
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams, OlsWarmupInit
 from hedger.logs import get_logger
@@ -48,11 +49,11 @@ async def run_live_demo(seconds: float, seed: int, out: TextIO = sys.stdout) -> 
     """Run the demo daemon for ``seconds``, printing a line per second."""
     node = Daemon(live_config(seed), get_logger("demo"))
     market = node.feeds[0].market  # type: ignore[attr-defined]
-    latest: list[HedgeRatioEvent] = []
+    latest: list[dict[str, Any]] = []
 
     def on_message(message: Message) -> None:
-        if isinstance(message.event, HedgeRatioEvent):
-            latest[:] = [message.event]
+        if message.kind == "ratio" and message.payload:
+            latest[:] = [orjson.loads(message.payload)]
 
     node.bus.subscribe(on_message)
     stop = asyncio.Event()
@@ -75,11 +76,12 @@ async def run_live_demo(seconds: float, seed: int, out: TextIO = sys.stdout) -> 
         await asyncio.wait([asyncio.ensure_future(stop.wait())], timeout=1.0)
         if latest:
             e = latest[0]
-            true = market.true_betas(e.ts)[0] if market.generated else float("nan")
+            true = market.true_betas(e["ts"])[0] if market.generated else float("nan")
+            beta, std = e["beta"], e["beta_std"]
             out.write(
-                f"{time.monotonic() - started:>5.0f}s{e.seq:>7}{e.beta[0]:>10.4f}"
-                f"{2 * e.beta_std[0]:>9.4f}{true:>11.4f}{e.beta[0] - true:>+9.4f}"
-                f"{'  warming up' if not e.warm else ''}\n"
+                f"{time.monotonic() - started:>5.0f}s{e['seq']:>7}{beta:>10.4f}"
+                f"{2 * std:>9.4f}{true:>11.4f}{beta - true:>+9.4f}"
+                f"{'  warming up' if not e['warm'] else ''}\n"
             )
             out.flush()
     stop.set()

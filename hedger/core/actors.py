@@ -79,24 +79,92 @@ class PairActor:
         self._logarithmic = self._mode.logarithmic
         self._clock = clock
         self._lots = spec.lots if spec.lots is not None else (1,) * len(spec.pair.xs)
-        self.marks: list[float | None] = [None] * len(spec.pair.legs)
-        """Each leg's mark (Y first), None before its first price."""
-        self.hedge: tuple[float, ...] | None = None
-        """The hedge in shares of the last bar (k,), None while a mark is missing."""
+        self._marks: list[float | None] = [None] * len(spec.pair.legs)
+        self._hedge_held: tuple[float, ...] | None = None
         self._max_age = max_age_ns
         self._publish = publish
         self._rejects = rejects
         self._failures = failures if failures is not None else Failures()
-        self.seq = 0
-        self.last_ts = 0
-        self.stale_bars = 0
+        self._seq = 0
+        self._last_ts = 0
+        self._stale_bars = 0
+        self._slot: tuple[Any, int] | None = None
+        """(bank, index) while a :class:`~hedger.core.bar_bank.BarBank` holds the pair's
+        state: reading the actor's state first brings it over from the bank."""
         self.detector = None if spec.alarm is None else BreakDetector(spec.alarm)
         self._raised: dict[str, tuple[int, int]] = {}
         """(ts, seq) of the bar each active alarm kind was raised on."""
         self._bar_listener: BarListener | None = None
         self.on_watch: Callable[[], None] | None = None
-        """Called when :attr:`bar_listener` is set (the pipeline moves the pair off its
-        bank, which steps pairs without calling anyone back)."""
+        """Called when :attr:`bar_listener` is set or the noise is swapped (the pipeline
+        moves the pair off its bank, which steps pairs without calling anyone back and holds
+        their noise)."""
+
+    # While a bank runs the pair, it holds the state; these read it through.
+
+    def attach(self, bank: Any, index: int) -> None:
+        """A bank now holds the pair's state, at ``index`` (``bank.store_pair(index)`` writes
+        it back)."""
+        self._slot = (bank, index)
+
+    def detach(self) -> None:
+        """The actor holds its own state again (the bank wrote it back)."""
+        self._slot = None
+
+    def _pull(self) -> None:
+        slot = self._slot
+        if slot is not None:
+            slot[0].store_pair(slot[1])
+
+    @property
+    def seq(self) -> int:
+        """The seq of the pair's last bar (0 before the first)."""
+        self._pull()
+        return self._seq
+
+    @seq.setter
+    def seq(self, value: int) -> None:
+        self._seq = value
+
+    @property
+    def last_ts(self) -> int:
+        """The close (ns) of the pair's last bar."""
+        self._pull()
+        return self._last_ts
+
+    @last_ts.setter
+    def last_ts(self, value: int) -> None:
+        self._last_ts = value
+
+    @property
+    def stale_bars(self) -> int:
+        """Bars a leg had no fresh price in."""
+        self._pull()
+        return self._stale_bars
+
+    @stale_bars.setter
+    def stale_bars(self, value: int) -> None:
+        self._stale_bars = value
+
+    @property
+    def marks(self) -> list[float | None]:
+        """Each leg's mark (Y first), None before its first price."""
+        self._pull()
+        return self._marks
+
+    @marks.setter
+    def marks(self, value: list[float | None]) -> None:
+        self._marks = value
+
+    @property
+    def hedge(self) -> tuple[float, ...] | None:
+        """The hedge in shares of the last bar (k,), None while a mark is missing."""
+        self._pull()
+        return self._hedge_held
+
+    @hedge.setter
+    def hedge(self, value: tuple[float, ...] | None) -> None:
+        self._hedge_held = value
 
     @property
     def bar_listener(self) -> BarListener | None:
@@ -278,7 +346,8 @@ class PairActor:
 
     @property
     def hedge_filter(self) -> HedgeFilter:
-        """The pair's filter (the bank loads its state from it and writes it back)."""
+        """The pair's filter (the bank loads its state from it and writes it back; while a
+        bank holds the pair, as the bank last wrote it)."""
         return self._filter
 
     @property
@@ -299,6 +368,7 @@ class PairActor:
     @property
     def observations(self) -> int:
         """Observations the filter has absorbed (it never resets, so this only grows)."""
+        self._pull()
         return self._filter.observations
 
     def set_noise(self, trans_cov: MatrixLike, obs_cov: float) -> None:
@@ -306,6 +376,9 @@ class PairActor:
         (:meth:`HedgeFilter.set_noise`). The new noise changes what a z of 1 means, so the
         break detector starts again (a new burn-in), its active alarms ended with published
         ``cleared`` events."""
+        if self._slot is not None and self.on_watch is not None:
+            self.on_watch()  # off the bank first: it holds the noise as it was
+        self._pull()
         self._filter.set_noise(trans_cov, obs_cov)
         if self.detector is not None:
             for event in self.clear_alarms():
@@ -320,6 +393,7 @@ class PairActor:
 
     def snapshot(self) -> dict[str, Any]:
         """The actor's whole state as one plain value (what a checkpoint will save)."""
+        self._pull()
         return {
             "pair": self.pair_id,
             "seq": self.seq,

@@ -149,8 +149,10 @@ class BarBank:
         self._out = np.zeros((OUT_ROWS, p))
         self._iout = np.zeros((IOUT_ROWS, p), dtype=np.int64)
         for j, actor in enumerate(self.actors):
+            actor.detach()
             self._configure(j, actor)
             self._load(j)
+            actor.attach(self, j)
 
     def _configure(self, j: int, actor: PairActor) -> None:
         """The pair's fixed settings: legs, mode, gate, warm-up, noise, position, alarm."""
@@ -214,9 +216,19 @@ class BarBank:
             self._alarm_i[:, j] = (detector.steps, *since)
 
     def store(self) -> None:
-        """Write every pair's state back to its actor (who reads the actors sees the bank)."""
+        """Write every pair's state back to its actor."""
         for j in range(len(self.actors)):
             self._store(j)
+
+    def store_pair(self, j: int) -> None:
+        """Write pair ``j``'s state back to its actor (an actor reading its own state)."""
+        self._store(j)
+
+    def release(self) -> None:
+        """Give every actor its state back and let go of them (the bank is done)."""
+        for j, actor in enumerate(self.actors):
+            self._store(j)
+            actor.detach()
 
     def _store(self, j: int) -> None:
         actor = self.actors[j]
@@ -354,8 +366,12 @@ class BarBank:
         """Pair ``j``'s step the Python way (the state goes to its actor and back)."""
         self._store(j)
         actor = self.actors[j]
-        taken = actor.take_bar(ts, prices, ticked)
-        self._load(j)
+        actor.detach()
+        try:
+            taken = actor.take_bar(ts, prices, ticked)
+        finally:
+            self._load(j)
+            actor.attach(self, j)
         if taken is None:
             self._iout[FLAGS, j] = 0
             return

@@ -165,7 +165,10 @@ class BarOutput:
         if bank is None or layout is None:
             return []
         out, ts, ts_init = bank.out, self.ts, self.ts_init
-        columns = [row.tolist() for row in out]
+        # NaN as math.nan itself, as the Python path writes it (tuples of events then compare
+        # equal, NaN fields included: tuple comparison tries identity first)
+        nan = math.nan
+        columns = [[nan if v != v else v for v in row.tolist()] for row in out]
         flags, qty, seqs = bank.flags.tolist(), bank.qty.tolist(), bank.seq.tolist()
         alarms: dict[int, list[AlarmEvent]] = {}
         for j, event in bank.alarms:

@@ -215,7 +215,8 @@ class Pipeline:
         """The bank of the running pairs, rebuilt after they or their listeners changed."""
         if self._bank_current:
             return self._bank
-        self.sync()
+        if self._bank is not None:
+            self._bank.release()
         chosen = [
             (i, actor) for i, actor in enumerate(self.actors) if self._use_bank and bankable(actor)
         ]
@@ -231,7 +232,8 @@ class Pipeline:
 
     def _release_bank(self) -> None:
         """Before the running pairs change: the actors take their state back."""
-        self.sync()
+        if self._bank is not None:
+            self._bank.release()
         self._bank = self._layout = None
         self._unbanked = list(enumerate(self.actors))
         self._bank_current = False

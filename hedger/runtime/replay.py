@@ -102,6 +102,7 @@ def replay(
     compiled: bool | None = None,
     date_format: str | None = None,
     drop_repeats: bool = False,
+    bank: bool = True,
 ) -> ReplaySummary:
     """Run the pipeline over ``paths`` and write every event to ``out`` as a JSON line.
 
@@ -112,7 +113,8 @@ def replay(
     trades, goes through the compiled reader and bar rules (:mod:`feeds.files.compiled`,
     :mod:`hedger.core.bar_kernel`); anything else through the streaming path. Both give the same
     events and counts; ``True``/``False`` forces the choice (``True`` raises if the input does
-    not allow it).
+    not allow it). ``bank``: False runs every pair on its own actor, events one by one (the
+    reference path, for tests and benchmarks); the output is the same.
     """
     rejects = Rejects(logger)
     pending: list[bytes] = []
@@ -138,6 +140,7 @@ def replay(
         max_skew_ns=config.bars.max_skew_ns,
         lookahead=True,  # recorded rows: a jump the stream does not follow is `future`
         emit_bar=emit_bar,
+        bank=bank,
     )
     unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
     if compiled and unit is None:
