@@ -28,7 +28,6 @@ import math
 import statistics
 import sys
 import time
-from collections.abc import Callable
 
 import numpy as np
 
@@ -95,14 +94,12 @@ def specs(market: Market) -> list[PairSpec]:
     return [PairSpec(pair, params, alarm=AlarmParams()) for pair in market.pairs]
 
 
-def time_bars(
-    n_pairs: int, bars: int, *, bank: bool, per_pair: bool
-) -> tuple[list[float], int]:
+def time_bars(n_pairs: int, bars: int, *, bank: bool, per_pair: bool) -> tuple[list[float], int]:
     """Seconds of each timed bar, and the messages handed to the bridge."""
     market = Market(n_pairs)
     bus = Bus(per_pair=per_pair)
     bridge = OutboxOnly()
-    bus.attach(bridge)  # type: ignore[arg-type]  # the protocol, minus the I/O
+    bus.attach(bridge)
     pipeline = Pipeline(
         specs(market), SECOND, 10 * SECOND, bus.publish, Rejects(),
         emit_bar=bus.publish_bar, bank=bank,
@@ -148,7 +145,9 @@ def peer_seconds_per_update(kind: str, n: int = 500, steps: int = 20) -> float:
         return (time.perf_counter() - started) / (n * steps)
     from pykalman import KalmanFilter as Pykalman  # noqa: PLC0415
 
-    kf = Pykalman(transition_matrices=np.eye(2), transition_covariance=q, observation_covariance=1.0)
+    kf = Pykalman(
+        transition_matrices=np.eye(2), transition_covariance=q, observation_covariance=1.0
+    )
     means = [np.zeros(2)] * n
     covs = [np.eye(2)] * n
     h = [[np.array([[x[t, i], 1.0]]) for i in range(n)] for t in range(steps)]
@@ -194,8 +193,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{med / n * 1e6:.3f} | {med / base:.1f} |"
         )
     for peer in ("filterpy", "pykalman"):
-        each: Callable[[], float] = lambda peer=peer: peer_seconds_per_update(peer)  # noqa: E731
-        per = each()
+        per = peer_seconds_per_update(peer)
         print(
             f"| peer: {peer} predict + update, filter only (500 pairs, scaled) | - | "
             f"{per * n * 1e3:.1f} | - | {per * 1e6:.2f} | {per * n / base:.0f} |"

@@ -95,7 +95,7 @@ async def test_a_websocket_client_subscribes_to_the_bar_message() -> None:
             await pairs_only.send('{"action":"subscribe","pairs":["A/B"]}')
             assert orjson.loads(await pairs_only.recv())["type"] == "subscribed"
             drive(bus, 40, 8)
-            frames = []
+            frames: list[dict[str, Any]] = []
             async with asyncio.timeout(WAIT):
                 while len(frames) < bus.bars_published:
                     frames.append(orjson.loads(await client.recv()))
