@@ -213,8 +213,19 @@ def test_lines_and_entries_are_the_events_encoded_byte_for_byte() -> None:
     for output in outputs:
         expected = [encode(e) for e in output.events()]
         assert output.lines() == expected
+        assert output.text() == b"".join(line + b"\n" for line in expected)
         assert [entry[3] for entry in output.entries()] == expected
         assert output.n_events == len(expected)
+
+
+def test_text_takes_the_one_join_path_for_pairs_of_one_shape() -> None:
+    outputs: list[BarOutput] = []
+    specs = [s for s in mixed_specs() if s.pair.xs != ("C", "D") and s.position is None]
+    run(specs, ticks_of(12, 200), bank=True, emit_bar=outputs.append)
+    plain = [o for o in outputs if o.bank is not None and not o.bank.alarms]
+    assert len(plain) > 100
+    for output in plain:
+        assert output.text() == b"".join(encode(e) + b"\n" for e in output.events())
 
 
 def test_the_batch_message_carries_every_pairs_fields_of_the_bar() -> None:

@@ -13,6 +13,7 @@ written back, the actor takes the bar, its state is loaded again.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -91,6 +92,10 @@ class BankBar(NamedTuple):
     alarms: list[tuple[int, AlarmEvent]]
 
 
+_price_of = operator.attrgetter("price")
+_ts_of = operator.attrgetter("ts")
+
+
 def _none(value: float) -> float | None:
     return None if math.isnan(value) else value
 
@@ -122,6 +127,7 @@ class BarBank:
         symbols = sorted({symbol for actor in self.actors for symbol in actor.pair.legs})
         self.symbols = tuple(symbols)
         self._sym_index = {symbol: k for k, symbol in enumerate(symbols)}
+        self._symbol_set = frozenset(symbols)
         s, p = len(symbols), len(self.actors)
         self._px = np.zeros(s)
         self._px_ts = np.zeros(s, dtype=np.int64)
@@ -286,13 +292,14 @@ class BarBank:
                 k = index_of.get(symbol)
                 if k is not None:
                     px[k], px_ts[k], seen[k] = leg.price, leg.ts, True
-        touched = []
-        for symbol in ticked:
-            k = index_of.get(symbol)
-            if k is not None:
-                leg = prices[symbol]
-                px[k], px_ts[k], seen[k], in_bar[k] = leg.price, leg.ts, True, True
-                touched.append(k)
+        known = ticked & self._symbol_set if len(ticked) > len(index_of) else ticked
+        touched = [k for s in known if (k := index_of.get(s)) is not None]
+        if touched:
+            legs = [prices[s] for s in known if s in index_of]
+            px[touched] = list(map(_price_of, legs))
+            px_ts[touched] = list(map(_ts_of, legs))
+            seen[touched] = True
+            in_bar[touched] = True
         return self._step(ts, touched, lambda: (prices, ticked))
 
     def on_bar_arrays(

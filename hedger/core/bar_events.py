@@ -94,16 +94,21 @@ def _booleans(mask: np.ndarray) -> list[bytes]:
     return out
 
 
+def _concatenated(n: int, parts: Sequence[bytes | list[bytes]]) -> bytes:
+    """The n concatenations of ``parts`` (a constant piece, or a list of n pieces whose i-th
+    belongs to text i), one after the other: one list filled by slices, one join."""
+    width = len(parts)
+    pieces: list[bytes] = [b""] * (width * n)
+    for k, part in enumerate(parts):
+        pieces[k::width] = [part] * n if isinstance(part, bytes) else part
+    return b"".join(pieces)
+
+
 def _joined(n: int, parts: Sequence[bytes | list[bytes]]) -> list[bytes]:
     """n JSON texts, text i the concatenation of ``parts`` (a constant piece, or a list of n
     pieces whose i-th is text i's): one list filled by slices, one join, one split (JSON from
     orjson never holds a raw newline)."""
-    width = len(parts) + 1
-    pieces: list[bytes] = [b""] * (width * n)
-    for k, part in enumerate(parts):
-        pieces[k::width] = [part] * n if isinstance(part, bytes) else part
-    pieces[width - 1 :: width] = [b"\n"] * n
-    return b"".join(pieces).split(b"\n")[:-1]
+    return _concatenated(n, [*parts, b"\n"]).split(b"\n")[:-1]
 
 
 @dataclass
@@ -167,8 +172,8 @@ class BarOutput:
         out, ts, ts_init = bank.out, self.ts, self.ts_init
         # NaN as math.nan itself, as the Python path writes it (tuples of events then compare
         # equal, NaN fields included: tuple comparison tries identity first)
-        nan = math.nan
-        columns = [[nan if v != v else v for v in row.tolist()] for row in out]
+        nan, isnan = math.nan, math.isnan
+        columns = [[nan if isnan(v) else v for v in row.tolist()] for row in out]
         flags, qty, seqs = bank.flags.tolist(), bank.qty.tolist(), bank.seq.tolist()
         alarms: dict[int, list[AlarmEvent]] = {}
         for j, event in bank.alarms:
@@ -256,6 +261,25 @@ class BarOutput:
         merged.sort(key=lambda item: item[0])
         return [line for _, group in merged for line in group]
 
+    def text(self) -> bytes:
+        """The bar's events as JSON Lines (each line ``encode(event)``, each ended by a
+        newline): a replay's output. Built in one join when every pair of the bar is in the
+        bank and has the same JSON shape (the common case), else from :meth:`lines`."""
+        bank, layout = self.bank, self.layout
+        if bank is not None and layout is not None and not self.others and not bank.alarms:
+            members = bank.members
+            intercept = layout.intercept[members]
+            position = layout.has_position[members]
+            n = len(members)
+            one_shape = bool(intercept.all() or not intercept.any()) and not position.any()
+            if n and one_shape:
+                everyone = np.arange(n)
+                ratio = self._ratio_parts(bank, layout, everyone, bool(intercept[0]), False)
+                spread = self._spread_parts(bank, layout)
+                return _concatenated(n, [*ratio, b"\n", *spread, b"\n"])
+        lines = self.lines()
+        return b"\n".join(lines) + b"\n" if lines else b""
+
     def _ratio_lines(self, bank: BankBar, layout: BankLayout) -> list[bytes]:
         """The ratio events, grouped by the shape of their JSON (with an intercept or not,
         with a position or not), each group encoded in bulk."""
@@ -270,14 +294,15 @@ class BarOutput:
                 )
                 if len(chosen) == 0:
                     continue
-                encoded = self._ratio_group(bank, layout, chosen, has_intercept, has_position)
+                parts = self._ratio_parts(bank, layout, chosen, has_intercept, has_position)
+                encoded = _joined(len(chosen), parts)
                 if len(chosen) == len(index):
                     return encoded
                 for c, text in zip(chosen.tolist(), encoded, strict=True):
                     lines[c] = text
         return lines
 
-    def _ratio_group(
+    def _ratio_parts(
         self,
         bank: BankBar,
         layout: BankLayout,
@@ -289,16 +314,17 @@ class BarOutput:
         pairs = bank.members[chosen].tolist()
         flags = bank.flags[chosen]
         n = len(pairs)
+        every = n == len(layout.pair_ids)  # all the bank's pairs, in order: its own lists
         cov: list[bytes | list[bytes]] = [b',"cov":[[', _tokens(out[P00])]
         if intercept:
             p01 = _tokens(out[P01])
             cov += [b",", p01, b"],[", p01, b",", _tokens(out[P11])]
         cov.append(b"]]")
         parts: list[bytes | list[bytes]] = [
-            [layout._ratio_head[j] for j in pairs],
+            layout._ratio_head if every else [layout._ratio_head[j] for j in pairs],
             _tokens(bank.seq[chosen]),
             b',"ts":%d,"ts_init":%d' % (self.ts, self.ts_init),
-            [layout._mode[j] for j in pairs],
+            layout._mode if every else [layout._mode[j] for j in pairs],
             _tokens(out[BETA]),
             b',"alpha":',
             _tokens(out[ALPHA]),
@@ -307,9 +333,9 @@ class BarOutput:
             _tokens(np.sqrt(out[P00])),
             b',"hedge":',
             _tokens(out[HEDGE]),
-            [layout._key_y[j] for j in pairs],
+            layout._key_y if every else [layout._key_y[j] for j in pairs],
             _tokens(out[MARK_Y]),
-            [layout._key_x[j] for j in pairs],
+            layout._key_x if every else [layout._key_x[j] for j in pairs],
             _tokens(out[MARK_X]),
             b'},"warm":',
             _booleans(flags & WARM),
@@ -331,12 +357,19 @@ class BarOutput:
                 [t if ok else b"null" for t, ok in zip(notional, has_qty.tolist(), strict=True)],
             ]
         parts.append(b"}")
-        return _joined(n, parts)
+        return parts
 
     def _spread_lines(self, bank: BankBar, layout: BankLayout) -> list[bytes]:
+        return _joined(len(bank.members), self._spread_parts(bank, layout))
+
+    def _spread_parts(self, bank: BankBar, layout: BankLayout) -> list[bytes | list[bytes]]:
         out, pairs = bank.out, bank.members.tolist()
         parts: list[bytes | list[bytes]] = [
-            [layout._spread_head[j] for j in pairs],
+            (
+                layout._spread_head
+                if len(pairs) == len(layout.pair_ids)
+                else [layout._spread_head[j] for j in pairs]
+            ),
             _tokens(bank.seq),
             b',"ts":%d,"ts_init":%d,"spread":' % (self.ts, self.ts_init),
             _tokens(out[SPREAD]),
@@ -352,7 +385,7 @@ class BarOutput:
             _booleans(bank.flags & OUTLIER),
             b"}",
         ]
-        return _joined(len(pairs), parts)
+        return parts
 
     # one message for the whole bar
 
@@ -388,7 +421,7 @@ class BarOutput:
             columns = {
                 "pairs": ids if len(rows) == len(ids) else [ids[j] for j in rows],
                 "pair_seq": bank.seq,
-                "mode": [layout.modes[j] for j in rows],
+                "mode": layout.modes if len(rows) == len(ids) else [layout.modes[j] for j in rows],
                 "beta": out[BETA],
                 "alpha": out[ALPHA],
                 "cov": cov,

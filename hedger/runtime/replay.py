@@ -125,9 +125,8 @@ def replay(
             _flush(out, pending)
 
     def emit_bar(output: BarOutput) -> None:
-        pending.extend(output.lines())
-        if len(pending) >= _WRITE_BATCH:
-            _flush(out, pending)
+        _flush(out, pending)  # what went out one by one (alarms ended by a change) first
+        out.write(output.text())
 
     pipeline = Pipeline(
         config.pairs,
