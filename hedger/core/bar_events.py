@@ -309,7 +309,7 @@ class BarOutput:
         chosen: np.ndarray,
         intercept: bool,
         position: bool,
-    ) -> list[bytes]:
+    ) -> list[bytes | list[bytes]]:
         out = bank.out.take(chosen, axis=1)
         pairs = bank.members[chosen].tolist()
         flags = bank.flags[chosen]
