@@ -37,9 +37,10 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Unpack
+from typing import Any, NamedTuple, Unpack
 
 import aiomqtt
+import paho.mqtt.client as mqtt
 
 from feeds.broker import ClientOptions, broker_address
 from feeds.reconnect import Backoff, Reconnector
@@ -171,8 +172,8 @@ class MqttBridge(Lifecycle):
         self.connections = 0
         self.reconnects = 0
         self._connected = False
-        self._inflight: deque[tuple[Message, asyncio.Task[None]]] = deque()
-        self._failure: BaseException | None = None
+        self._inflight: deque[tuple[Message, Any]] = deque()
+        """(message, paho's MQTTMessageInfo or a refusal) of the publishes in flight."""
 
         # overflow logging
         self._drops_unlogged = 0
@@ -386,29 +387,38 @@ class MqttBridge(Lifecycle):
     async def _pump(self, client: aiomqtt.Client, watcher: asyncio.Task[None]) -> None:
         """The sliding window: issue publishes in outbox order while fewer than ``window``
         are in flight, take acknowledged ones off the front of the outbox. Returns when
-        closing and done (or out of time); raises when the connection breaks."""
+        closing and done (or out of time); raises when the connection breaks.
+
+        Publishes go straight to the paho client under aiomqtt (``client._client``, the
+        connection aiomqtt made and watches): aiomqtt's own ``publish`` is a coroutine per
+        message, and a task per message cost most of the bridge's time. paho's message
+        info says when each is acknowledged; its ``on_publish`` (aiomqtt's, chained) wakes
+        this loop."""
         box = self._box
         inflight = self._inflight
         inflight.clear()
-        self._failure = None
         wake = self._wake
-        publish = client.publish
-        create_task = asyncio.get_running_loop().create_task
+        paho = client._client  # see the docstring
+        chained = paho.on_publish
+
+        def on_publish(*args: Any) -> None:
+            if chained is not None:
+                chained(*args)
+            wake.set()
+
+        paho.on_publish = on_publish
+        publish = paho.publish
         qos = self.qos
         window = self.window
-        on_done = self._on_publish_done
         # everything waiting is (re)sent, from the front
         next_pos = box.front
         last_ack = _now()
         while True:
-            if inflight and inflight[0][1].done():
+            if inflight and _acknowledged(inflight[0][1]):
                 self._collect(inflight)
                 last_ack = _now()
             if watcher.done():
                 raise _ConnectionLostError("connection lost")
-            if self._failure is not None:
-                failure, self._failure = self._failure, None
-                raise failure
             if self._stopping and (not box or _now() >= self._stop_deadline):
                 return
             if inflight and _now() - last_ack > self.ack_timeout:
@@ -422,46 +432,34 @@ class MqttBridge(Lifecycle):
             if room > 0 and len(box) > start:
                 fresh = box.peek_batch(start + room)[start:]
                 for message in fresh:
-                    task = create_task(
-                        publish(
-                            message.topic, message.payload, qos, message.retain, timeout=math.inf
-                        )
-                    )
-                    task.add_done_callback(on_done)
-                    inflight.append((message, task))
+                    try:
+                        info: Any = publish(message.topic, message.payload, qos, message.retain)
+                    except (ValueError, TypeError) as exc:  # a topic or payload it refuses
+                        info = _Refused(str(exc))
+                    else:
+                        if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                            raise _ConnectionLostError(f"publish failed (paho rc {info.rc})")
+                    inflight.append((message, info))
                 self.published += len(fresh)
                 next_pos = front + start + len(fresh)
             wake.clear()
+            if inflight and _acknowledged(inflight[0][1]):
+                continue
             await wake.wait()
 
-    def _on_publish_done(self, task: asyncio.Task[None]) -> None:
-        if not task.cancelled():
-            failure = task.exception()
-            if failure is not None and not isinstance(failure, ValueError | TypeError):
-                self._failure = self._failure or failure
-            self._wake.set()
-
-    def _collect(self, inflight: deque[tuple[Message, asyncio.Task[None]]]) -> None:
-        """Take the acknowledged front of the window off the outbox; raise the error of a
-        publish that failed. A message the client refuses outright (a topic with a wildcard,
-        a payload over the size limit) can never be published: it is taken off too, counted
-        as rejected and logged, instead of blocking everything behind it."""
+    def _collect(self, inflight: deque[tuple[Message, Any]]) -> None:
+        """Take the acknowledged front of the window off the outbox. A message the client
+        refuses outright (a topic with a wildcard, a payload over the size limit) can never
+        be published: it is taken off too, counted as rejected and logged, instead of
+        blocking everything behind it."""
         batch: list[Message] = []
         refused = 0
-        failure: BaseException | None = None
         while inflight:
-            message, task = inflight[0]
-            if not task.done():
-                break
-            if task.cancelled():
-                failure = _ConnectionLostError("publish cancelled")
-                break
-            failure = task.exception()
-            if isinstance(failure, ValueError | TypeError):
-                self.rejects.add("unpublishable", message.topic[:120], error=str(failure))
+            message, info = inflight[0]
+            if isinstance(info, _Refused):
+                self.rejects.add("unpublishable", message.topic[:120], error=info.error)
                 refused += 1
-                failure = None
-            elif failure is not None:
+            elif not _acknowledged(info):
                 break
             inflight.popleft()
             batch.append(message)
@@ -469,16 +467,14 @@ class MqttBridge(Lifecycle):
             self.outbox.ack(batch)
             self.acked += len(batch) - refused
             self._progress.set()
-        if failure is not None:
-            raise failure
 
     def _cancel_inflight(self) -> None:
+        """The connection is gone: take what was acknowledged off the outbox; the rest stays
+        in it and is sent again on the next connection (a new client: the old one's queue
+        goes with it)."""
         inflight = self._inflight
-        if inflight and inflight[0][1].done():
-            with contextlib.suppress(Exception):
-                self._collect(inflight)
-        for _, task in inflight:
-            task.cancel()
+        with contextlib.suppress(Exception):
+            self._collect(inflight)
         inflight.clear()
 
     # --- helpers --------------------------------------------------------------------------
@@ -575,6 +571,18 @@ async def control_request(
     except aiomqtt.MqttError as exc:
         raise TransportError("mqtt", broker.redacted, f"cannot reach the broker: {exc}") from None
     raise TransportError("mqtt", broker.redacted, "the connection ended before a reply")
+
+
+class _Refused(NamedTuple):
+    """A message the client refused to publish (why)."""
+
+    error: str
+
+
+def _acknowledged(info: Any) -> bool:
+    """Whether a publish in flight is done: acknowledged (QoS 1, 2), written (QoS 0), or
+    refused by the client."""
+    return isinstance(info, _Refused) or bool(info.is_published())
 
 
 def _now() -> float:
