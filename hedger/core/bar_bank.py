@@ -292,15 +292,16 @@ class BarBank:
                 k = index_of.get(symbol)
                 if k is not None:
                     px[k], px_ts[k], seen[k] = leg.price, leg.ts, True
-        known = ticked & self._symbol_set if len(ticked) > len(index_of) else ticked
-        touched = [k for s in known if (k := index_of.get(s)) is not None]
-        if touched:
-            legs = [prices[s] for s in known if s in index_of]
-            px[touched] = list(map(_price_of, legs))
-            px_ts[touched] = list(map(_ts_of, legs))
-            seen[touched] = True
-            in_bar[touched] = True
-        return self._step(ts, touched, lambda: (prices, ticked))
+        known = list(ticked & self._symbol_set)
+        n = len(known)
+        index = np.fromiter(map(index_of.__getitem__, known), np.int64, n)
+        if n:
+            legs = list(map(prices.__getitem__, known))
+            px[index] = np.fromiter(map(_price_of, legs), np.float64, n)
+            px_ts[index] = np.fromiter(map(_ts_of, legs), np.int64, n)
+            seen[index] = True
+            in_bar[index] = True
+        return self._step(ts, index, lambda: (prices, ticked))
 
     def on_bar_arrays(
         self, ts: int, px: np.ndarray, px_ts: np.ndarray, in_bar: np.ndarray, seen: np.ndarray
@@ -310,7 +311,7 @@ class BarBank:
         whether each ticked in the bar, whether each has a price."""
         self._px[:], self._px_ts[:], self._in_bar[:], self._seen[:] = px, px_ts, in_bar, seen
         self._all_prices = False
-        touched = np.flatnonzero(in_bar).tolist()
+        touched = np.flatnonzero(in_bar)
         symbols = self.symbols
 
         def as_handler_arguments() -> tuple[dict[str, LegPrice], frozenset[str]]:
@@ -318,14 +319,14 @@ class BarBank:
                 symbols[k]: LegPrice(float(px[k]), int(px_ts[k]), bool(in_bar[k]))
                 for k in np.flatnonzero(seen).tolist()
             }
-            return prices, frozenset(symbols[k] for k in touched)
+            return prices, frozenset(symbols[k] for k in touched.tolist())
 
         return self._step(ts, touched, as_handler_arguments)
 
     def _step(
         self,
         ts: int,
-        touched: list[int],
+        touched: np.ndarray,
         handler_arguments: Callable[[], tuple[dict[str, LegPrice], frozenset[str]]],
     ) -> tuple[int, BankBar]:
         """The compiled step, then what it left to Python (``handler_arguments``: the bar as

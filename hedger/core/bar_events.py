@@ -51,6 +51,9 @@ from hedger.engine.kernels.bar import (
 from hedger.errors import ConfigError
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+_FEW = 8
+"""Up to this many pairs in a bar, its lines are encoded event by event: cheaper than the
+column machinery's fixed cost (a one-pair replay of 1 s bars)."""
 
 
 def _dumps(value: Any) -> bytes:
@@ -140,7 +143,10 @@ class BarOutput:
         bank_alarms = [] if self.bank is None else self.bank.alarms
         found = [(int(self._position(j)), e) for j, e in bank_alarms]
         for position, events in self.others:
-            found.extend((position, e) for e in events if isinstance(e, AlarmEvent))
+            if len(events) > 2:  # a pair's ratio and spread, then its alarms
+                found.extend((position, e) for e in events if isinstance(e, AlarmEvent))
+        if not found:
+            return []
         found.sort(key=lambda item: item[0])
         return [event for _, event in found]
 
@@ -266,6 +272,10 @@ class BarOutput:
         newline): a replay's output. Built in one join when every pair of the bar is in the
         bank and has the same JSON shape (the common case), else from :meth:`lines`."""
         bank, layout = self.bank, self.layout
+        if bank is None:  # the others come in the pipeline's order
+            return b"".join([encode(e) + b"\n" for _, events in self.others for e in events])
+        if len(bank.members) <= _FEW:
+            return b"".join(encode(e) + b"\n" for e in self.events())
         if bank is not None and layout is not None and not self.others and not bank.alarms:
             members = bank.members
             intercept = layout.intercept[members]

@@ -32,6 +32,13 @@ from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.errors import ConfigError
 
 
+BANK_MIN_PAIRS = 2
+"""A bank runs at least this many pairs. A bank's bar has a fixed cost (one compiled call of
+twenty arrays, the columns of its output: about 18 us on the benchmark machine) against about
+23 us per pair on an actor, so a lone pair is cheaper on its actor (a one-pair replay of 1 s
+bars: ``bench/README.md``); the two paths give the same events."""
+
+
 @dataclass
 class PipelineStats:
     """Counters of a pipeline run."""
@@ -73,8 +80,8 @@ class Pipeline:
             replay writer encode it in bulk); events outside bars (alarms ended by a control
             request) still go to ``emit``.
         bank: run the pairs (one hedge, no bar listener) in a :class:`BarBank`, all of a bar's
-            steps in one compiled call; False: every pair on its own actor (the reference
-            path the bank is tested against).
+            steps in one compiled call, once there are :data:`BANK_MIN_PAIRS` of them; False:
+            every pair on its own actor (the reference path the bank is tested against).
 
     The actors are the pairs' record; while a bank runs them their state lives in the bank
     and :meth:`sync` writes it back (control requests and :meth:`flush` do so themselves).
@@ -220,6 +227,8 @@ class Pipeline:
         chosen = [
             (i, actor) for i, actor in enumerate(self.actors) if self._use_bank and bankable(actor)
         ]
+        if len(chosen) < BANK_MIN_PAIRS:
+            chosen = []
         banked = {i for i, _ in chosen}
         self._unbanked = [(i, a) for i, a in enumerate(self.actors) if i not in banked]
         self._bank = self._layout = None
