@@ -31,7 +31,6 @@ from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.errors import ConfigError
 
-
 BANK_MIN_PAIRS = 2
 """A bank runs at least this many pairs. A bank's bar has a fixed cost (one compiled call of
 twenty arrays, the columns of its output: about 18 us on the benchmark machine) against about
