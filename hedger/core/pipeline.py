@@ -250,9 +250,8 @@ class Pipeline:
         """A bar closed at ``ts``: every pair takes it (the bank's in one call), then the bar
         listeners."""
         bank = self._current_bank()
-        if bank is None:
-            ts_init = ts if self._clock is None else self._clock()
-            self._output(ts, ts_init, None, prices, ticked)
+        if bank is None:  # the actors read the clock themselves
+            self._output(ts, None, None, prices, ticked)
         else:
             ts_init, taken = bank.on_bar(ts, prices, ticked)
             self._output(ts, ts_init, taken, prices, ticked)
@@ -278,7 +277,7 @@ class Pipeline:
     def _output(
         self,
         ts: int,
-        ts_init: int,
+        ts_init: int | None,
         taken: BankBar | None,
         prices: dict[str, LegPrice],
         ticked: frozenset[str],
@@ -295,6 +294,9 @@ class Pipeline:
                     actor.bar_listener(actor, ts, stepped[1])
                 except Exception as exc:
                     self.failures.record("bar listener", actor.pair_id, exc, ts=ts)
+        if ts_init is None:  # no bank: the bar's time of building is its events'
+            first = others[0][1][0].ts_init if others else None
+            ts_init = ts if first is None else first
         output = BarOutput(ts, ts_init, self._layout if taken is not None else None, taken, others)
         if output.n_pairs == 0:
             return
