@@ -284,27 +284,35 @@ class Pipeline:
     ) -> None:
         """The pairs outside the bank take the bar; the bar's output goes out."""
         others: list[tuple[int, tuple[Event, ...]]] = []
+        stats = self.stats
         for position, actor in self._unbanked:
             stepped = actor.take_bar(ts, prices, ticked)
             if stepped is None:
                 continue
-            others.append((position, stepped[0]))
+            events = stepped[0]
+            others.append((position, events))
+            stats.events += len(events)
+            if len(events) > 2:  # its ratio and spread, then alarms
+                stats.alarms_raised += sum(
+                    isinstance(e, AlarmEvent) and e.state == "raised" for e in events[2:]
+                )
             if actor.bar_listener is not None:
                 try:
                     actor.bar_listener(actor, ts, stepped[1])
                 except Exception as exc:
                     self.failures.record("bar listener", actor.pair_id, exc, ts=ts)
+        if taken is not None:
+            stats.events += 2 * len(taken.members) + len(taken.alarms)
+            stats.alarms_raised += sum(e.state == "raised" for _, e in taken.alarms)
+        elif not others:
+            return
         if ts_init is None:  # no bank: the bar's time of building is its events'
             first = others[0][1][0].ts_init if others else None
             ts_init = ts if first is None else first
         output = BarOutput(ts, ts_init, self._layout if taken is not None else None, taken, others)
-        if output.n_pairs == 0:
-            return
-        alarms = output.alarms()
-        self.stats.events += output.n_events
-        self.stats.alarms_raised += sum(alarm.state == "raised" for alarm in alarms)
         if self._emit_bar is not None:
-            self._emit_bar(output)
+            if output.n_pairs:
+                self._emit_bar(output)
         else:
             for event in output.events():
                 self._emit(event)
