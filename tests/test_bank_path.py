@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from hedger.core.actors import PairSpec
 from hedger.core.bar_events import BarOutput, ratios_of_bar
+from hedger.core.bars import LegPrice
 from hedger.core.bus import Bus, Message
 from hedger.core.events import Event, encode
 from hedger.core.pipeline import Pipeline
@@ -337,3 +338,41 @@ def test_the_bus_publishes_a_bar_per_pair_and_as_one_message(per_pair: bool) -> 
     alarms = [m for m in seen if m.kind == "alarm" and m.payload]
     assert [m.payload for m in alarms] == [encode(e) for e in reference if e.type == "alarm"]
     assert alarms
+
+
+def test_clearing_a_banked_pairs_alarms_moves_it_off_the_bank_first() -> None:
+    """``clear_alarms`` on an actor the bank holds: the bank's detector state is the one
+    cleared (not a stale copy), and the runs go on equal."""
+    specs, ticks = mixed_specs(), ticks_of(21, 600)
+
+    def drive(bank: bool) -> list[bytes]:
+        events: list[Event] = []
+        pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects(), bank=bank)
+        for i, tick in enumerate(ticks):
+            if i and i % 97 == 0:
+                events.extend(pipeline.actors[0].clear_alarms())
+            pipeline.on_tick(tick)
+        pipeline.flush()
+        return [encode(e) for e in events]
+
+    assert drive(True) == drive(False)
+
+
+def test_a_nan_price_at_a_bar_close_is_a_bad_price_on_both_paths() -> None:
+    specs = [s for s in mixed_specs() if len(s.pair.xs) == 1]
+    legs = sorted({symbol for s in specs for symbol in s.pair.legs})
+    runs = []
+    for bank in (False, True):
+        events: list[Event] = []
+        pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects(), bank=bank)
+        for k in range(1, 40):
+            ts = k * SECOND
+            price = {s: 100.0 + k + i for i, s in enumerate(legs)}
+            if k == 20:
+                price["A"] = math.nan
+            prices = {s: LegPrice(p, ts - 1, True) for s, p in price.items()}
+            pipeline.on_bar_close(ts, prices, frozenset(legs))
+        pipeline.flush()
+        runs.append(([encode(e) for e in events], pipeline.rejects.summary()))
+    assert runs[0] == runs[1]
+    assert runs[1][1].get("nan") == 2  # A/B and E/A

@@ -300,6 +300,9 @@ class PairActor:
         detector = self.detector
         if detector is None:
             return ()
+        if self._slot is not None and self.on_watch is not None:
+            self.on_watch()  # off the bank first: it holds the detector's state
+        self._pull()
         values = dict(zip(ALARM_KINDS, detector.statistics, strict=True))
         ended = tuple(AlarmChange(kind, False, values[kind], 0) for kind in self.active_alarms)
         ts_init = self.last_ts if self._clock is None else self._clock()

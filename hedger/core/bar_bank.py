@@ -22,6 +22,7 @@ import numpy as np
 from hedger.core.actors import PairActor
 from hedger.core.bars import LegPrice
 from hedger.core.events import AlarmEvent, HedgeRatioEvent, SpreadEvent
+from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.engine.alarm import ALARM_KINDS, AlarmChange
 from hedger.engine.filter import PairFilterState
@@ -109,6 +110,7 @@ class BarBank:
 
     ``max_age_ns``: a leg is fresh when its price is at most this old at the close. ``clock``:
     the events' ``ts_init`` (ns), read once a bar; None: the bar's close (replays).
+    ``failures``: where a failure building a pair's alarm events is counted (contained).
     """
 
     def __init__(
@@ -117,6 +119,7 @@ class BarBank:
         max_age_ns: int,
         rejects: Rejects,
         clock: Callable[[], int] | None = None,
+        failures: Failures | None = None,
     ) -> None:
         if not all(bankable(actor) for actor in actors):
             raise ValueError("a bank runs pairs that no bar listener watches")
@@ -124,6 +127,7 @@ class BarBank:
         self._max_age = max_age_ns
         self._rejects = rejects
         self._clock = clock
+        self._failures = failures if failures is not None else Failures()
         symbols = sorted({symbol for actor in self.actors for symbol in actor.pair.legs})
         self.symbols = tuple(symbols)
         self._sym_index = {symbol: k for k, symbol in enumerate(symbols)}
@@ -432,7 +436,12 @@ class BarBank:
             if (raised | cleared) >> bit & 1
         )
         seq = int(self._istate[6, j])
-        alarms.extend((j, event) for event in actor.alarm_events(changes, seq, ts, ts_init))
+        try:
+            events = actor.alarm_events(changes, seq, ts, ts_init)
+        except Exception as exc:  # contained as an actor's failure is
+            self._failures.record("alarm", actor.pair_id, exc, ts=ts)
+            return
+        alarms.extend((j, event) for event in events)
 
     def _reject_bad_price(self, actor: PairActor, ts: int) -> None:
         """Count the first price of the pair's legs the price rule refused, as the actor

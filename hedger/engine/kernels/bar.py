@@ -112,13 +112,16 @@ def bar_step(
         if not (sym_in_bar[iy] or sym_in_bar[ix]):
             iout[FLAGS, i] = 0
             continue
-        py = sym_px[iy] if sym_seen[iy] and close_ts - sym_ts[iy] <= max_age else nan
-        px = sym_px[ix] if sym_seen[ix] and close_ts - sym_ts[ix] <= max_age else nan
-        missing = math.isnan(py) or math.isnan(px)
+        fresh_y = sym_seen[iy] and close_ts - sym_ts[iy] <= max_age
+        fresh_x = sym_seen[ix] and close_ts - sym_ts[ix] <= max_age
+        py = sym_px[iy] if fresh_y else nan
+        px = sym_px[ix] if fresh_x else nan
+        missing = not (fresh_y and fresh_x)
         mode = icfg[2, i]
         positive = mode in (1, 3)
-        bad = (not math.isnan(py) and not usable_price(py, positive)) or (
-            not math.isnan(px) and not usable_price(px, positive)
+        # a fresh price the price rule refuses (NaN included: NaN below means "no price")
+        bad = (fresh_y and not usable_price(py, positive)) or (
+            fresh_x and not usable_price(px, positive)
         )
         if bad:
             py = nan
