@@ -305,6 +305,7 @@ def test_control_changes_move_pairs_in_and_out_of_the_bank_without_a_difference(
             if i == 1200:
                 pipeline.update_pair(PairSpec(PairId("E", ("A",)), FilterParams()))
             pipeline.on_tick(tick)
+            assert pipeline.updates == sum(a.snapshot()["seq"] for a in pipeline.actors)
         pipeline.flush()
         return [encode(e) for e in events]
 

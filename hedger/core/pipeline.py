@@ -214,6 +214,8 @@ class Pipeline:
     @property
     def updates(self) -> int:
         """Bars taken, summed over the running pairs (their seq)."""
+        if not self._bank_current:  # the running pairs changed: the actors hold their state
+            return sum(actor.seq for actor in self.actors)
         banked = 0 if self._bank is None else int(self._bank.seq.sum())
         return banked + sum(actor.seq for _, actor in self._unbanked)
 
