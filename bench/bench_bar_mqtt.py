@@ -25,13 +25,10 @@ import argparse
 import asyncio
 import contextlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-
-import orjson
 
 ROOT = Path(__file__).resolve().parents[1]
 for path in (ROOT, ROOT / "bench"):
@@ -39,6 +36,7 @@ for path in (ROOT, ROOT / "bench"):
         sys.path.insert(0, str(path))
 
 from bench_bar import SECOND, Market, specs  # noqa: E402
+from bench_bus import Subscriber  # noqa: E402
 
 from hedger.core.bar_events import BarOutput  # noqa: E402
 from hedger.core.bus import Bus  # noqa: E402
@@ -50,57 +48,17 @@ from tests.mosquitto import MosquittoBroker  # noqa: E402
 WARMUP_BARS = 30
 
 
-def _need(program: str) -> str:
-    found = shutil.which(program)
-    if found is None:
-        raise SystemExit(f"{program} is needed: apt-get install mosquitto-clients")
-    return found
-
-
-class BarSubscriber:
-    """``mosquitto_sub`` on the bar topic, ``count`` messages into a file."""
+class BarSubscriber(Subscriber):
+    """``mosquitto_sub`` on the bar topic (``bench_bus.Subscriber``), ``count`` messages."""
 
     def __init__(self, broker: MosquittoBroker, root: str, count: int, workdir: Path) -> None:
-        self.path = workdir / f"bars-{time.monotonic_ns()}.txt"
-        self.client_id = f"bench-bars-{time.monotonic_ns()}"
-        self._broker = broker
-        self._out = self.path.open("wb")
-        self.process = subprocess.Popen(
-            [
-                _need("mosquitto_sub"),
-                *("-h", broker.host, "-p", str(broker.port), "-q", "1"),
-                *("-t", f"{root}/v1/bar", "-i", self.client_id, "-C", str(count)),
-                *("-F", "%U %p"),
-            ],
-            stdout=self._out,
-            stderr=subprocess.DEVNULL,
-        )
+        super().__init__(broker, root, count, workdir, topics=("bar",))
 
-    async def ready(self) -> None:
-        deadline = time.monotonic() + 10.0
-        while self.client_id not in self._broker.log():
-            if time.monotonic() > deadline or self.process.poll() is not None:
-                raise RuntimeError("mosquitto_sub did not connect")
-            await asyncio.sleep(0.01)
-        await asyncio.sleep(0.1)  # its SUBSCRIBE follows the CONNACK at once
-
-    async def finish(self, timeout: float) -> dict[int, int]:
-        """Bar seq -> receipt ns of what arrived."""
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait()
-        self._out.close()
+    async def receipts(self, timeout: float) -> dict[int, int]:
+        """Bar seq -> receipt ns of what arrived (the bar message's ``seq``)."""
         got: dict[int, int] = {}
-        with self.path.open("rb") as fh:
-            for line in fh:
-                stamp, payload = line.rstrip(b"\n").split(b" ", 1)
-                seconds, _, fraction = stamp.partition(b".")
-                recv = int(seconds) * 1_000_000_000 + int(fraction.ljust(9, b"0"))
-                got.setdefault(orjson.loads(payload)["seq"], recv)
-        self.path.unlink()
+        for recv, _, seq, _ in await self.finish(timeout):
+            got.setdefault(seq, recv)
         return got
 
 
@@ -142,7 +100,7 @@ async def run(
             pipeline.on_bar_close(*close)
             await asyncio.sleep(0)
         assert await bridge.drain(120.0)
-        got = await subscriber.finish(30.0)
+        got = await subscriber.receipts(30.0)
     first = min(sent.values())
     last = max(got.values(), default=first)
     latencies = sorted((got[s] - t) / 1e6 for s, t in sent.items() if s in got)

@@ -161,7 +161,14 @@ class Publisher:
 class Subscriber:
     """``mosquitto_sub`` counting ``count`` messages into a file."""
 
-    def __init__(self, broker: MosquittoBroker, root: str, count: int, workdir: Path) -> None:
+    def __init__(
+        self,
+        broker: MosquittoBroker,
+        root: str,
+        count: int,
+        workdir: Path,
+        topics: tuple[str, ...] = ("ratio/#", "spread/#"),
+    ) -> None:
         self.path = workdir / f"sub-{time.monotonic_ns()}.txt"
         self.client_id = f"bench-sub-{time.monotonic_ns()}"
         self._broker = broker
@@ -170,7 +177,7 @@ class Subscriber:
             [
                 _need("mosquitto_sub"),
                 *("-h", broker.host, "-p", str(broker.port), "-q", "1"),
-                *("-t", f"{root}/v1/ratio/#", "-t", f"{root}/v1/spread/#"),
+                *(arg for topic in topics for arg in ("-t", f"{root}/v1/{topic}")),
                 *("-i", self.client_id, "-C", str(count), "-F", "%U %t %p"),
             ],
             stdout=self._out,

@@ -471,10 +471,12 @@ class BarOutput:
         """The columns as lists, the pairs outside the bank appended (baskets: a list of
         values where a pair has one)."""
         merged = {key: _as_list(value) for key, value in columns.items()}
-        keys = list(_BAR_KEYS) + (["position", "hedge_qty", "hedge_notional"] if any(
+        with_positions = "position" in merged or any(
             isinstance(e, HedgeRatioEvent) and e.position is not None
-            for _, events in self.others for e in events
-        ) or "position" in merged else [])  # fmt: skip
+            for _, events in self.others
+            for e in events
+        )
+        keys = [*_BAR_KEYS, *(_POSITION_KEYS if with_positions else ())]
         for key in keys:
             merged.setdefault(key, [None] * len(merged.get("pairs", [])))
         for _, events in self.others:

@@ -141,27 +141,11 @@ def cusum_step(
         # raise the kinds above their threshold, clear the active ones back at 0, and hold an
         # active statistic at its threshold (so that an alarm clears after about
         # threshold / drift bars of innovations the model explains, however strong the break)
-        if since_up < 0 and up > threshold:
-            since_up, raised, up = steps, raised | 1, threshold
-        elif since_up >= 0:
-            if up == 0.0:
-                since_up, cleared = -1, cleared | 1
-            elif up > threshold:
-                up = threshold
-        if since_down < 0 and down > threshold:
-            since_down, raised, down = steps, raised | 2, threshold
-        elif since_down >= 0:
-            if down == 0.0:
-                since_down, cleared = -1, cleared | 2
-            elif down > threshold:
-                down = threshold
-        if since_scale < 0 and scale > scale_threshold:
-            since_scale, raised, scale = steps, raised | 4, scale_threshold
-        elif since_scale >= 0:
-            if scale == 0.0:
-                since_scale, cleared = -1, cleared | 4
-            elif scale > scale_threshold:
-                scale = scale_threshold
+        up, since_up, r_up, c_up = _judged(up, threshold, since_up, steps)
+        down, since_down, r_down, c_down = _judged(down, threshold, since_down, steps)
+        scale, since_scale, r_scale, c_scale = _judged(scale, scale_threshold, since_scale, steps)
+        raised = r_up | r_down << 1 | r_scale << 2
+        cleared = c_up | c_down << 1 | c_scale << 2
     # a break must not teach the scale it is measured by: while an alarm is active the scale
     # learns four times slower, so that a lasting new regime is absorbed (and its alarm
     # clears) within a few memories instead of never
@@ -173,6 +157,20 @@ def cusum_step(
         up, down, scale, steps, ms, since_up, since_down, since_scale,
         raised, cleared, v_up, v_down, v_scale,
     )  # fmt: skip
+
+
+@jitable
+def _judged(value: float, threshold: float, since: int, step: int) -> tuple[float, int, int, int]:
+    """One kind's alarm after a step: (statistic, step it started on or -1, raised 0/1,
+    cleared 0/1). A kind above its threshold is raised there; an active one clears back at
+    0 and is held at its threshold while above it."""
+    if since < 0:
+        if value > threshold:
+            return threshold, step, 1, 0
+        return value, since, 0, 0
+    if value == 0.0:
+        return value, -1, 0, 1
+    return (threshold if value > threshold else value), since, 0, 0
 
 
 @jitable
