@@ -15,7 +15,7 @@ plot ``docs/img/evaluate-<Y>-<X>.png`` (removing any other ``evaluate-*.png`` th
 
 Usage, from the repository root::
 
-    .venv/bin/python bench/hedge_study.py            # about six minutes on 2 cores
+    .venv/bin/python bench/hedge_study.py            # about fifteen minutes on 2 cores
     .venv/bin/python bench/hedge_study.py --no-held-out --out /tmp/evaluation.md --no-plot
 """
 
@@ -31,6 +31,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -40,18 +41,19 @@ sys.path.insert(0, str(ROOT))
 
 from hedger.cli.evaluate import render  # noqa: E402
 from hedger.core.topics import PairId  # noqa: E402
-from hedger.engine.calibrate import (  # noqa: E402
-    PREFERRED_MODE,
-    SWITCH_MARGIN,
-    Calibration,
-    calibrate,
-)
+from hedger.engine.calibrate import PREFERRED_MODE, Calibration, calibrate  # noqa: E402
+from hedger.engine.combine import CombineParams, combine_path  # noqa: E402
 from hedger.engine.linalg import FloatArray  # noqa: E402
 from hedger.engine.units import hedged_pnl  # noqa: E402
 from hedger.errors import ConfigError  # noqa: E402
-from hedger.research.baselines import kalman_path  # noqa: E402
-from hedger.research.evaluate import Evaluation, evaluate_pair, split_index  # noqa: E402
-from hedger.research.metrics import hedged_variance, reduction  # noqa: E402
+from hedger.research.evaluate import (  # noqa: E402
+    COMBINED_MEMBERS,
+    SINGLE_FAMILIES,
+    Evaluation,
+    evaluate_pair,
+    split_index,
+)
+from hedger.research.metrics import hedged_variance  # noqa: E402
 from hedger.research.prices import PriceTable, load_prices  # noqa: E402
 from hedger.research.tracking import TRACKING_SPEC, synthetic_bars, tracking_errors  # noqa: E402
 
@@ -60,37 +62,60 @@ FACTORS = EXAMPLES / "ishares_factors_daily.csv"
 STOCKS = EXAMPLES / "sp500_stocks_daily.csv.gz"
 INDICES = EXAMPLES / "sp500_nasdaq_daily.csv"
 STOCK_PAIRS = (("KO", "PEP"), ("XOM", "CVX"), ("JPM", "BAC"), ("MRK", "PFE"), ("HD", "WMT"))
-NEAR = 0.02  # "near-best": within 2% of the lowest variance
 TRAIN_FRACTION = 0.5
 COST_BPS = 5.0
 WORKERS = 2
+OLD_MARGIN = 0.05  # the retired mode rule: leave returns when another mode is > 5% lower
 BASELINES = ("static-levels", "static-changes", "rolling-levels", "rolling-changes")
+TARGETS = {"lowest": 0.60, "within 1%": 0.95, "beat": 0.97, "worst vs static levels": 0.02}
+"""Issue 13's targets for the recommended hedge on the held-out pairs."""
 
 
 @dataclass(frozen=True)
 class Score:
-    """What the rule comparisons need of one pair (small enough to send between processes).
+    """What the comparisons need of one pair (small enough to send between processes).
 
-    variances: out-of-sample hedged variance of every candidate; winner: the lowest's name;
-    recommended: the recommended row (calibration's own pick); in_sample: each calibrated
-    mode's in-sample hedged variance (``calibration.fits``); walk_forward: the walk-forward
-    rule's pick (study pairs only)."""
+    variances: out-of-sample hedged variance of every row; families: each row's family;
+    in_sample: each calibrated mode's in-sample hedged variance (``calibration.fits``);
+    weights: the recommended combination's mean test weights, by member."""
 
     group: str
     pair: str
     variances: dict[str, float]
-    winner: str
-    recommended: str
+    families: dict[str, str]
     in_sample: dict[str, float]
-    walk_forward: str | None = None
+    weights: dict[str, float]
+
+    @property
+    def best_single(self) -> float:
+        return min(v for k, v in self.variances.items() if self.families[k] in SINGLE_FAMILIES)
+
+    @property
+    def best_single_name(self) -> str:
+        singles = [(v, k) for k, v in self.variances.items() if self.families[k] in SINGLE_FAMILIES]
+        return min(singles)[1]
+
+    def calibrated(self, mode: str) -> str:
+        return f"kalman-{mode}-calibrated"
 
     @property
     def lowest_in_sample(self) -> str:
-        """The old rule's pick: the calibrated filter of the mode with the lowest in-sample
-        hedged variance (the first of equals, NaN skipped), as ``calibrate`` chose before."""
+        """The oldest rule's pick: the calibrated filter of the mode with the lowest in-sample
+        hedged variance (the first of equals, NaN skipped)."""
         ranked = [(v, i, m) for i, (m, v) in enumerate(self.in_sample.items()) if not math.isnan(v)]
         mode = min(ranked)[2] if ranked else next(iter(self.in_sample))
-        return f"kalman-{mode}-calibrated"
+        return self.calibrated(mode)
+
+    @property
+    def margin_rule(self) -> str:
+        """The retired rule's pick: returns unless another mode's in-sample hedged variance is
+        more than 5% lower (then the lowest)."""
+        returns = self.in_sample.get(PREFERRED_MODE.value, math.nan)
+        lowest = self.lowest_in_sample
+        if math.isnan(returns):
+            return lowest
+        low = self.in_sample[lowest.split("-")[1]]
+        return lowest if low < returns * (1.0 - OLD_MARGIN) else self.calibrated("returns")
 
 
 @dataclass(frozen=True)
@@ -123,22 +148,22 @@ def evaluate(table: PriceTable, y_sym: str, x_sym: str) -> tuple[Evaluation, Cal
     return ev, made[0]
 
 
-def score(group: str, ev: Evaluation, calibration: Calibration, walk: str | None) -> Score:
+def score(group: str, ev: Evaluation, calibration: Calibration) -> Score:
+    c = ev.combination
+    assert c is not None
     return Score(
         group=group,
         pair=ev.pair,
         variances={m.name: m.hedged_variance for m in ev.methods},
-        winner=ev.winner,
-        recommended=ev.recommended,
+        families={m.name: m.family for m in ev.methods},
         in_sample={f.mode.value: f.hedged_variance for f in calibration.fits},
-        walk_forward=walk,
+        weights=dict(zip(c.members, c.mean_test_weights, strict=True)),
     )
 
 
 def run_pair(table: PriceTable, group: str, y_sym: str, x_sym: str) -> PairRun:
     ev, calibration = evaluate(table, y_sym, x_sym)
-    walk = f"kalman-{validated_mode(ev)}-calibrated"
-    return PairRun(group, ev, score(group, ev, calibration, walk))
+    return PairRun(group, ev, score(group, ev, calibration))
 
 
 def all_runs() -> list[PairRun]:
@@ -179,7 +204,7 @@ def score_held_out(pair: tuple[str, str]) -> Score | str:
         ev, calibration = evaluate(_WORKER_TABLE, *pair)
     except ConfigError as exc:
         return f"{pair[0]}/{pair[1]}: {exc}"
-    return score("held-out stocks", ev, calibration, None)
+    return score("held-out stocks", ev, calibration)
 
 
 def held_out_scores() -> tuple[list[Score], list[str]]:
@@ -212,78 +237,181 @@ def share(count: int, n: int) -> str:
 
 @dataclass(frozen=True)
 class RuleStats:
-    """How one rule's pick did over a set of pairs."""
+    """How one pick did over a set of pairs, against the single candidates and baselines."""
 
     n: int
-    won: int  # lowest out-of-sample variance of all candidates (ties count)
-    near: int  # within NEAR of the lowest
+    lowest: int  # no single candidate had less variance (ties count)
+    within_1: int  # at most 1% more than the lowest single candidate
+    within_2: int
     beat: dict[str, int]  # strictly less variance than each baseline
+    beat_best_rolling: int  # strictly less than both rolling OLS hedges
+    worst_vs_static_levels: float  # max var / var(static-levels) - 1
     median_vs_static_levels: float  # median 1 - var / var(static-levels)
     median_vs_static_changes: float
 
 
-Rule = Callable[[Score], str | None]
+Rule = Callable[[Score], float]
+"""A pick's out-of-sample hedged variance on one pair."""
 
 
 def rule_stats(scores: Sequence[Score], pick: Rule) -> RuleStats:
-    picked = [(s, s.variances[name]) for s in scores if (name := pick(s)) is not None]
-    best = [min(s.variances.values()) for s, _ in picked]
+    picked = [(s, pick(s)) for s in scores]
+    best = [s.best_single for s, _ in picked]
+    levels = [s.variances["static-levels"] for s, _ in picked]
     return RuleStats(
         n=len(picked),
-        won=sum(v <= b for (_, v), b in zip(picked, best, strict=True)),
-        near=sum(v <= b * (1.0 + NEAR) for (_, v), b in zip(picked, best, strict=True)),
+        lowest=sum(v <= b for (_, v), b in zip(picked, best, strict=True)),
+        within_1=sum(v <= b * 1.01 for (_, v), b in zip(picked, best, strict=True)),
+        within_2=sum(v <= b * 1.02 for (_, v), b in zip(picked, best, strict=True)),
         beat={base: sum(v < s.variances[base] for s, v in picked) for base in BASELINES},
+        beat_best_rolling=sum(
+            v < min(s.variances["rolling-levels"], s.variances["rolling-changes"])
+            for s, v in picked
+        ),
+        worst_vs_static_levels=max(v / lv - 1.0 for (_, v), lv in zip(picked, levels, strict=True)),
         median_vs_static_levels=statistics.median(
-            reduction(v, s.variances["static-levels"]) for s, v in picked
+            1.0 - v / lv for (_, v), lv in zip(picked, levels, strict=True)
         ),
         median_vs_static_changes=statistics.median(
-            reduction(v, s.variances["static-changes"]) for s, v in picked
+            1.0 - v / s.variances["static-changes"] for s, v in picked
         ),
     )
 
 
-RECOMMENDED_LABEL = (
-    f"**the recommended config** (current rule: {PREFERRED_MODE.value} unless another mode "
-    f"is > {SWITCH_MARGIN:.0%} lower in sample)"
-)
+def row(name: str) -> Rule:
+    return lambda s: s.variances[name]
+
+
 RULES: tuple[tuple[str, Rule], ...] = (
-    (RECOMMENDED_LABEL, lambda s: s.recommended),
-    (
-        "old rule: the mode with the lowest in-sample hedged variance",
-        lambda s: s.lowest_in_sample,
-    ),
-    ("always the calibrated filter on log returns", lambda s: "kalman-returns-calibrated"),
-    ("always the calibrated filter on price changes", lambda s: "kalman-changes-calibrated"),
-    (
-        "mode picked on a held-out last third of the training window (walk-forward)",
-        lambda s: s.walk_forward,
-    ),
-)
+    ("**combined** (recommended): minimum-variance weights, long only", row("combined")),
+    ("combined-equal: the same members, equal weights", row("combined-equal")),
+    ("the calibrated filter on log returns alone (the single-filter default)",
+     row("kalman-returns-calibrated")),
+    ("retired rule: returns unless another mode is > 5% lower in sample",
+     lambda s: s.variances[s.margin_rule]),
+    ("oldest rule: the mode with the lowest in-sample hedged variance",
+     lambda s: s.variances[s.lowest_in_sample]),
+)  # fmt: skip
 
 
 def rules_table(scores: Sequence[Score]) -> str:
     lines = [
-        "| rule for the recommended configuration | lowest variance | within 2% of best | "
-        "beat static levels | beat static changes | beat rolling levels | "
-        "beat rolling changes | median vs static levels | median vs static changes |\n",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| hedge | lowest of the singles | within 1% | within 2% | beat static levels | "
+        "beat static changes | beat rolling levels | beat rolling changes | "
+        "worst vs static levels | median vs static levels | median vs static changes |\n",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     ]
     for label, pick in RULES:
-        if all(pick(s) is None for s in scores):
-            continue
         st = rule_stats(scores, pick)
         beats = " | ".join(f"{st.beat[b]} of {st.n}" for b in BASELINES)
         lines.append(
-            f"| {label} | {share(st.won, st.n)} | {share(st.near, st.n)} | {beats} | "
+            f"| {label} | {share(st.lowest, st.n)} | {share(st.within_1, st.n)} | "
+            f"{share(st.within_2, st.n)} | {beats} | {pct(st.worst_vs_static_levels)} | "
             f"{pct(st.median_vs_static_levels)} | {pct(st.median_vs_static_changes)} |\n"
         )
     return "".join(lines) + "\n"
 
 
-def gap(ev: Evaluation, name: str | None = None) -> float:
-    """How much more variance row ``name`` (default: the recommended) had than the best."""
-    chosen = ev.method(name or ev.recommended).hedged_variance
-    return chosen / ev.methods[0].hedged_variance - 1.0
+def targets_table(study: RuleStats, held: RuleStats | None) -> str:
+    """Issue 13's targets against what the recommended hedge reached."""
+
+    def cell(st: RuleStats | None, count: Callable[[RuleStats], int]) -> str:
+        return "not run" if st is None else share(count(st), st.n)
+
+    def met(st: RuleStats | None, count: Callable[[RuleStats], int], target: float) -> str:
+        if st is None:
+            return "not run"
+        return "met" if count(st) >= target * st.n else "**not met**"
+
+    rows = [
+        ("lowest of all 16 single candidates", TARGETS["lowest"], lambda s: s.lowest),
+        ("within 1% of the lowest single", TARGETS["within 1%"], lambda s: s.within_1),
+        ("better than static levels", TARGETS["beat"], lambda s: s.beat["static-levels"]),
+        ("better than static changes", TARGETS["beat"], lambda s: s.beat["static-changes"]),
+        ("better than the best rolling OLS", TARGETS["beat"], lambda s: s.beat_best_rolling),
+    ]
+    lines = [
+        "| measure (recommended hedge) | target | study pairs | held-out pairs | held out |\n",
+        "|---|---:|---:|---:|---|\n",
+    ]
+    for label, target, count in rows:
+        lines.append(
+            f"| {label} | >= {target:.0%} | {cell(study, count)} | {cell(held, count)} | "
+            f"{met(held, count, target)} |\n"
+        )
+    limit = TARGETS["worst vs static levels"]
+    worst_held = "not run" if held is None else pct(held.worst_vs_static_levels)
+    verdict = (
+        "not run"
+        if held is None
+        else "met"
+        if held.worst_vs_static_levels <= limit
+        else "**not met**"
+    )
+    lines.append(
+        f"| worst case vs static levels (variance) | <= +{limit:.0%} | "
+        f"{pct(study.worst_vs_static_levels)} | {worst_held} | {verdict} |\n"
+    )
+    return "".join(lines) + "\n"
+
+
+VARIANTS: tuple[tuple[str, tuple[str, ...], CombineParams], ...] = (
+    ("returns filters (3) + rolling changes, minvar (the choice)", COMBINED_MEMBERS,
+     CombineParams()),
+    ("the same, equal weights", COMBINED_MEMBERS, CombineParams(weighting="equal")),
+    ("the same, weights not clipped at 0", COMBINED_MEMBERS, CombineParams(long_only=False)),
+    ("the same, no shrinkage", COMBINED_MEMBERS, CombineParams(shrink=0.0)),
+    ("the same, shrink 3", COMBINED_MEMBERS, CombineParams(shrink=3.0)),
+    ("the same, half-life 250 bars", COMBINED_MEMBERS, CombineParams(half_life=250.0)),
+    ("the same, half-life 1000 bars", COMBINED_MEMBERS, CombineParams(half_life=1000.0)),
+    ("returns filters (3) only", COMBINED_MEMBERS[:3], CombineParams()),
+    ("+ log filters (calibrated, Chan's)",
+     (*COMBINED_MEMBERS, "kalman-log-calibrated", "kalman-log-chan"), CombineParams()),
+    ("+ static levels and static changes",
+     (*COMBINED_MEMBERS, "static-levels", "static-changes"), CombineParams()),
+    ("all 16 single candidates",
+     tuple(f"kalman-{m}-{s}" for m in ("levels", "log", "changes", "returns")
+           for s in ("calibrated", "chan", "seed")) + BASELINES, CombineParams()),
+)  # fmt: skip
+"""The combinations tried on the study pairs before the choice (members, weighting)."""
+
+
+def variants_table(runs: Sequence[PairRun]) -> str:
+    """Each variant's counts on the study pairs (recomputed here from the candidates' paths)."""
+    lines = [
+        "| combination (study pairs only) | lowest of the singles | within 1% | within 2% | "
+        "beat static levels | beat rolling changes | worst vs static levels |\n",
+        "|---|---:|---:|---:|---:|---:|---:|\n",
+    ]
+    for label, members, params in VARIANTS:
+        variances = []
+        for r in runs:
+            ev = r.evaluation
+            have = [m for m in members if m in ev.paths]
+            hedges = np.column_stack([ev.paths[m].hedge for m in have])
+            combined = combine_path(hedges, ev.y, ev.x, params).hedge
+            variances.append(_test_variance(ev, combined))
+
+        by_pair = dict(zip([r.score.pair for r in runs], variances, strict=True))
+        st = rule_stats([r.score for r in runs], partial(_variance_of, by_pair))
+        lines.append(
+            f"| {label} | {share(st.lowest, st.n)} | {share(st.within_1, st.n)} | "
+            f"{share(st.within_2, st.n)} | {st.beat['static-levels']} of {st.n} | "
+            f"{st.beat['rolling-changes']} of {st.n} | {pct(st.worst_vs_static_levels)} |\n"
+        )
+    return "".join(lines) + "\n"
+
+
+def _variance_of(by_pair: dict[str, float], s: Score) -> float:
+    return by_pair[s.pair]
+
+
+def _test_variance(ev: Evaluation, hedge: FloatArray) -> float:
+    """``hedge``'s hedged variance on the bars the evaluation measured every method on."""
+    split = ev.split.train_bars
+    pnls = [hedged_pnl(ev.y, ev.x, path.hedge)[split:] for path in ev.paths.values()]
+    common = np.all(np.isfinite(np.vstack(pnls)), axis=0)
+    return hedged_variance(hedged_pnl(ev.y, ev.x, hedge)[split:][common])
 
 
 def representative(runs: list[PairRun]) -> PairRun:
@@ -308,10 +436,6 @@ def mode_of(name: str) -> str:
     return name.split("-")[1]
 
 
-def compare(new: int, old: int) -> str:
-    return "more" if new > old else "fewer" if new < old else "as many"
-
-
 def summary(
     runs: list[PairRun],
     held: tuple[list[Score], list[str]] | None,
@@ -323,9 +447,7 @@ def summary(
     scores = [r.score for r in runs]
     n = len(runs)
     rec = rule_stats(scores, RULES[0][1])
-    old = rule_stats(scores, RULES[1][1])
-    ret = rule_stats(scores, RULES[2][1])
-    margin = f"{SWITCH_MARGIN:.0%}"
+    h_rec = rule_stats(held[0], RULES[0][1]) if held is not None else None
     out = io.StringIO()
     w = out.write
     w("# Hedge quality, measured\n\n")
@@ -337,122 +459,84 @@ def summary(
     )
     w("## Headline\n\n")
     w(
-        f"hedger's recommended configuration is the Kalman filter calibrated on the training "
-        f"half, on log {PREFERRED_MODE.value} unless another input mode hedged more than "
-        f"{margin} better in sample (see the next section; that rule was chosen after seeing "
-        f"the study's {n} pairs).\n\n"
+        "hedger's recommended hedge is a **combination** (`combined`, `hedger.engine.combine`): "
+        "the calibrated, the seed's (Q = I, R = 1) and Chan's Kalman filters on log returns and "
+        "rolling OLS on price changes (window chosen on the training half), each a hedge in "
+        "shares of X per share of Y, weighted by the minimum-variance weights of their recent "
+        "hedged P&L (exponential forgetting, half-life 500 bars; shrunk towards equal weights; "
+        "no negative weight), learnt online: the weights set at a close use only the P&L of "
+        "bars up to that close. Members, weighting and defaults were chosen on the "
+        f"{n} study pairs only; the {len(held[0]) + len(held[1]) if held else 370} held-out "
+        "stock pairs were run once, after the choice.\n\n"
     )
-    w(
-        f"- **Study pairs** ({n}: 20 iShares factor-ETF pairs, 10 stock pairs, S&P 500 / "
-        f"NASDAQ both ways): lowest out-of-sample hedged variance of all 16 candidates on "
-        f"**{share(rec.won, n)}**, within {NEAR:.0%} of the best on **{share(rec.near, n)}** "
-        f"(old lowest-in-sample rule: {share(old.won, n)} and {share(old.near, n)}).\n"
-    )
-    if held is not None:
-        hs = held[0]
-        h_rec = rule_stats(hs, RULES[0][1])
-        h_old = rule_stats(hs, RULES[1][1])
+    w(targets_table(rec, h_rec))
+    if h_rec is not None:
         w(
-            f"- **Held-out pairs** ({h_rec.n} of the {len(hs) + len(held[1])} other stock pairs, "
-            f"none seen when the rule was chosen; {len(held[1])} could not be evaluated): "
-            f"lowest on **{share(h_rec.won, h_rec.n)}**, within {NEAR:.0%} on "
-            f"**{share(h_rec.near, h_rec.n)}** (old rule: {share(h_old.won, h_old.n)} and "
-            f"{share(h_old.near, h_old.n)}). These are the honest numbers; see "
-            f"[Held out](#{held_anchor(held)}).\n"
+            f"In words: on the held-out pairs the combination had less variance than every one "
+            f"of the 16 single candidates on {share(h_rec.lowest, h_rec.n)}, was within 1% of "
+            f"the best of them on {share(h_rec.within_1, h_rec.n)} and within 2% on "
+            f"{share(h_rec.within_2, h_rec.n)}; its worst pair had "
+            f"{pct(h_rec.worst_vs_static_levels)} variance against the static levels hedge. "
+            f"The targets it misses are missed with the figures above; the single candidates "
+            f"it is compared with include, on each pair, whichever filter or baseline happened "
+            f"to be best there in hindsight.\n\n"
         )
-    w(head_to_head(scores, held[0] if held is not None else None))
+    w("## The comparison, study pairs\n\n")
     w(
-        f"- On the study pairs it beat the static OLS hedge on levels on "
-        f"{rec.beat['static-levels']} of {n} and the static minimum-variance hedge on changes "
-        f"on {rec.beat['static-changes']} of {n}; rolling OLS on levels on "
-        f"{rec.beat['rolling-levels']} of {n} and rolling OLS on changes on "
-        f"{rec.beat['rolling-changes']} of {n}.\n"
-    )
-    w(
-        f"- Median variance reduction on the study pairs vs the static levels hedge: "
-        f"{pct(rec.median_vs_static_levels)}; vs the static changes hedge: "
-        f"{pct(rec.median_vs_static_changes)}.\n"
-    )
-    rec_modes = Counter(r.evaluation.method(r.evaluation.recommended).mode for r in runs)
-    winners = Counter(r.evaluation.winner for r in runs)
-    w(
-        f"- Modes calibration chose: {counted(rec_modes)}. Methods that won a pair: "
-        f"{counted(winners)}.\n\n"
-    )
-
-    switched = [s for s in scores if mode_of(s.recommended) != PREFERRED_MODE.value]
-    w("## How calibration picks the mode, and why\n\n")
-    w(
-        f"**The rule** (`choose_mode` in `hedger/engine/calibrate.py`). Calibration fits delta "
-        f"and R of every input mode by maximum likelihood on the training window, runs each "
-        f"fitted filter over it, and measures its one-step hedged variance. It then keeps the "
-        f"filter on log {PREFERRED_MODE.value} (`PREFERRED_MODE`) unless another mode's "
-        f"in-sample hedged variance is lower by more than {margin} (`SWITCH_MARGIN`), in which "
-        f"case it takes the lowest. "
-        + (
-            f"On the {n} study pairs it switched away from {PREFERRED_MODE.value} on "
-            f"{len(switched)} ("
-            + ", ".join(f"{s.pair} to {mode_of(s.recommended)}" for s in switched)
-            + ")."
-            if switched
-            else f"On the {n} study pairs no other mode was ever more than {margin} lower in "
-            f"sample, so the rule chose {PREFERRED_MODE.value} on every one: here it is "
-            f"identical to always-{PREFERRED_MODE.value}, and the margin itself is untested "
-            f"by these pairs."
-        )
-        + "\n\n"
-    )
-    w(
-        "**Why.** The likelihoods of different modes model different data and cannot be "
-        "compared, so the modes are compared by hedged variance; but in sample their hedged "
-        "variances usually differ by a few percent, a ranking that does not survive out of "
-        "sample. Returns have a structural advantage: their beta is an elasticity, and the "
-        "hedge in shares, `beta * Y / X`, follows the price ratio by itself, where a beta in "
-        "shares (levels, changes) has to be re-learnt by the filter as prices drift. So "
-        "returns is the default and only a clear in-sample difference overrides it.\n\n"
-    )
-    w(
-        f"**History.** Calibration used to take the mode with the lowest in-sample hedged "
-        f"variance (the *old rule* row below, recomputed here from each calibration's fits). "
-        f"This study measured it: the old rule's mode had the lowest out-of-sample variance on "
-        f"{share(old.won, n)} pairs, always-returns on {share(ret.won, n)}. The current rule "
-        f"and its {margin} margin were then chosen **after looking at these {n} pairs**, so "
-        f"the table below is the evidence the rule was fitted to, not a test of it; the "
-        f"held-out section is the test. Counts over the {n} study pairs (every rule uses only "
-        f"the training window):\n\n"
+        f"{n} pairs: 20 iShares factor-ETF pairs, 10 stock pairs, S&P 500 / NASDAQ both ways. "
+        "*Lowest of the singles*: no single candidate (the 12 Kalman filters, static and "
+        "rolling OLS on levels and changes) had less out-of-sample variance; *within 1%/2%*: "
+        "of the lowest single candidate; *beat*: strictly less variance; *worst vs static "
+        "levels*: the largest `var / var(static levels) - 1` over the pairs; *median vs*: "
+        "`1 - var / var(static)`, positive = less variance.\n\n"
     )
     w(rules_table(scores))
-
+    w("## How the combination was chosen (study pairs only)\n\n")
+    w(
+        "Every variant below was run on the study pairs alone; the first row is the choice. "
+        "Unclipped minimum-variance weights go long one member and short another (the "
+        "members' P&Ls are nearly collinear) and lose to equal weights; clipping at 0 with "
+        "shrinkage towards equal weights beats both. Adding the log filters, the static hedges "
+        "or every candidate gives the weights more noise to fit than signal to find.\n\n"
+    )
+    w(variants_table(runs))
+    mean_weights = {
+        m: statistics.mean(s.weights.get(m, 0.0) for s in scores) for m in COMBINED_MEMBERS
+    }
+    w(
+        "Mean test-window weight of each member over the study pairs: "
+        + ", ".join(f"{m} {v:.2f}" for m, v in mean_weights.items())
+        + ".\n\n"
+    )
+    w("## The mode rule\n\n")
+    w(mode_rule_section(scores, held[0] if held is not None else None))
     if held is not None:
-        w(held_out_section(held, rec))
-
-    w("## Per pair\n\n")
+        w(held_out_section(held))
+    w("## Per pair (study)\n\n")
     w(
-        "Variance changes are `var(recommended) / var(other) - 1`: negative means the "
-        "recommended hedge had less variance. *gap to best* is how much more variance it had "
-        "than the best candidate (0 when it won); *old rule* is the mode the old "
-        "lowest-in-sample rule would have picked and its gap.\n\n"
+        "Variance changes are `var(combined) / var(other) - 1`: negative means the combined "
+        "hedge had less variance. *gap to best single* is how much more variance it had than "
+        "the best single candidate (negative: it beat them all).\n\n"
     )
     w(
-        "| group | pair | best method | recommended (mode) | vs static levels | "
-        "vs static changes | vs rolling levels | vs rolling changes | gap to best | "
-        "old rule (mode) | old rule's gap |\n"
+        "| group | pair | best single | vs static levels | vs static changes | "
+        "vs rolling levels | vs rolling changes | vs calibrated returns filter | "
+        "gap to best single |\n"
     )
-    w("|---|---|---|---|---:|---:|---:|---:|---:|---|---:|\n")
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|\n")
     for r in runs:
-        ev = r.evaluation
-        chosen = ev.method(ev.recommended)
+        ev, s = r.evaluation, r.score
+        mine = s.variances["combined"]
 
-        def rel(name: str, ev: Evaluation = ev, rec_var: float = chosen.hedged_variance) -> str:
-            return pct(rec_var / ev.method(name).hedged_variance - 1.0)
+        def rel(name: str, s: Score = s, mine: float = mine) -> str:
+            return pct(mine / s.variances[name] - 1.0)
 
-        best = ev.methods[0]
+        best = ev.best_single
         best_name = best.name + (f" ({best.setting})" if best.family == "rolling" else "")
-        old_pick = r.score.lowest_in_sample
         w(
-            f"| {r.group} | {ev.pair} | {best_name} | {chosen.mode} | {rel('static-levels')} | "
+            f"| {r.group} | {ev.pair} | {best_name} | {rel('static-levels')} | "
             f"{rel('static-changes')} | {rel('rolling-levels')} | {rel('rolling-changes')} | "
-            f"{gap(ev):.1%} | {mode_of(old_pick)} | {gap(ev, old_pick):.1%} |\n"
+            f"{rel('kalman-returns-calibrated')} | {pct(mine / s.best_single - 1.0)} |\n"
         )
     w("\n## One pair in full\n\n")
     ev = example.evaluation
@@ -479,53 +563,52 @@ def summary(
     return out.getvalue()
 
 
-SLOW_RIVAL = "kalman-returns-seed"
-
-
-def head_to_head(study: list[Score], held: list[Score] | None) -> str:
-    """The recommended filter against the seed's (Q = I, R = 1) filter on returns, pair by
-    pair: a fixed Q/R against the one the likelihood fits on the training half."""
-
-    def wins(scores: list[Score]) -> tuple[int, int]:
-        pairs = [
-            (s.variances[s.recommended], s.variances[SLOW_RIVAL])
-            for s in scores
-            if SLOW_RIVAL in s.variances and s.recommended != SLOW_RIVAL
-        ]
-        return sum(rec < rival for rec, rival in pairs), len(pairs)
-
-    won, n = wins(study)
-    text = (
-        f"- **Against a fixed Q/R.** The seed's filter on returns (Q = I, R = 1: Q/R = 1 "
-        f"whatever the pair) is the recommended config's closest rival: the recommended hedge "
-        f"had the lower variance on {won} of {n} study pairs"
+def mode_rule_section(study: list[Score], held: list[Score] | None) -> str:
+    """What the retired 5% margin did, on the study and the held-out pairs."""
+    out = io.StringIO()
+    w = out.write
+    w(
+        "Calibration used to keep the filter on log returns unless another mode's in-sample "
+        f"hedged variance was more than {OLD_MARGIN:.0%} lower (the *retired rule*), and before "
+        "that took the lowest in sample (the *oldest rule*). `choose_mode` now keeps returns "
+        "whenever they can be fitted. What the margin did:\n\n"
     )
-    if held is not None:
-        h_won, h_n = wins(held)
-        text += (
-            f" but on only {h_won} of {h_n} held-out pairs, where the seed's filter won most "
-            f"often of all candidates. `docs/calibration.md` measures why: the stocks' betas "
-            f"moved faster in the test half than in the training half, so the Q/R fitted on "
-            f"the training half was too small there; no other way of fitting Q/R that we tried "
-            f"beat the likelihood's on both sets, and the differences are under 0.5% of the "
-            f"hedged variance"
+    for label, scores in (("study", study), ("held-out", held)):
+        if scores is None:
+            continue
+        returns = "kalman-returns-calibrated"
+        switched = [s for s in scores if s.margin_rule != returns]
+        worse = [s for s in switched if s.variances[s.margin_rule] > s.variances[returns]]
+        losses = sorted(
+            (s.variances[s.margin_rule] / s.variances[returns] - 1.0, s.pair) for s in switched
         )
-    return text + ".\n"
+        w(
+            f"- {label} pairs: it left returns on {len(switched)} of {len(scores)}"
+            + (
+                " (" + ", ".join(f"{p} {pct(g)}" for g, p in losses) + " variance vs returns)"
+                if switched
+                else ""
+            )
+            + f"; the switch raised the out-of-sample variance on {len(worse)} of them.\n"
+        )
+    w(
+        "\nThe combination needs no mode rule: its members are all on returns, except rolling "
+        "OLS on changes; `calibrate` still fits every mode and reports each one's in-sample "
+        "hedged variance.\n\n"
+    )
+    return out.getvalue()
 
 
-def held_out_section(held: tuple[list[Score], list[str]], study: RuleStats) -> str:
+def held_out_section(held: tuple[list[Score], list[str]]) -> str:
     scores, failed = held
     n = len(scores)
-    rec = rule_stats(scores, RULES[0][1])
-    old = rule_stats(scores, RULES[1][1])
-    ret = rule_stats(scores, RULES[2][1])
     out = io.StringIO()
     w = out.write
     w(f"## {held_title(held)}\n\n")
     w(
         f"Every ordered pair of the 20 stocks in `examples/{STOCKS.name}` except the study's "
         f"10 (1990-2022, the same half/half split and {COST_BPS:g} bps cost). None of them was "
-        f"looked at when the rule was chosen, so this is the honest test of it. "
+        f"looked at when the combination, its members or its defaults were chosen. "
         f"{n} were evaluated" + (f"; {len(failed)} could not be:" if failed else ".") + "\n\n"
     )
     by_error: dict[str, list[str]] = {}
@@ -537,89 +620,17 @@ def held_out_section(held: tuple[list[Score], list[str]], study: RuleStats) -> s
     if failed:
         w("\n")
     w(rules_table(scores))
-
-    def verdict(held_count: int, study_count: int, study_n: int) -> str:
-        a, b = held_count / n, study_count / study_n
-        return "lower" if a < b - 0.005 else "higher" if a > b + 0.005 else "about the same"
-
-    won_cmp = verdict(rec.won, study.won, study.n)
-    near_cmp = verdict(rec.near, study.near, study.n)
-    w(
-        f"Against the study pairs: the recommended config's share of outright wins is "
-        f"{won_cmp} ({rec.won / n:.0%} held out vs {study.won / study.n:.0%} in the study) "
-        f"and its share within {NEAR:.0%} of the best is {near_cmp} ({rec.near / n:.0%} vs "
-        f"{study.near / study.n:.0%})."
-    )
-    if won_cmp == "lower" and near_cmp == "lower":
-        w(
-            " **The held-out numbers are worse than the study's on both counts**: part of the "
-            f"rule's showing on the {study.n} pairs is fitting to them."
-        )
-    elif "lower" in (won_cmp, near_cmp):
-        worse, better = (
-            ("outright wins", f"within {NEAR:.0%}")
-            if won_cmp == "lower"
-            else (f"within {NEAR:.0%}", "outright wins")
-        )
-        w(
-            f" **The held-out numbers are worse than the study's on {worse}** (not on "
-            f"{better}): the study pairs flatter the rule there."
-        )
-    w(
-        f" Against the old rule on the same pairs, it won {compare(rec.won, old.won)} pairs "
-        f"outright ({rec.won} vs {old.won}) and was near-best on "
-        f"{compare(rec.near, old.near)} ({rec.near} vs {old.near}); always-returns won "
-        f"{ret.won} and was near-best on {ret.near}.\n\n"
-    )
-    switched = [s for s in scores if mode_of(s.recommended) != PREFERRED_MODE.value]
-    returns_name = f"kalman-{PREFERRED_MODE.value}-calibrated"
-    helped = sum(s.variances[s.recommended] < s.variances[returns_name] for s in switched)
-    if switched:
-        w(
-            f"The {SWITCH_MARGIN:.0%} margin made the rule leave {PREFERRED_MODE.value} on "
-            f"{len(switched)} held-out pair(s) ("
-            + ", ".join(f"{s.pair} to {mode_of(s.recommended)}" for s in switched)
-            + f"); the switch lowered the out-of-sample variance against the "
-            f"{PREFERRED_MODE.value} filter on {helped} of them.\n\n"
-        )
-    else:
-        w(
-            f"The rule never left {PREFERRED_MODE.value} on the held-out pairs either, so the "
-            f"{SWITCH_MARGIN:.0%} margin is untested here too.\n\n"
-        )
-    modes = Counter(mode_of(s.recommended) for s in scores)
-    winners = Counter(s.winner for s in scores)
+    winners = Counter(s.best_single_name for s in scores)
     top = counted(Counter(dict(winners.most_common(6))))
     w(
-        f"Modes calibration chose: {counted(modes)}. Methods that won most often: {top} "
-        f"(of {len(winners)} that won at least one pair).\n\n"
+        f"Best single candidates, most often: {top} (of {len(winners)} that were best on at "
+        f"least one pair).\n\n"
     )
     return out.getvalue()
 
 
 def held_title(held: tuple[list[Score], list[str]]) -> str:
-    return f"Held out: {len(held[0]) + len(held[1])} stock pairs the rule never saw"
-
-
-def held_anchor(held: tuple[list[Score], list[str]]) -> str:
-    """The GitHub anchor of the held-out section's heading."""
-    title = held_title(held).lower()
-    return "-".join("".join(c for c in title if c.isalnum() or c == " ").split())
-
-
-def validated_mode(ev: Evaluation) -> str:
-    """The input mode a walk-forward check inside the training window would pick: calibrate on
-    its first two thirds, then keep the mode whose calibrated filter had the lowest hedged
-    variance on its last third (bars the calibration never saw)."""
-    split = ev.split.train_bars
-    cut = 2 * split // 3
-    y, x = ev.y[:split], ev.x[:split]
-    calibration = calibrate(y[:cut], x[:cut])
-    scores = []
-    for fit in calibration.fits:
-        pnl = hedged_pnl(y, x, kalman_path(fit.filter_params(), y, x).hedge)
-        scores.append((hedged_variance(pnl[cut:]), fit.mode.value))
-    return min(scores)[1]
+    return f"Held out: {len(held[0]) + len(held[1])} stock pairs no choice saw"
 
 
 def tracking_section() -> str:
@@ -663,13 +674,17 @@ METHOD_NOTES = """## How the numbers are made
   Q = I, R = 1, prior N(0, I). Baselines: static OLS on the training half of Y on X (levels) and
   of dY on dX (changes: the minimum-variance hedge), and rolling OLS on levels and on changes
   with the window (20..500 bars, at most a third of the training half) that gave the lowest
-  hedged variance on the training half. The recommended configuration is
-  `calibrate(training prices).best.filter_params()`: the calibrated filter in the mode
-  `choose_mode` picks (returns unless another mode's in-sample hedged variance is more than 5%
-  lower). The old rule's pick is recomputed from the same calibration's fits (the mode with
-  the lowest in-sample hedged variance).
-- **Rule counts.** *Lowest variance*: the rule's pick had the lowest out-of-sample hedged
-  variance of all 16 candidates (ties count); *within 2%*: at most 2% more than the lowest;
+  hedged variance on the training half. These 16 are the *single* candidates.
+- **Combinations.** `combined`: the calibrated, seed's and Chan's filters on returns and
+  rolling OLS on changes, weighted online (`hedger.engine.combine.CombineParams` defaults:
+  minimum variance of the members' exponentially forgotten P&L second moment, half-life 500
+  bars, shrink 1 towards equal weights, clipped at 0, equal weights for the first 20 bars);
+  `combined-equal`: the same members, equal weights. The weights set at bar t's close use
+  the members' P&L of bars up to t and hedge bar t + 1's move (a test perturbs later prices
+  and checks that earlier weights do not move). The retired and oldest rules' picks are
+  recomputed from each calibration's fits.
+- **Counts.** *Lowest of the singles*: the pick's out-of-sample hedged variance was at most
+  the lowest of the 16 single candidates' (ties count); *within 1%/2%*: at most 1%/2% more;
   *beat*: strictly less variance than that baseline; *median vs*: the median over pairs of
   `1 - var(pick) / var(static)`, positive = less variance.
 - **Hedged variance** (the headline): variance of `dY_t - h_{t-1} dX_t` per share of Y over the
@@ -683,7 +698,8 @@ METHOD_NOTES = """## How the numbers are made
 - **|z| > 2** and the **backtest** use each method's own one-step forecast error `e` and its
   predicted standard deviation (Kalman: the innovation and `sqrt(S)`; static OLS: the residual
   from the training fit and the training residual sd; rolling OLS: the observation minus the
-  previous bar's fit and that fit's residual sd). Chan's rule: enter short one unit (1 Y,
+  previous bar's fit and that fit's residual sd; a combination: its hedged P&L and the sd
+  its weights expected, `sqrt(w' S w)`). Chan's rule: enter short one unit (1 Y,
   -h X) when `e > sd`, long when `e < -sd`, exit when `e` crosses zero; 5 bps of the notional
   traded on both legs, re-hedging included; returns on the previous close's gross notional.
   In the changes and returns modes `e` is a one-bar surprise, not a level, so that backtest
@@ -698,15 +714,20 @@ METHOD_NOTES = """## How the numbers are made
 One object: `type` (`"hedge_evaluation"`), `version` (1), `pair` (`"Y/X"`), `bars`, `split`
 (`train_bars`, `test_bars`, `train_start`, `train_end`, `test_start`, `test_end`: bar labels as
 in the file; `measured_bars`: test bars on which every method has a hedged P&L), `cost_bps`,
-`periods_per_year`, `winner` and `recommended` (method names), `verdict` (the one-line text),
-and `methods`: one object per candidate, sorted by
-`hedged_variance` then name, with `name`, `family` (`kalman`, `static`, `rolling`), `mode`,
-`setting` (`calibrated`, `chan`, `seed`, `ols`, `window=<w>`), `delta`, `obs_cov`, `window`
+`periods_per_year`, `winner`, `recommended` and `best_single` (method names: the lowest row,
+hedger's recommended row, the lowest single candidate), `verdict` (the one-line text),
+`methods`: one object per candidate, sorted by
+`hedged_variance` then name, with `name`, `family` (`kalman`, `static`, `rolling`,
+`combined`), `mode` (a combination's members joined by `+`), `setting` (`calibrated`,
+`chan`, `seed`, `ols`, `window=<w>`, `minvar`, `equal`), `delta`, `obs_cov`, `window`
 (null when not applicable), `recommended` (bool), `hedged_variance`,
 `reduction_vs_static_levels`, `reduction_vs_static_changes` (fractions, positive = less
 variance), `half_life` (bars; null = no mean reversion), `share_abs_z_over_2` (fraction), `backtest`
 (`total_return`, `sharpe`, `max_drawdown`: fractions, null when undefined; `trades`,
-`exposure`) and `final_hedge` (shares of X per share of Y). Keys appear in this order; NaN and
+`exposure`) and `final_hedge` (shares of X per share of Y); `combination`: the recommended
+combination's `members`, `weighting`, `half_life`, `shrink`, `long_only`, `final_weights`
+and `mean_test_weights` (in the members' order, each summing to 1); and `alarms` (of the
+calibrated filter named in `method`). Keys appear in this order; NaN and
 infinities are written as null; the same input gives byte-identical output. Fields may be
 added within version 1, never renamed or removed.
 """

@@ -18,7 +18,6 @@ from hedger.cli.main import main
 from hedger.config.pipeline import DEFAULT_OUTLIER_Z, load_toml, pipeline_config
 from hedger.engine import HedgeFilter, InputMode
 from hedger.engine.calibrate import (
-    SWITCH_MARGIN,
     Calibration,
     NoiseFit,
     calibrate,
@@ -226,20 +225,21 @@ def test_a_static_beta_is_a_legitimate_answer() -> None:
     assert fit.filter_params().delta == 0.0
 
 
-def test_calibrate_keeps_returns_unless_another_mode_hedges_clearly_better(
+def test_calibrate_keeps_returns_whenever_they_are_fitted(
     qual_mtum: tuple[Any, Any], qual_mtum_fits: Calibration
 ) -> None:
     cal = qual_mtum_fits
     assert [f.mode for f in cal.fits] == list(InputMode)
     returns = cal.fit_for(InputMode.RETURNS)
+    assert cal.best is returns
+    # the rule itself, on made-up fits: however much lower another mode is in sample
     lowest = min(cal.fits, key=lambda f: f.hedged_variance)
-    switch = lowest.hedged_variance < returns.hedged_variance * (1.0 - SWITCH_MARGIN)
-    assert cal.best is (lowest if switch else returns)
-    # the rule itself, on made-up fits
     fits = [replace(returns, hedged_variance=1.0), replace(lowest, mode=InputMode.LEVELS)]
-    assert choose_mode([fits[0], replace(fits[1], hedged_variance=0.96)]).mode is InputMode.RETURNS
-    assert choose_mode([fits[0], replace(fits[1], hedged_variance=0.94)]).mode is InputMode.LEVELS
-    assert choose_mode([replace(fits[1], hedged_variance=2.0)]).mode is InputMode.LEVELS
+    assert choose_mode([fits[0], replace(fits[1], hedged_variance=0.5)]).mode is InputMode.RETURNS
+    assert choose_mode([replace(fits[1], hedged_variance=0.5), fits[0]]).mode is InputMode.RETURNS
+    # without returns, the lowest in sample
+    log = replace(lowest, mode=InputMode.LOG, hedged_variance=3.0)
+    assert choose_mode([replace(fits[1], hedged_variance=2.0), log]).mode is InputMode.LEVELS
     only = calibrate(*qual_mtum, modes=[InputMode.LOG, InputMode.LEVELS])
     assert [f.mode for f in only.fits] == [InputMode.LOG, InputMode.LEVELS]
     assert only.fit_for(InputMode.LOG) == cal.fit_for(InputMode.LOG)

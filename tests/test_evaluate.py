@@ -25,6 +25,7 @@ from hedger.research.baselines import (
     static_ols_path,
 )
 from hedger.research.evaluate import (
+    COMBINED_MEMBERS,
     CalibrationLike,
     candidate_paths,
     default_calibrator,
@@ -165,13 +166,24 @@ def test_no_hedge_depends_on_a_later_price() -> None:
     y, x = _factor_pair(700)
     split, t = 400, 550
     calibration = default_calibrator(y[:split], x[:split])
-    before, _, _ = candidate_paths(y, x, split, calibration)
+    weights_before: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    weights_after: dict[str, tuple[tuple[str, ...], np.ndarray]] = {}
+    before, _, _ = candidate_paths(y, x, split, calibration, weights_before)
     rng = np.random.default_rng(0)
     y2, x2 = y.copy(), x.copy()
     y2[t + 1 :] *= np.exp(rng.normal(0.0, 0.05, len(y) - t - 1))
     x2[t + 1 :] *= np.exp(rng.normal(0.0, 0.05, len(x) - t - 1))
-    after, _, _ = candidate_paths(y2, x2, split, calibration)
-    assert before.keys() == after.keys() and len(before) >= 16
+    after, _, _ = candidate_paths(y2, x2, split, calibration, weights_after)
+    assert before.keys() == after.keys() and len(before) == 18
+    # the combinations' weights set at every close up to t are those of the unperturbed run,
+    # and they do move afterwards (the test would see a weight that looked ahead)
+    assert weights_before.keys() == {"combined", "combined-equal"}
+    members, w = weights_before["combined"]
+    assert members == COMBINED_MEMBERS
+    np.testing.assert_array_equal(w[: t + 1], weights_after["combined"][1][: t + 1])
+    assert not np.array_equal(w[t + 1 :], weights_after["combined"][1][t + 1 :])
+    np.testing.assert_allclose(w.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert (w >= 0.0).all()
     for name, path in before.items():
         for field in ("hedge", "hedge_sd", "error", "scale"):
             np.testing.assert_array_equal(
@@ -222,11 +234,18 @@ def test_evaluation_json_is_byte_identical_across_runs() -> None:
     document = json.loads(first)
     assert document["type"] == "hedge_evaluation" and document["version"] == 1
     names = [m["name"] for m in document["methods"]]
-    assert len(names) == 16 and len(set(names)) == 16
+    assert len(names) == 18 and len(set(names)) == 18
     variances = [m["hedged_variance"] for m in document["methods"]]
     assert variances == sorted(variances)
     assert document["winner"] == names[0]
     assert sum(m["recommended"] for m in document["methods"]) == 1
+    assert document["recommended"] == "combined"
+    single = [m for m in document["methods"] if m["family"] != "combined"]
+    assert document["best_single"] == single[0]["name"]
+    combination = document["combination"]
+    assert combination["members"] == list(COMBINED_MEMBERS)
+    assert math.isclose(sum(combination["final_weights"]), 1.0, abs_tol=1e-12)
+    assert document["alarms"]["method"] == "kalman-returns-calibrated"
 
 
 # --- tracking a known beta -----------------------------------------------------------------
@@ -266,12 +285,15 @@ def test_cli_table_on_sp500_nasdaq() -> None:
             assert f"kalman-{mode}-{setting}" in out
     for baseline in ("static-levels", "static-changes", "rolling-levels", "rolling-changes"):
         assert baseline in out
-    table = [line for line in out.splitlines() if line[3:10] in ("kalman-", "static-", "rolling")]
-    assert len(table) == 16
+    prefixes = ("kalman-", "static-", "rolling", "combine")
+    table = [line for line in out.splitlines() if line[3:10] in prefixes]
+    assert len(table) == 18
     assert table[0].startswith("*") and sum(line.startswith("*") for line in table) == 1
     assert sum(line[1:2] == "R" for line in table) == 1
     verdict = [line for line in out.splitlines() if line.startswith("verdict: ")]
-    assert len(verdict) == 1 and "recommended dynamic hedge" in verdict[0]
+    assert len(verdict) == 1 and "recommended hedge (4 hedges combined" in verdict[0]
+    assert [line[1:2] for line in table if "combined " in line] == ["R"]
+    assert "combined weights, mean over the test bars: kalman-returns-calibrated" in out
 
 
 def test_cli_json_and_plot_on_an_ishares_pair(tmp_path: Path) -> None:
@@ -291,7 +313,8 @@ def test_cli_json_and_plot_on_an_ishares_pair(tmp_path: Path) -> None:
     document = json.loads(result.stdout)
     assert document["pair"] == "QUAL/MTUM"
     assert document["split"]["test_start"] == "2018-01-02"
-    assert {m["family"] for m in document["methods"]} == {"kalman", "static", "rolling"}
+    families = {m["family"] for m in document["methods"]}
+    assert families == {"kalman", "static", "rolling", "combined"}
     head = png.read_bytes()[:24]
     assert head[:8] == b"\x89PNG\r\n\x1a\n"
     assert struct.unpack(">II", head[16:24]) == (1400, 1000)
@@ -341,10 +364,15 @@ def test_prices_through_zero_leave_out_the_log_modes() -> None:
     ev = evaluate_pair(
         y, x, pair="SPREAD/SIZE", ts=table.ts[:800], labels=table.labels[:800], split=400
     )
-    modes = {m.mode for m in ev.methods}
+    modes = {m.mode for m in ev.methods if m.family != "combined"}
     assert modes == {"levels", "changes"}
-    assert len(ev.methods) == 2 * 3 + 4  # two modes x three settings, four OLS baselines
-    assert ev.method(ev.recommended).mode in ("levels", "changes")
+    # two modes x three settings, four OLS baselines, two combinations
+    assert len(ev.methods) == 2 * 3 + 4 + 2
+    # the returns members are out: the combination is rolling OLS on changes alone
+    assert ev.combination is not None and ev.combination.members == ("rolling-changes",)
+    np.testing.assert_allclose(
+        ev.paths["combined"].hedge, ev.paths["rolling-changes"].hedge, rtol=0, atol=1e-15
+    )
 
 
 def test_the_calibrator_sees_only_the_training_bars() -> None:

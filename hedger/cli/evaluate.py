@@ -121,7 +121,9 @@ def render(out: TextIO, ev: Evaluation) -> None:
             f"{_num(row.final_hedge, '8.4f')}\n"
         )
     out.write(
-        "\n* lowest out-of-sample hedged variance    R hedger's recommended configuration\n"
+        "\n* lowest out-of-sample hedged variance    R hedger's recommended hedge\n"
+        "combined: members' hedges weighted by their recent hedged P&L (minvar) or equally;\n"
+        "  its |z| and backtest use its hedged P&L over the sd its weights expected\n"
         "hedged var: variance of dY - h dX per share of Y on the test bars (price units^2)\n"
         "vs st.lvl, vs st.chg: its reduction vs the static OLS hedge on levels, on changes\n"
         "half-life: AR(1) half-life (bars) of the hedged position's value; none = a unit root\n"
@@ -133,16 +135,30 @@ def render(out: TextIO, ev: Evaluation) -> None:
         "hedge: the last hedge, shares of X per share of Y\n\n"
     )
     out.write(f"verdict: {ev.verdict}\n")
+    if ev.combination is not None:
+        out.write(combination_summary(ev) + "\n")
     out.write(alarm_summary(ev) + "\n")
 
 
+def combination_summary(ev: Evaluation) -> str:
+    """The recommended combination's members with their mean weight over the test bars and
+    their weight after the last bar."""
+    c = ev.combination
+    assert c is not None
+    parts = ", ".join(
+        f"{name} {mean:.2f} (last {last:.2f})"
+        for name, mean, last in zip(c.members, c.mean_test_weights, c.final_weights, strict=True)
+    )
+    return f"combined weights, mean over the test bars: {parts}"
+
+
 def alarm_summary(ev: Evaluation) -> str:
-    """One line on the recommended filter's break alarms: how many, how many in the test
+    """One line on the calibrated filter's break alarms: how many, how many in the test
     window, and the first few raised there."""
     split = ev.split.train_bars
     in_test = [span for span in ev.alarms if span.start >= split]
     text = (
-        f"break alarms on the recommended filter: {len(ev.alarms)} over the history, "
+        f"break alarms on {ev.alarm_method}: {len(ev.alarms)} over the history, "
         f"{len(in_test)} in the test window"
     )
     labels = ev.labels

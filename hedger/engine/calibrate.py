@@ -1,5 +1,5 @@
 """Calibration: the state noise Q and observation noise R by maximum likelihood, and the input
-mode by the in-sample variance of the hedged P&L.
+mode (log returns whenever they can be fitted, :func:`choose_mode`).
 
 The model is the one the daemon runs: :class:`~hedger.engine.params.FilterParams` with a fixed
 R, ``Q = delta / (1 - delta) * I`` and the default OLS warm-up of ``m = 20`` observations.
@@ -56,9 +56,7 @@ SNR_RANGE = (1e-8, 1e2)
 """The grid's range of ``q * mean(|h|^2)``, the state noise's share of one step's forecast
 variance relative to R."""
 PREFERRED_MODE = InputMode.RETURNS
-"""The mode :func:`choose_mode` keeps unless another one hedges clearly better in sample."""
-SWITCH_MARGIN = 0.05
-"""How much lower (a share) another mode's in-sample hedged variance must be to be chosen."""
+"""The mode :func:`choose_mode` keeps whenever it could be fitted."""
 _REFINE_TOL = 1e-7  # golden-section stops when the bracket in log q is this narrow
 _EXACT_FIT = 1e-20  # R below this share of mean(y^2): y is x times a constant, up to rounding
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -116,8 +114,7 @@ class NoiseFit:
 class Calibration:
     """Fits of several input modes and the one to run.
 
-    best: the fit :func:`choose_mode` chose (returns, unless another mode hedged clearly
-        better in sample).
+    best: the fit :func:`choose_mode` chose (returns whenever fitted).
     fits: one per mode fitted, in the order given.
     failed: the modes that could not be fitted, each with the reason (e.g. a leg constant over
         the warm-up in levels, prices <= 0 in a log mode).
@@ -449,25 +446,22 @@ def calibrate(
 
 
 def choose_mode(fits: Sequence[NoiseFit]) -> NoiseFit:
-    """The fit to run: :data:`PREFERRED_MODE`'s, unless another mode's in-sample hedged
-    variance is lower than the preferred one's by more than :data:`SWITCH_MARGIN` (then the
-    lowest); the lowest when the preferred mode was not fitted.
+    """The fit to run: :data:`PREFERRED_MODE`'s whenever it was fitted; else the mode with the
+    lowest in-sample hedged variance.
 
-    Why not simply the lowest: the likelihoods of different modes model different data and
+    Why not the lowest in sample: the likelihoods of different modes model different data and
     cannot be compared, and the in-sample hedged variances of the modes usually differ by a
     few percent, a ranking that does not survive out of sample (docs/evaluation.md measures
-    it: the plain lowest-in-sample rule gave the lowest out-of-sample variance on 5 of 32
-    pairs, the returns filter on 15). Returns hedge best more often for a structural reason:
-    their beta is an elasticity, and the hedge in shares, ``beta * Y / X``, follows the price
-    ratio by itself, where a beta in shares has to be re-learnt by the filter as prices drift.
+    it). Returns hedge best more often for a structural reason: their beta is an elasticity,
+    and the hedge in shares, ``beta * Y / X``, follows the price ratio by itself, where a beta
+    in shares has to be re-learnt by the filter as prices drift. An earlier rule left returns
+    when another mode was more than 5% lower in sample; out of sample that switch was the
+    source of the largest losses against the best candidate, so it is gone.
     """
     ranked = [f for f in fits if not math.isnan(f.hedged_variance)]
+    preferred = next((f for f in fits if f.mode is PREFERRED_MODE), None)
+    if preferred is not None:
+        return preferred
     if not ranked:
         return fits[0]
-    lowest = min(ranked, key=lambda f: f.hedged_variance)
-    preferred = next((f for f in ranked if f.mode is PREFERRED_MODE), None)
-    if preferred is None or lowest.hedged_variance < preferred.hedged_variance * (
-        1.0 - SWITCH_MARGIN
-    ):
-        return lowest
-    return preferred
+    return min(ranked, key=lambda f: f.hedged_variance)

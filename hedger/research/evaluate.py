@@ -13,11 +13,14 @@ Candidates (names as in the results):
 - ``static-levels``, ``static-changes``: OLS on the training window of Y on X and of dY on dX
   (the minimum-variance hedge), held unchanged;
 - ``rolling-levels``, ``rolling-changes``: OLS on the last w bars at every bar, w chosen on the
-  training window (:func:`hedger.research.baselines.choose_window`).
+  training window (:func:`hedger.research.baselines.choose_window`);
+- ``combined``: the combination (:mod:`hedger.engine.combine`) of :data:`COMBINED_MEMBERS`
+  with minimum-variance weights learnt online from the members' hedged P&L; and
+  ``combined-equal``, the same members with equal weights (the baseline of the weighting).
 
-The recommended configuration, ``calibrate(training prices).best.filter_params()``, is the
-calibrated filter in the mode calibration picks; its row is flagged ``recommended`` (and it is
-a row of its own, ``recommended``, only if it differs from every calibrated candidate).
+The recommended hedge is ``combined`` (flagged ``recommended``). Its members were chosen on
+the 32 study pairs of ``docs/evaluation.md`` only. The ``kalman-*`` and ``static``/``rolling``
+rows are the *single* candidates the combination is measured against.
 
 Metrics (test window, bars ``[split, T)``; a hedge is always the one set at the previous close):
 
@@ -53,6 +56,7 @@ import orjson
 
 from hedger.engine.alarm import AlarmParams
 from hedger.engine.calibrate import calibrate
+from hedger.engine.combine import CombineParams, Weighting, combine_path
 from hedger.engine.linalg import FloatArray
 from hedger.engine.params import FilterParams, InputMode
 from hedger.engine.units import hedged_pnl
@@ -78,6 +82,18 @@ from hedger.research.metrics import (
 from hedger.research.prices import leading_bars
 
 JSON_VERSION = 1
+COMBINED_MEMBERS: tuple[str, ...] = (
+    "kalman-returns-calibrated",
+    "kalman-returns-seed",
+    "kalman-returns-chan",
+    "rolling-changes",
+)
+"""The members of the recommended combination (those a pair has: the returns filters need
+positive prices). Chosen on the study pairs: adding the log filters or the static hedges, or
+taking all 13 dynamic candidates, did worse there (``docs/evaluation.md``)."""
+RECOMMENDED = "combined"
+SINGLE_FAMILIES = frozenset({"kalman", "static", "rolling"})
+"""The families of single candidates (the combinations are not single)."""
 MIN_TRAIN_BARS = 60
 MIN_TEST_BARS = 20
 DEFAULT_COST_BPS = 5.0
@@ -131,11 +147,13 @@ class Split:
 class MethodResult:
     """One candidate's out-of-sample numbers (see the module docstring for each metric).
 
-    name: the candidate's id; family: ``kalman``, ``static`` or ``rolling``; mode: its input
-    mode (``levels`` or ``changes`` for the OLS baselines); setting: ``calibrated``, ``chan``,
-    ``seed``, ``ols`` or ``window=<w>``; delta, obs_cov: the filter's noise (None otherwise);
-    window: the rolling window in bars (None otherwise); recommended: hedger's recommended
-    configuration; final_hedge: shares of X per share of Y at the last bar.
+    name: the candidate's id; family: ``kalman``, ``static``, ``rolling`` or ``combined``;
+    mode: its input mode (``levels`` or ``changes`` for the OLS baselines; a combination's
+    members joined by ``+``); setting: ``calibrated``, ``chan``, ``seed``, ``ols``,
+    ``window=<w>`` or the combination's weighting (``minvar``, ``equal``); delta, obs_cov: the
+    filter's noise (None otherwise); window: the rolling window in bars (None otherwise);
+    recommended: hedger's recommended hedge; final_hedge: shares of X per share of Y at the
+    last bar.
     """
 
     name: str
@@ -153,6 +171,21 @@ class MethodResult:
     share_abs_z_over_2: float
     backtest: BacktestResult
     final_hedge: float
+
+
+@dataclass(frozen=True, slots=True)
+class Combination:
+    """The recommended combination of one pair: its members (row names), how it weighs them
+    (:class:`~hedger.engine.combine.CombineParams`' fields), its weights after the last bar
+    and their mean over the test bars (each (N,), summing to 1)."""
+
+    members: tuple[str, ...]
+    weighting: str
+    half_life: float
+    shrink: float
+    long_only: bool
+    final_weights: tuple[float, ...]
+    mean_test_weights: tuple[float, ...]
 
 
 @dataclass(frozen=True)
@@ -179,6 +212,15 @@ class Evaluation:
     x: FloatArray = field(repr=False, compare=False)
     alarms: tuple[AlarmSpan, ...] = ()
     labels: tuple[str, ...] = field(default=(), repr=False, compare=False)
+    combination: Combination | None = None
+    alarm_method: str = ""
+    weights: FloatArray | None = field(default=None, repr=False, compare=False)
+    """(T, N): the recommended combination's weights after each bar (for plots)."""
+
+    @property
+    def best_single(self) -> MethodResult:
+        """The single candidate (not a combination) with the lowest hedged variance."""
+        return next(row for row in self.methods if row.family in SINGLE_FAMILIES)
 
     def method(self, name: str) -> MethodResult:
         """The row called ``name``."""
@@ -200,7 +242,9 @@ class Evaluation:
             "winner": self.winner,
             "recommended": self.recommended,
             "verdict": self.verdict,
+            "best_single": self.best_single.name,
             "methods": [_plain(row) for row in self.methods],
+            "combination": None if self.combination is None else _plain(self.combination),
             "alarms": self._alarms_dict(),
         }
 
@@ -212,7 +256,7 @@ class Evaluation:
             return None if bar is None or not labels else labels[bar]
 
         return {
-            "method": self.recommended,
+            "method": self.alarm_method,
             "raised": len(self.alarms),
             "raised_in_test": sum(1 for span in self.alarms if span.start >= split),
             "spans": [
@@ -265,13 +309,19 @@ def check_split(split: int, usable: int, n_bars: int) -> None:
 
 
 def candidate_paths(
-    y: FloatArray, x: FloatArray, split: int, calibration: CalibrationLike
+    y: FloatArray,
+    x: FloatArray,
+    split: int,
+    calibration: CalibrationLike,
+    combinations: dict[str, tuple[tuple[str, ...], FloatArray]] | None = None,
 ) -> tuple[dict[str, MethodPath], dict[str, dict[str, Any]], str]:
     """Every candidate's path over the whole history, its description (family, mode,
-    setting, delta, obs_cov, window) and the name of the recommended row."""
+    setting, delta, obs_cov, window) and the name of the recommended row. ``combinations``,
+    if given, receives each combination's members and weights (T, N)."""
+    if combinations is None:
+        combinations = {}
     paths: dict[str, MethodPath] = {}
     about: dict[str, dict[str, Any]] = {}
-    calibrated: dict[str, FilterParams] = {}
     # Log modes need prices > 0. Decided on the training bars (no look-ahead): a price <= 0
     # there rules the log modes out; one in the test window is a missing bar for them.
     train_y, train_x = y[:split], x[:split]
@@ -286,7 +336,6 @@ def candidate_paths(
             pass  # the mode could not be calibrated on the training bars (calibration.failed)
         else:
             settings.insert(0, ("calibrated", fitted))
-            calibrated[f"kalman-{mode.value}-calibrated"] = fitted
         for setting, params in settings:
             name = f"kalman-{mode.value}-{setting}"
             paths[name] = kalman_path(params, y, x)
@@ -297,12 +346,29 @@ def candidate_paths(
         window = choose_window(y, x, split, differenced)
         paths[f"rolling-{mode_name}"] = rolling_ols_path(y, x, window, differenced)
         about[f"rolling-{mode_name}"] = _about("rolling", mode_name, f"window={window}", window)
-    best = calibration.best.filter_params()
-    recommended = next((name for name, p in calibrated.items() if p == best), "recommended")
-    if recommended == "recommended":
-        paths[recommended] = kalman_path(best, y, x)
-        about[recommended] = _kalman_about(best.mode, "calibrated", best)
-    return paths, about, recommended
+    members = [name for name in COMBINED_MEMBERS if name in paths]
+    hedges = np.column_stack([paths[name].hedge for name in members])
+    weightings: tuple[tuple[str, Weighting], ...] = (
+        ("combined", "minvar"),
+        ("combined-equal", "equal"),
+    )
+    for name, weighting in weightings:
+        combination = combine_path(hedges, y, x, CombineParams(weighting=weighting))
+        paths[name] = combined_method_path(combination.hedge, combination.expected_std, y, x)
+        about[name] = _about("combined", "+".join(members), weighting)
+        combinations[name] = (tuple(members), combination.weights)
+    return paths, about, RECOMMENDED
+
+
+def combined_method_path(
+    hedge: FloatArray, expected_std: FloatArray, y: FloatArray, x: FloatArray
+) -> MethodPath:
+    """A combination as a :class:`MethodPath`: its forecast error of bar t is the hedged P&L
+    of bar t (``dY - h_t-1 dX``, the move it did not hedge), its scale the standard deviation
+    the weights expected of it at t - 1."""
+    scale = np.full(len(y), math.nan)
+    scale[1:] = expected_std[:-1]
+    return MethodPath(hedge, np.full(len(y), math.nan), hedged_pnl(y, x, hedge), scale)
 
 
 def _about(family: str, mode: str, setting: str, window: int | None = None) -> dict[str, Any]:
@@ -350,7 +416,8 @@ def evaluate_pair(
     if not (math.isfinite(cost_bps) and cost_bps >= 0.0):
         raise ConfigError("cost", f"must be a number of basis points >= 0, got {cost_bps}")
     calibration = (calibrator or default_calibrator)(y[:split], x[:split])
-    paths, about, recommended = candidate_paths(y, x, split, calibration)
+    combinations: dict[str, tuple[tuple[str, ...], FloatArray]] = {}
+    paths, about, recommended = candidate_paths(y, x, split, calibration, combinations)
     pnls = {name: hedged_pnl(y, x, path.hedge) for name, path in paths.items()}
     test = slice(split, n)
     common = np.all(np.isfinite(np.vstack([p[test] for p in pnls.values()])), axis=0)
@@ -392,6 +459,20 @@ def evaluate_pair(
         )
     rows.sort(key=lambda r: (_sort_key(r.hedged_variance), r.name))
     methods = tuple(rows)
+    members, weights = combinations[recommended]
+    params = CombineParams()
+    combination = Combination(
+        members=members,
+        weighting=params.weighting,
+        half_life=params.half_life,
+        shrink=params.shrink,
+        long_only=params.long_only,
+        final_weights=tuple(float(w) for w in weights[-1]),
+        mean_test_weights=tuple(float(w) for w in weights[split:].mean(axis=0)),
+    )
+    alarm_method = f"kalman-{calibration.best.mode.value}-calibrated"
+    if alarm_method not in paths:
+        alarm_method = "kalman-returns-calibrated"
     split_info = Split(
         train_bars=split,
         test_bars=n - split,
@@ -415,8 +496,11 @@ def evaluate_pair(
         paths=paths,
         y=y,
         x=x,
-        alarms=() if alarm is None else alarm_spans(_judged_z(paths[recommended]), alarm),
+        alarms=() if alarm is None else alarm_spans(_judged_z(paths[alarm_method]), alarm),
         labels=labels,
+        combination=combination,
+        alarm_method=alarm_method,
+        weights=weights,
     )
 
 
@@ -433,11 +517,11 @@ def _sort_key(value: float) -> float:
 
 
 def verdict(methods: tuple[MethodResult, ...], recommended: str) -> str:
-    """One line: did the recommended dynamic hedge cut the hedged variance versus the static
-    OLS hedges, and was it the best candidate?"""
+    """One line: did the recommended hedge cut the hedged variance versus the static OLS
+    hedges, and how did it do against the best single candidate?"""
     rec = next(r for r in methods if r.name == recommended)
     lv, ch = rec.reduction_vs_static_levels, rec.reduction_vs_static_changes
-    what = f"the recommended dynamic hedge (Kalman on {rec.mode}, calibrated)"
+    what = f"the recommended hedge ({_describe(rec)})"
     if lv > 0 and ch > 0:
         text = (
             f"{what} cut the hedged variance by {lv:.1%} vs the static OLS hedge on levels "
@@ -458,8 +542,23 @@ def verdict(methods: tuple[MethodResult, ...], recommended: str) -> str:
             f"{what} did NOT beat the static OLS hedges ({-lv:+.1%} variance vs levels, "
             f"{-ch:+.1%} vs changes)"
         )
-    best = methods[0]
+    singles = [r for r in methods if r.family in SINGLE_FAMILIES and r.name != recommended]
+    if not singles:
+        return f"{text}."
+    best = singles[0]
     if rec.hedged_variance <= best.hedged_variance:
-        return f"{text}; it was the best of all {len(methods)} candidates."
+        gap = 1.0 - rec.hedged_variance / best.hedged_variance
+        return (
+            f"{text}; it beat all {len(singles)} single candidates, the best of them "
+            f"({best.name}) by {gap:.1%}."
+        )
     gap = rec.hedged_variance / best.hedged_variance - 1.0
-    return f"{text}; the best was {best.name}, {gap:.1%} lower than the recommended."
+    return f"{text}; the best single candidate was {best.name}, {gap:.1%} lower."
+
+
+def _describe(row: MethodResult) -> str:
+    if row.family == "combined":
+        n = len(row.mode.split("+"))
+        weights = "minimum-variance weights" if row.setting == "minvar" else "equal weights"
+        return f"{n} hedges combined with {weights}"
+    return f"Kalman on {row.mode}, {row.setting}"

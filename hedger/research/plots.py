@@ -42,15 +42,17 @@ def figure_class() -> Any:
     return Figure
 
 
+_MEMBER_COLOURS = ("#1f77b4", "#2ca02c", "#17becf", "#bcbd22", "#8c564b", "#7f7f7f")
 _ALARM_COLOURS = {"up": "#ff7f0e", "down": "#9467bd", "scale": "#e377c2"}
 
 
 def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
-    """Draw ``ev`` as one PNG (1400 x 1000 px) at ``path``: four panels on a shared date axis
-    -- the recommended hedge with its +-2 sd band and the static OLS hedges; its forecast error
-    e with the +-sqrt(S) band; its z-score with the +-2 lines; the cumulative hedged P&L of
-    every method over the test window. The relationship-break alarms are shaded on the z-score
-    panel. Returns the path written."""
+    """Draw ``ev`` as one PNG (1400 x 1000 px) at ``path``: five panels on a shared date axis
+    -- the recommended (combined) hedge with its members' hedges and the static OLS hedges; the
+    combination's weights; the calibrated filter's forecast error e with the +-sqrt(S) band
+    and its z-score with the +-2 lines; the cumulative hedged P&L of every method over the
+    test window. The relationship-break alarms are shaded on the z-score panel. Returns the
+    path written."""
     figure = figure_class()
     import matplotlib.dates as mdates  # noqa: PLC0415 (optional extra, lazily)
 
@@ -59,14 +61,16 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     split = ev.split.train_bars
     split_date = dates[split]
     rec = ev.paths[ev.recommended]
-    rec_row = ev.method(ev.recommended)
+    flt = ev.paths[ev.alarm_method or ev.recommended]
+    flt_row = ev.method(ev.alarm_method or ev.recommended)
+    members = ev.combination.members if ev.combination is not None else ()
     pair = PairId.parse(ev.pair)
     y_sym, x_sym = pair.y, pair.xs[0]
 
     fig = figure(figsize=(WIDTH_PX / DPI, HEIGHT_PX / DPI), dpi=DPI)
-    axes = fig.subplots(4, 1, sharex=True, gridspec_kw={"height_ratios": [1.2, 1.0, 0.8, 1.4]})
+    axes = fig.subplots(5, 1, sharex=True, gridspec_kw={"height_ratios": [1.2, 0.7, 0.9, 0.8, 1.3]})
     fig.suptitle(
-        f"{y_sym} hedged with {x_sym}: recommended = Kalman on {rec_row.mode} (calibrated)  "
+        f"{y_sym} hedged with {x_sym}: recommended = {len(members)} hedges combined  "
         f"|  train to {ev.split.train_end}, test from {ev.split.test_start}",
         fontsize=13,
         fontweight="bold",
@@ -78,17 +82,16 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
         ax.tick_params(labelsize=9)
 
     ax = axes[0]
-    band = 2.0 * rec.hedge_sd
-    ax.fill_between(
-        dates,
-        rec.hedge - band,
-        rec.hedge + band,
-        color=_RECOMMENDED,
-        alpha=0.2,
-        linewidth=0,
-        label="+-2 sd",
-    )
-    ax.plot(dates, rec.hedge, color=_RECOMMENDED, linewidth=1.2, label="recommended (Kalman)")
+    for k, name in enumerate(members):
+        ax.plot(
+            dates,
+            ev.paths[name].hedge,
+            color=_MEMBER_COLOURS[k % len(_MEMBER_COLOURS)],
+            linewidth=0.5,
+            alpha=0.8,
+            label=name,
+        )
+    ax.plot(dates, rec.hedge, color=_RECOMMENDED, linewidth=1.4, label="recommended (combined)")
     for name, style in (("static-levels", "-"), ("static-changes", "--")):
         ax.axhline(
             float(ev.paths[name].hedge[-1]),
@@ -97,31 +100,41 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
             linestyle=style,
             label=f"static OLS on {name.split('-')[1]} (training)",
         )
-    _clip_to(ax, rec.hedge[np.isfinite(rec.hedge)], band[np.isfinite(band)])
+    _clip_to(ax, rec.hedge[np.isfinite(rec.hedge)], np.zeros(0))
     ax.set_title("Hedge ratio  (y axis: 0.5-99.5% of the values)", fontsize=11, loc="left")
     ax.set_ylabel(f"shares of {x_sym}\nper share of {y_sym}", fontsize=9)
     ax.legend(loc="upper left", fontsize=8, ncol=4, framealpha=0.9)
 
-    unit = _error_unit(rec_row.mode, y_sym)
     ax = axes[1]
-    sd = rec.scale
+    if ev.weights is not None and members:
+        colours = [_MEMBER_COLOURS[k % len(_MEMBER_COLOURS)] for k in range(len(members))]
+        ax.stackplot(dates, ev.weights.T, colors=colours, alpha=0.8, labels=members)
+        ax.legend(loc="upper left", fontsize=7, ncol=len(members), framealpha=0.9)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_title("Weights of the combination (set at each close)", fontsize=11, loc="left")
+    ax.set_ylabel("weight", fontsize=9)
+
+    unit = _error_unit(flt_row.mode, y_sym)
+    ax = axes[2]
+    sd = flt.scale
     ax.fill_between(dates, -sd, sd, color=_RECOMMENDED, alpha=0.2, linewidth=0, label="+-sqrt(S)")
-    ax.plot(dates, rec.error, color="#333333", linewidth=0.5, label="forecast error e")
+    ax.plot(dates, flt.error, color="#333333", linewidth=0.5, label="forecast error e")
     ax.set_title(
-        "Forecast error e (innovation) with its predicted sd  (y axis: 0.5-99.5% of the values)",
+        f"{ev.alarm_method or ev.recommended}: forecast error e (innovation) with its "
+        "predicted sd  (y axis: 0.5-99.5% of the values)",
         fontsize=11,
         loc="left",
     )
     ax.set_ylabel(unit, fontsize=9)
     ax.legend(loc="upper left", fontsize=8, ncol=2, framealpha=0.9)
-    _clip_to(ax, rec.error[np.isfinite(rec.error)], np.zeros(0))
+    _clip_to(ax, flt.error[np.isfinite(flt.error)], np.zeros(0))
 
-    ax = axes[2]
-    z = rec.zscore
+    ax = axes[3]
+    z = flt.zscore
     ax.plot(dates, z, color="#333333", linewidth=0.5)
     for level in (-2.0, 2.0):
         ax.axhline(level, color="#d62728", linewidth=1.0, linestyle="--")
-    share = rec_row.share_abs_z_over_2
+    share = flt_row.share_abs_z_over_2
     for span in ev.alarms:
         end = dates[-1] if span.end is None else dates[span.end]
         ax.axvspan(dates[span.start], end, color=_ALARM_COLOURS[span.kind], alpha=0.35, zorder=0)
@@ -138,7 +151,7 @@ def plot_evaluation(ev: Evaluation, path: str | Path) -> Path:
     ax.set_ylabel("z", fontsize=9)
     ax.set_ylim(-6, 6)
 
-    ax = axes[3]
+    ax = axes[4]
     for row in reversed(ev.methods):
         pnl = hedged_pnl(ev.y, ev.x, ev.paths[row.name].hedge)
         cum = np.full(len(pnl), math.nan)
