@@ -22,6 +22,9 @@ outlier_run = 5        # this many outliers in a row are a new level: the pair s
 [pairs."AAPL/SPY"]     # one table per pair; keys as in [filter] override the defaults
 delta = 1e-5
 
+[pairs."AAPL/SPY".combine]   # optional: hedge with a combination (hedger.config.combine)
+rolling_window = 250
+
 [positions]            # optional: shares of Y held (or { notional = ... }): events carry
 "AAPL/SPY" = 1000      # hedge_qty, the integer shares of each X to hold against it
 
@@ -41,6 +44,7 @@ from typing import Annotated, Any, Literal
 from msgspec import Meta
 
 from hedger.config.alarm import with_alarm
+from hedger.config.combine import combine_spec
 from hedger.config.positions import with_positions
 from hedger.config.schema import (
     Duration,
@@ -53,6 +57,7 @@ from hedger.config.schema import (
 )
 from hedger.core.actors import PairSpec
 from hedger.core.bars import DEFAULT_MAX_SKEW_NS
+from hedger.core.combined import CombineSpec
 from hedger.core.ticks import TickKind
 from hedger.core.topics import PairId
 from hedger.engine import DiffuseInit, FilterParams, GivenInit, OlsWarmupInit
@@ -180,6 +185,21 @@ def _where_from(
     return exc
 
 
+def _combination(
+    pairs_doc: Mapping[str, Any], name: str, pair: PairId, params: FilterParams
+) -> CombineSpec | None:
+    """The pair's ``combine`` table, if it has one."""
+    if name not in pairs_doc or "combine" not in pairs_doc[name]:
+        return None
+    section = f"pairs.{name}.combine"
+    table = pairs_doc[name]["combine"]
+    if not isinstance(table, dict):
+        raise ConfigError(section, "must be a table")
+    if len(pair.xs) != 1:
+        raise ConfigError(section, "a combined hedge needs a pair (one hedge symbol)")
+    return combine_spec(table, params, section)
+
+
 def bar_settings(table: Mapping[str, Any]) -> BarSettings:
     """Build :class:`BarSettings` from a ``[bars]`` table."""
     bars = decode(table, BarsTable, "bars")
@@ -230,7 +250,8 @@ def pipeline_config(
     if not isinstance(pairs_doc, dict):
         raise ConfigError("pairs", "must be a table of pair tables")
     for name in pairs_doc:
-        table = sub_table(pairs_doc, name, "pairs")
+        table = dict(sub_table(pairs_doc, name, "pairs"))
+        table.pop("combine", None)  # the pair's combination, read below
         pair_key = str(PairId.parse(name))
         if pair_key in tables:
             raise ConfigError(f"pairs.{name}", f"the same pair as [pairs.{tables[pair_key][0]!r}]")
@@ -245,7 +266,7 @@ def pipeline_config(
         except ConfigError as exc:
             own = sub_table(pairs_doc, name, "pairs") if name in pairs_doc else {}
             raise _where_from(exc, f"pairs.{name}", own, filter_overrides or {}) from None
-        specs.append(PairSpec(pair, params))
+        specs.append(PairSpec(pair, params, combine=_combination(pairs_doc, name, pair, params)))
     if not specs:
         raise ConfigError("pairs", 'no pair given (use --pair Y/X or a [pairs."Y/X"] table)')
     return PipelineConfig(bars, tuple(with_alarm(document, with_positions(document, specs))))

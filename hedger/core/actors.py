@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hedger.core.bars import LegPrice
+from hedger.core.combined import CombinedPair, CombineSpec
 from hedger.core.events import AlarmEvent, Event, HedgeRatioEvent, SpreadEvent
 from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
@@ -25,17 +26,22 @@ class PairSpec:
 
     position: what the desk holds of Y (its events then carry ``hedge_qty``); lots: the lot
     size of each hedge X (k,), in shares (None: 1 share each); alarm: the relationship-break
-    detector's parameters (None: no alarm)."""
+    detector's parameters (None: no alarm); combine: the pair's combined hedge (pairs, k = 1,
+    only)."""
 
     pair: PairId
     params: FilterParams
     position: Position | None = None
     lots: tuple[int, ...] | None = None
     alarm: AlarmParams | None = None
+    combine: CombineSpec | None = None
+    """A combined hedge (:mod:`hedger.core.combined`): the events' hedge is the combination."""
 
     def __post_init__(self) -> None:
         if self.lots is not None and len(self.lots) != len(self.pair.xs):
             raise ValueError(f"{self.pair}: {len(self.lots)} lot sizes for {len(self.pair.xs)}")
+        if self.combine is not None and len(self.pair.xs) != 1:
+            raise ValueError(f"{self.pair}: a combined hedge needs a pair (one hedge symbol)")
 
 
 BarListener = Callable[["PairActor", int, list[float | None]], None]
@@ -95,6 +101,10 @@ class PairActor:
         self._raised: dict[str, tuple[int, int]] = {}
         """(ts, seq) of the bar each active alarm kind was raised on."""
         self._bar_listener: BarListener | None = None
+        self.combined: CombinedPair | None = None
+        """The pair's combined hedge, if it has one (the pipeline steps it after the bar)."""
+        self.members: list[PairActor] = []
+        """The combination's other Kalman members: actors of their own, never published."""
         self.on_watch: Callable[[], None] | None = None
         """Called when :attr:`bar_listener` is set or the noise is swapped (the pipeline
         moves the pair off its bank, which steps pairs without calling anyone back and holds
@@ -326,6 +336,25 @@ class PairActor:
         if y is None or None in xs:
             return None
         return bar_hedge(betas, self._mode, y, xs)  # type: ignore[arg-type]  # no None left
+
+    @property
+    def rejects(self) -> Rejects:
+        """Where the pair's bad input is counted."""
+        return self._rejects
+
+    def quantities(
+        self, ratio: HedgeRatioEvent, hedge: tuple[float, ...] | None
+    ) -> HedgeRatioEvent:
+        """``ratio`` with the position's quantities for ``hedge`` at the ratio's marks (the
+        rule of the pair's own events); unchanged without a position."""
+        position = self.spec.position
+        if position is None:
+            return ratio
+        prices = ratio.prices
+        marks: list[float | None] = (
+            list(prices.values()) if prices is not None else [None] * len(self.pair.legs)
+        )
+        return self._with_quantities(ratio, position, marks, hedge)
 
     def _with_quantities(
         self,

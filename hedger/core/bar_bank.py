@@ -425,7 +425,7 @@ class BarBank:
             self._reject_bad_price(actor, ts)
         if flags & OUTLIER:
             zscore = round(float(self._out[ZSCORE, j]), 1)
-            self._rejects.add("outlier", actor.pair_id, zscore=zscore)
+            actor.rejects.add("outlier", actor.pair_id, zscore=zscore)
         raised, cleared = int(self._iout[RAISED, j]), int(self._iout[CLEARED, j])
         if not (raised | cleared):
             return
@@ -454,5 +454,5 @@ class BarBank:
             try:
                 check_price(float(self._px[k]), positive=positive)
             except BadInputError as exc:
-                self._rejects.add(exc.reason, actor.pair_id, value=repr(exc.value))
+                actor.rejects.add(exc.reason, actor.pair_id, value=repr(exc.value))
                 return

@@ -158,7 +158,7 @@ class BarOutput:
 
     def events(self) -> list[Event]:
         """Every event of the bar as tuples, in the pipeline's pair order."""
-        grouped = self._grouped(self._bank_events())
+        grouped = self._grouped(self.bank_events())
         return [event for _, events in grouped for event in events]
 
     def _grouped(
@@ -171,7 +171,8 @@ class BarOutput:
         merged.sort(key=lambda item: item[0])
         return merged
 
-    def _bank_events(self) -> list[tuple[int, Sequence[Any]]]:
+    def bank_events(self) -> list[tuple[int, Sequence[Any]]]:
+        """The bank's pairs' events (ratio, spread, then alarms) with their pipeline place."""
         bank, layout = self.bank, self.layout
         if bank is None or layout is None:
             return []

@@ -62,6 +62,9 @@ class HedgeRatioEvent(NamedTuple):
     shares of Y held (from a notional at ``P_y``), the integer shares of each X to hold
     against it (signed, negative = short, rounded to each X's lot), and their value at
     ``P_x`` (signed, in X's currency).
+    combination: only for a pair with a combined hedge (:mod:`hedger.core.combined`):
+    ``members`` (names), ``weights`` and each member's ``hedge`` (lists in that order); the
+    pair's ``hedge`` is then the weighted combination of the members' hedges.
     """
 
     pair: str
@@ -81,6 +84,7 @@ class HedgeRatioEvent(NamedTuple):
     position: float | None = None
     hedge_qty: tuple[int, ...] | None = None
     hedge_notional: tuple[float, ...] | None = None
+    combination: Mapping[str, Any] | None = None
 
     @property
     def type(self) -> str:
@@ -106,6 +110,8 @@ class HedgeRatioEvent(NamedTuple):
             body["hedge_qty"] = None if self.hedge_qty is None else _ints(self.hedge_qty)
             notional = self.hedge_notional
             body["hedge_notional"] = None if notional is None else _one_or_list(notional)
+        if self.combination is not None:
+            body["combination"] = self.combination
         return body
 
 

@@ -25,10 +25,12 @@ from hedger.core.bar_bank import BankBar, BarBank, bankable
 from hedger.core.bar_events import BankLayout, BarOutput
 from hedger.core.bar_kernel import CompiledBars
 from hedger.core.bars import DEFAULT_MAX_SKEW_NS, BarBuilder, BarHandler, LegPrice
-from hedger.core.events import AlarmEvent, Event
+from hedger.core.combined import CombinedPair
+from hedger.core.events import AlarmEvent, Event, HedgeRatioEvent, SpreadEvent
 from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
+from hedger.engine import FilterParams
 from hedger.errors import ConfigError
 
 BANK_MIN_PAIRS = 2
@@ -150,12 +152,34 @@ class Pipeline:
         :meth:`keep_history`)."""
 
     def _new_actor(self, spec: PairSpec) -> PairActor:
-        """The actor of one pair, wired to this pipeline's output, rejects and failures."""
+        """The actor of one pair, wired to this pipeline's output, rejects and failures; with
+        a combined hedge, its members' actors too (their events and bad input go nowhere:
+        the pair's own filter counts the bad input of their shared bars)."""
         actor = PairActor(
             spec, self._max_age_ns, self._count_and_emit, self.rejects, self.failures, self._clock
         )
         actor.on_watch = self._release_bank
+        if spec.combine is not None:
+            actor.combined = CombinedPair(spec.combine)
+            actor.members = [
+                PairActor(
+                    PairSpec(spec.pair, params),
+                    self._max_age_ns,
+                    _discard,
+                    Rejects(),
+                    self.failures,
+                    self._clock,
+                )
+                for _, params in spec.combine.members
+            ]
         return actor
+
+    def _everyone(self) -> list[tuple[int, PairActor]]:
+        """Every actor with its place: the pairs (0..n-1), then the combinations' members
+        (n.., never published)."""
+        n = len(self.actors)
+        members = [m for actor in self.actors for m in actor.members]
+        return [*enumerate(self.actors), *enumerate(members, n)]
 
     def on_tick(self, tick: Tick) -> None:
         """The entry point of ticks into the core."""
@@ -216,8 +240,11 @@ class Pipeline:
         """Bars taken, summed over the running pairs (their seq)."""
         if not self._bank_current:  # the running pairs changed: the actors hold their state
             return sum(actor.seq for actor in self.actors)
-        banked = 0 if self._bank is None else int(self._bank.seq.sum())
-        return banked + sum(actor.seq for _, actor in self._unbanked)
+        n = len(self.actors)
+        banked = 0
+        if self._bank is not None and self._layout is not None:
+            banked = int(self._bank.seq[self._layout.positions < n].sum())
+        return banked + sum(actor.seq for i, actor in self._unbanked if i < n)
 
     def _current_bank(self) -> BarBank | None:
         """The bank of the running pairs, rebuilt after they or their listeners changed."""
@@ -225,13 +252,12 @@ class Pipeline:
             return self._bank
         if self._bank is not None:
             self._bank.release()
-        chosen = [
-            (i, actor) for i, actor in enumerate(self.actors) if self._use_bank and bankable(actor)
-        ]
+        everyone = self._everyone()
+        chosen = [(i, actor) for i, actor in everyone if self._use_bank and bankable(actor)]
         if len(chosen) < BANK_MIN_PAIRS:
             chosen = []
         banked = {i for i, _ in chosen}
-        self._unbanked = [(i, a) for i, a in enumerate(self.actors) if i not in banked]
+        self._unbanked = [(i, a) for i, a in everyone if i not in banked]
         self._bank = self._layout = None
         if chosen:
             actors = [actor for _, actor in chosen]
@@ -245,7 +271,7 @@ class Pipeline:
         if self._bank is not None:
             self._bank.release()
         self._bank = self._layout = None
-        self._unbanked = list(enumerate(self.actors))
+        self._unbanked = self._everyone()
         self._bank_current = False
 
     def on_bar_close(self, ts: int, prices: dict[str, LegPrice], ticked: frozenset[str]) -> None:
@@ -287,22 +313,22 @@ class Pipeline:
         """The pairs outside the bank take the bar; the bar's output goes out."""
         others: list[tuple[int, tuple[Event, ...]]] = []
         stats = self.stats
+        n = len(self.actors)
         for position, actor in self._unbanked:
             stepped = actor.take_bar(ts, prices, ticked)
             if stepped is None:
                 continue
             events = stepped[0]
             others.append((position, events))
-            stats.events += len(events)
-            if len(events) > 2:  # its ratio and spread, then alarms
-                stats.alarms_raised += sum(
-                    isinstance(e, AlarmEvent) and e.state == "raised" for e in events[2:]
-                )
+            if position < n and self.actors[position].combined is None:
+                self._count(events)  # a combined pair's are counted once combined
             if actor.bar_listener is not None:
                 try:
                     actor.bar_listener(actor, ts, stepped[1])
                 except Exception as exc:
                     self.failures.record("bar listener", actor.pair_id, exc, ts=ts)
+        if self._combining:
+            taken, others = self._combine(ts, ts_init, taken, others)
         if taken is not None:
             stats.events += 2 * len(taken.members) + len(taken.alarms)
             stats.alarms_raised += sum(e.state == "raised" for _, e in taken.alarms)
@@ -318,6 +344,68 @@ class Pipeline:
         else:
             for event in output.events():
                 self._emit(event)
+
+    def _count(self, events: Sequence[Event]) -> None:
+        """One pair's events of a bar in the counters: its ratio and spread, then alarms."""
+        stats = self.stats
+        stats.events += len(events)
+        if len(events) > 2:
+            stats.alarms_raised += sum(
+                isinstance(e, AlarmEvent) and e.state == "raised" for e in events[2:]
+            )
+
+    @property
+    def _combining(self) -> bool:
+        return any(actor.combined is not None for actor in self.actors)
+
+    def _combine(
+        self,
+        ts: int,
+        ts_init: int | None,
+        taken: BankBar | None,
+        others: list[tuple[int, tuple[Event, ...]]],
+    ) -> tuple[BankBar | None, list[tuple[int, tuple[Event, ...]]]]:
+        """The bar's output with each combined pair's events rewritten by its combination
+        and its members' events dropped. Banked columns of those pairs become events (the
+        others' form); a failing combination step is counted and the pair publishes nothing
+        on the bar, as a failing actor step."""
+        n = len(self.actors)
+        leads = {i for i, actor in enumerate(self.actors) if actor.combined is not None}
+        found: dict[int, Sequence[Event]] = dict(others)
+        layout = self._layout
+        if taken is not None and layout is not None and len(taken.members):
+            positions = layout.positions[taken.members]
+            involved = (positions >= n) | np.isin(positions, list(leads))
+            if involved.any():
+                moved = _columns(taken, np.flatnonzero(involved))
+                built = BarOutput(ts, ts if ts_init is None else ts_init, layout, moved)
+                for position, events in built.bank_events():
+                    found[position] = events
+                taken = _columns(taken, np.flatnonzero(~involved))
+        kept = [(p, events) for p, events in others if p < n and p not in leads]
+        member_at = n
+        for i, actor in enumerate(self.actors):
+            combined = actor.combined
+            if combined is None:
+                continue
+            places = range(member_at, member_at + len(actor.members))
+            member_at += len(actor.members)
+            pair_events = found.get(i)
+            if pair_events is None:
+                continue
+            ratio, spread, *rest = pair_events
+            assert isinstance(ratio, HedgeRatioEvent) and isinstance(spread, SpreadEvent)
+            ratios = [_ratio_of(found.get(p)) for p in places]
+            try:
+                ratio, spread = combined.step(ratio, spread, ratios, actor.quantities)
+            except Exception as exc:
+                self.failures.record("combination", actor.pair_id, exc, ts=ts)
+                continue
+            combined_events = (ratio, spread, *rest)
+            self._count(combined_events)
+            kept.append((i, combined_events))
+        kept.sort(key=lambda item: item[0])
+        return taken, kept
 
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1
@@ -347,6 +435,7 @@ class Pipeline:
         running, a wrong ``n_legs``, or a pipeline fed columns."""
         pair_id = str(spec.pair)
         self._check_changeable(pair_id)
+        _check_fixed_combination(spec)
         if self._index(pair_id) is not None:
             raise ConfigError(f"pairs.{pair_id}", "is already running")
         _check_legs(spec)
@@ -388,10 +477,13 @@ class Pipeline:
         ``n_legs``."""
         pair_id = str(spec.pair)
         self._check_changeable(pair_id)
+        _check_fixed_combination(spec)
         index = self._index(pair_id)
         if index is None:
             raise ConfigError(f"pairs.{pair_id}", "is not running")
         _check_legs(spec)
+        if self.actors[index].combined is not None:
+            _check_fixed_combination(self.actors[index].spec)
         self._release_bank()
         old = self.actors[index]
         current = old.params
@@ -436,7 +528,7 @@ class Pipeline:
         self.symbols = tuple(sorted(set(self.symbols) | legs))
         log_legs = {
             symbol
-            for actor in self.actors
+            for _, actor in self._everyone()
             if actor.params.mode.logarithmic
             for symbol in actor.pair.legs
         }
@@ -516,9 +608,51 @@ class BarHistory:
 
 
 def _log_legs(specs: Sequence[PairSpec]) -> frozenset[str]:
-    """The legs of the log-mode pairs among ``specs``: their prices must be > 0."""
+    """The legs of the log-mode pairs among ``specs`` (or of a log-mode member of their
+    combination): their prices must be > 0."""
     return frozenset(
-        symbol for spec in specs if spec.params.mode.logarithmic for symbol in spec.pair.legs
+        symbol
+        for spec in specs
+        if any(params.mode.logarithmic for params in _filters_of(spec))
+        for symbol in spec.pair.legs
+    )
+
+
+def _filters_of(spec: PairSpec) -> list[FilterParams]:
+    """The pair's own filter and its combination's Kalman members."""
+    members = [] if spec.combine is None else [params for _, params in spec.combine.members]
+    return [spec.params, *members]
+
+
+def _check_fixed_combination(spec: PairSpec) -> None:
+    if spec.combine is not None:
+        raise ConfigError(
+            f"pairs.{spec.pair}.combine",
+            "a combined pair is set in the config file; the control channel cannot add or "
+            "change one yet (remove works)",
+        )
+
+
+def _ratio_of(events: Sequence[Event] | None) -> HedgeRatioEvent | None:
+    if not events or not isinstance(events[0], HedgeRatioEvent):
+        return None
+    return events[0]
+
+
+def _discard(event: Event) -> None:
+    """A member's events: the combination reads them from the bar's output instead."""
+
+
+def _columns(taken: BankBar, index: np.ndarray) -> BankBar:
+    """The bank bar's columns ``index`` (and the alarms of their pairs)."""
+    slots = set(taken.members[index].tolist())
+    return BankBar(
+        taken.members[index],
+        taken.out.take(index, axis=1),
+        taken.flags[index],
+        taken.qty[index],
+        taken.seq[index],
+        [(j, e) for j, e in taken.alarms if j in slots],
     )
 
 

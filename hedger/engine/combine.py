@@ -250,13 +250,14 @@ class RollingHedge:
         return float(cx @ (ys - ys.mean())) / sxx if sxx > 0.0 else math.nan
 
     def snapshot(self) -> dict[str, Any]:
-        """The window, oldest change first, as plain values (NaN as None)."""
-        order = [(self._next + i) % self.window for i in range(self.window)]
+        """The window as plain values (NaN as None), in its ring order with the next slot to
+        write, so that a restored member sums in the same order (and gives the same bits)."""
         return {
             "window": self.window,
             "bars": self._bars,
-            "dy": [None if math.isnan(v) else v for v in self._dy[order].tolist()],
-            "dx": [None if math.isnan(v) else v for v in self._dx[order].tolist()],
+            "next": self._next,
+            "dy": [None if math.isnan(v) else v for v in self._dy.tolist()],
+            "dx": [None if math.isnan(v) else v for v in self._dx.tolist()],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -265,6 +266,6 @@ class RollingHedge:
             raise ValueError(f"the snapshot is of a window of {state['window']} bars")
         self._dy = np.array([math.nan if v is None else v for v in state["dy"]], dtype=np.float64)
         self._dx = np.array([math.nan if v is None else v for v in state["dx"]], dtype=np.float64)
-        self._next = 0  # the oldest change is overwritten first
+        self._next = int(state["next"])
         self._bars = int(state["bars"])
         self.hedge = self._fit()

@@ -21,8 +21,22 @@ from typing import NamedTuple
 import numpy as np
 
 from hedger.engine.linalg import FloatArray
-from hedger.engine.params import FilterParams, GivenInit, InputMode
+from hedger.engine.params import FilterParams
+from hedger.engine.presets import chan_params, seed_params
 from hedger.engine.units import filter_prices, hedged_pnl, shares_hedge
+
+__all__ = [
+    "MethodPath",
+    "chan_params",
+    "choose_window",
+    "forward_fill",
+    "kalman_path",
+    "observations",
+    "rolling_fits",
+    "rolling_ols_path",
+    "seed_params",
+    "static_ols_path",
+]
 
 ROLLING_WINDOWS: tuple[int, ...] = (20, 40, 60, 90, 125, 250, 500)
 """The rolling-OLS windows (bars) :func:`choose_window` tries, those that fit the training."""
@@ -202,23 +216,3 @@ def choose_window(
         return fitting[0]
     variances = [float(np.var(row[common], ddof=1)) for row in stacked]
     return fitting[int(np.argmin(variances))]
-
-
-def chan_params(mode: InputMode) -> FilterParams:
-    """Chan's parameters for ``mode``: delta = 1e-4, a fixed R = Ve = 1e-3, started by hedger's
-    default OLS warm-up (Chan's own zero prior would only change the first bars)."""
-    return FilterParams(mode=mode, delta=1e-4, obs_cov=1e-3, adaptive_r=None)
-
-
-def seed_params(mode: InputMode) -> FilterParams:
-    """The seed article's defaults in ``mode``: Q = I, R = 1 fixed, prior N(0, I) for the
-    first observation (the mode's default intercept)."""
-    n = 1 + (1 if mode.default_intercept else 0)
-    eye = tuple(tuple(1.0 if i == j else 0.0 for j in range(n)) for i in range(n))
-    return FilterParams(
-        mode=mode,
-        trans_cov=eye,
-        obs_cov=1.0,
-        adaptive_r=None,
-        init=GivenInit(mean=(0.0,) * n, cov=eye),
-    )

@@ -1,0 +1,155 @@
+"""A pair hedged by a combination of hedges, live.
+
+The pair's own filter (the member ``self``, usually the calibrated one) publishes as any pair
+does; its other Kalman members are pair actors of their own on the same legs, stepped on the
+same bars (in the bank with everyone else) and never published; a rolling OLS on price
+changes can be one more member. After each bar, :meth:`CombinedPair.step` takes the members'
+new hedges, learns the weights from their hedged P&L (:class:`hedger.engine.combine.
+HedgeCombiner`) and rewrites the pair's ``hedge_ratio`` event: ``hedge`` (and ``hedge_qty``,
+``hedge_notional``) is the combination, ``combination`` lists the members with their weights
+and hedges; the ``spread`` event's ``hedged_pnl`` is that of the combined hedge. Beta, the
+spread, the z-score and the alarms stay those of the pair's own filter.
+
+Every member's P&L is measured over the pair's own marks (``dY - h_i dX`` with the hedge it
+set at the previous bar), the P&L :func:`hedger.engine.combine.combine_path` measures on bar
+prices, so a replay of a daily file reproduces ``hedger evaluate``'s ``combined`` hedge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from hedger.core.events import HedgeRatioEvent, SpreadEvent
+from hedger.engine.combine import CombineParams, HedgeCombiner, RollingHedge
+from hedger.engine.params import FilterParams
+
+SELF = "self"
+ROLLING = "rolling"
+
+
+@dataclass(frozen=True, slots=True)
+class CombineSpec:
+    """A pair's combined hedge; the pair's own filter is always the first member (``self``).
+
+    members: the other Kalman members as (name, params), run on the pair's legs and bars.
+    rolling_window: bars of the rolling-OLS-on-changes member (None: no such member).
+    params: how the members are weighted.
+    """
+
+    members: tuple[tuple[str, FilterParams], ...] = ()
+    rolling_window: int | None = None
+    params: CombineParams = field(default_factory=CombineParams)
+
+    def __post_init__(self) -> None:
+        names = self.names
+        if len(set(names)) != len(names):
+            raise ValueError(f"member names must be distinct, got {names}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every member's name, in weight order: ``self``, the Kalman members, ``rolling``."""
+        rolling = (ROLLING,) if self.rolling_window is not None else ()
+        return (SELF, *(name for name, _ in self.members), *rolling)
+
+
+def _mark(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _first_hedge(ratio: HedgeRatioEvent | None) -> float:
+    if ratio is None or ratio.hedge is None:
+        return math.nan
+    return float(ratio.hedge[0])
+
+
+class CombinedPair:
+    """The combination state of one pair (k = 1): the weights, the rolling member's window,
+    the hedges of the last bar and the marks they were set at."""
+
+    def __init__(self, spec: CombineSpec) -> None:
+        self.spec = spec
+        self.names = spec.names
+        self.combiner = HedgeCombiner(len(self.names), spec.params)
+        self.rolling = None if spec.rolling_window is None else RollingHedge(spec.rolling_window)
+        self._hedges = np.full(len(self.names), math.nan)
+        self._combined = math.nan
+        self._marks = (math.nan, math.nan)
+        self._took_last = False
+        """Whether the previous bar's observation was taken (fresh, not refused)."""
+
+    @property
+    def weights(self) -> tuple[float, ...]:
+        """The current weights, in :attr:`names` order."""
+        return tuple(float(w) for w in self.combiner.weights)
+
+    def step(
+        self,
+        ratio: HedgeRatioEvent,
+        spread: SpreadEvent,
+        members: Sequence[HedgeRatioEvent | None],
+        quantities: Any,
+    ) -> tuple[HedgeRatioEvent, SpreadEvent]:
+        """The pair's two events of a bar rewritten with the combined hedge. ``members``: the
+        other Kalman members' ratio events of the bar (None: a member that did not step);
+        ``quantities(ratio, hedge)`` gives ``ratio`` with the position's quantities for a
+        hedge (the pair actor's rule)."""
+        prices = list(ratio.prices.values()) if ratio.prices is not None else [None, None]
+        marks = (_mark(prices[0]), _mark(prices[1]))
+        dy, dx = marks[0] - self._marks[0], marks[1] - self._marks[1]
+        took = not (ratio.stale or ratio.outlier)
+        hedges = [_first_hedge(ratio), *(_first_hedge(m) for m in members)]
+        if self.rolling is not None:
+            both = took and self._took_last
+            hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))
+        new = np.array(hedges, dtype=np.float64)
+        self.combiner.observe(dy - self._hedges * dx)
+        combined = self.combiner.combine(new)
+        pnl = dy - self._combined * dx
+        self._hedges, self._combined, self._marks, self._took_last = new, combined, marks, took
+        hedge = (combined,) if math.isfinite(combined) else None
+        rewritten = ratio._replace(
+            hedge=hedge,
+            hedge_qty=None,
+            hedge_notional=None,
+            combination={
+                "members": list(self.names),
+                "weights": [float(w) for w in self.combiner.weights],
+                "hedges": [None if math.isnan(h) else float(h) for h in hedges],
+            },
+        )
+        if ratio.position is not None:
+            rewritten = quantities(rewritten, hedge)
+        return rewritten, spread._replace(hedged_pnl=pnl)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The whole state as plain values (a checkpoint; :meth:`restore` takes it back)."""
+        return {
+            "members": list(self.names),
+            "combiner": self.combiner.snapshot(),
+            "rolling": None if self.rolling is None else self.rolling.snapshot(),
+            "hedges": [None if math.isnan(h) else h for h in self._hedges.tolist()],
+            "combined": None if math.isnan(self._combined) else self._combined,
+            "marks": [None if math.isnan(m) else m for m in self._marks],
+            "took_last": self._took_last,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a :meth:`snapshot` of a combination of the same members."""
+        if tuple(state["members"]) != self.names:
+            raise ValueError(f"the snapshot is of members {state['members']}, not {self.names}")
+        self.combiner.restore(state["combiner"])
+        if self.rolling is not None:
+            self.rolling.restore(state["rolling"])
+        self._hedges = np.array([_mark(h) for h in state["hedges"]], dtype=np.float64)
+        self._combined = _mark(state["combined"])
+        y, x = state["marks"]
+        self._marks = (_mark(y), _mark(x))
+        self._took_last = bool(state["took_last"])
+
+
+_NAN2 = (math.nan, math.nan)

@@ -1,0 +1,210 @@
+"""The combined hedge live (:mod:`hedger.core.combined`): a replay reproduces ``hedger
+evaluate``'s ``combined`` hedge, the bank and the actors give the same events, the published
+hedge and quantities are the combination's, a combination resumes from its snapshot, and a
+bad ``combine`` table is one readable line."""
+
+from __future__ import annotations
+
+import json
+import math
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from hedger.config.combine import combine_spec
+from hedger.config.pipeline import pipeline_config
+from hedger.core.actors import PairSpec
+from hedger.core.combined import CombinedPair, CombineSpec
+from hedger.core.events import HedgeRatioEvent, SpreadEvent
+from hedger.core.pipeline import Pipeline
+from hedger.core.rejects import Rejects
+from hedger.core.topics import PairId
+from hedger.engine import FilterParams, Position
+from hedger.engine.alarm import AlarmParams
+from hedger.engine.calibrate import calibrate
+from hedger.engine.params import InputMode
+from hedger.errors import ConfigError
+from hedger.research.baselines import choose_window
+from hedger.research.evaluate import evaluate_pair, split_index
+from hedger.research.prices import load_prices
+from tests.conftest import run_hedger
+from tests.test_bank_path import SECOND, assert_same_events, run, ticks_of
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+FACTORS = EXAMPLES / "ishares_factors_daily.csv"
+
+
+def combined_spec(y: str, x: str, **pair: object) -> PairSpec:
+    """A pair on returns hedged by the default combination (rolling window 20 bars)."""
+    params = FilterParams(mode=InputMode.RETURNS, delta=1e-4, obs_cov=1e-4, outlier_z=4.0)
+    spec = combine_spec({"rolling_window": 20}, params, "pairs.test.combine")
+    return PairSpec(PairId(y, (x,)), params, combine=spec, **pair)  # type: ignore[arg-type]
+
+
+def test_a_replay_of_a_daily_file_publishes_the_evaluations_combined_hedge(
+    tmp_path: Path,
+) -> None:
+    """The config ``calibrate --write`` gives (the calibrated filter, the combination with
+    the window chosen in sample), replayed: every bar's published hedge is evaluate's."""
+    table = load_prices(FACTORS)
+    y, x = table.column("VLUE"), table.column("SIZE")
+    split = split_index(0.5, table, len(y))
+    ev = evaluate_pair(
+        y, x, pair="VLUE/SIZE", ts=table.ts, labels=table.labels, split=split, alarm=None
+    )
+    fit = calibrate(y[:split], x[:split]).best
+    window = choose_window(y, x, split, True)
+    config = tmp_path / "combined.toml"
+    config.write_text(
+        "[filter]\noutlier_z = false\n[alarm]\nenabled = false\n"
+        '[pairs."VLUE/SIZE"]\nmode = "returns"\nintercept = false\n'
+        f"delta = {fit.delta!r}\nobs_cov = {fit.obs_cov!r}\nadaptive_r = false\n"
+        f'[pairs."VLUE/SIZE".combine]\nrolling_window = {window}\n'
+    )
+    out = tmp_path / "events.jsonl"
+    result = run_hedger(
+        "replay", str(FACTORS), "--config", str(config), "--bar", "1d", "--out", str(out)
+    )
+    assert result.returncode == 0, result.stderr
+    ratios = [json.loads(line) for line in out.read_text().splitlines() if "hedge_ratio" in line]
+    assert len(ratios) == len(y)
+    live = np.array([math.nan if r["hedge"] is None else r["hedge"] for r in ratios])
+    expected = ev.paths["combined"].hedge
+    np.testing.assert_array_equal(np.isfinite(live), np.isfinite(expected))
+    np.testing.assert_allclose(live, expected, rtol=1e-12, atol=1e-14, equal_nan=True)
+    last = ratios[-1]["combination"]
+    assert last["members"] == ["self", "seed", "chan", "rolling"]
+    np.testing.assert_allclose(last["weights"], ev.weights[-1], rtol=1e-12)
+    assert math.isclose(sum(last["weights"]), 1.0, abs_tol=1e-12)
+    assert "4,528 events" in result.stderr  # the combined pair's two events a bar, counted
+
+
+def test_bank_and_actors_publish_the_same_combined_events() -> None:
+    specs = [
+        combined_spec("A", "B", position=Position(shares=1000.0), lots=(10,)),
+        combined_spec("C", "B", alarm=AlarmParams(threshold=2.0, burn_in=5, memory=20)),
+        PairSpec(PairId("D", ("E",)), FilterParams(mode=InputMode.LOG)),
+    ]
+    ticks = ticks_of(5, 400)
+    reference, ref_pipeline = run(specs, ticks, bank=False)
+    banked, bank_pipeline = run(specs, ticks, bank=True)
+    assert_same_events(reference, banked)
+    assert ref_pipeline.updates == bank_pipeline.updates == sum(a.seq for a in ref_pipeline.actors)
+    assert bank_pipeline.stats.events == len(banked)
+    ratios = [e for e in banked if isinstance(e, HedgeRatioEvent) and e.pair == "A/B"]
+    assert len(ratios) > 300
+    warm = [r for r in ratios if r.hedge is not None]
+    last = warm[-1]
+    assert last.combination is not None and last.hedge is not None
+    weights, hedges = last.combination["weights"], last.combination["hedges"]
+    have = [h is not None for h in hedges]
+    expected = sum(w * h for w, h, ok in zip(weights, hedges, have, strict=True) if ok)
+    expected /= sum(w for w, ok in zip(weights, have, strict=True) if ok)
+    assert math.isclose(last.hedge[0], expected, rel_tol=1e-12)
+    # the quantities are the combined hedge's, rounded to the lot
+    assert last.hedge_qty == (round(-last.hedge[0] * 1000.0 / 10) * 10,)
+    # the plain pair is untouched, and nothing of the members is published
+    assert all(e.pair in ("A/B", "C/B", "D/E") for e in banked)
+    plain = [e for e in banked if isinstance(e, HedgeRatioEvent) and e.pair == "D/E"]
+    assert plain and all(e.combination is None for e in plain)
+
+
+def test_the_combined_hedged_pnl_is_that_of_the_published_hedge() -> None:
+    events, _ = run([combined_spec("A", "B"), combined_spec("C", "D")], ticks_of(8, 300), bank=True)
+    ratios = [e for e in events if isinstance(e, HedgeRatioEvent) and e.pair == "A/B"]
+    spreads = [e for e in events if isinstance(e, SpreadEvent) and e.pair == "A/B"]
+    checked = 0
+    for before, after, spread in zip(ratios, ratios[1:], spreads[1:], strict=False):
+        y0, x0 = before.prices.values()  # type: ignore[union-attr]
+        y1, x1 = after.prices.values()  # type: ignore[union-attr]
+        if before.hedge is None or None in (y0, x0, y1, x1):
+            continue
+        expected = (y1 - y0) - before.hedge[0] * (x1 - x0)
+        assert math.isclose(spread.hedged_pnl, expected, rel_tol=1e-12, abs_tol=1e-12)
+        checked += 1
+    assert checked > 200
+
+
+def test_a_combination_resumes_from_its_snapshot_exactly() -> None:
+    """Two pipelines on the same ticks; half way, the second's combination is replaced by a
+    fresh one restored from its snapshot: the events that follow are the same."""
+    ticks = ticks_of(9, 300)
+    half = [t for t in ticks if t.ts_event < 150 * SECOND]
+    rest = [t for t in ticks if t.ts_event >= 150 * SECOND]
+    specs = [combined_spec("A", "B"), combined_spec("C", "D")]
+    whole: list[object] = []
+    resumed: list[object] = []
+    one = Pipeline(specs, SECOND, 2 * SECOND, whole.append, Rejects())
+    two = Pipeline(specs, SECOND, 2 * SECOND, resumed.append, Rejects())
+    for tick in half:
+        one.on_tick(tick)
+        two.on_tick(tick)
+    for actor in two.actors:
+        assert actor.combined is not None
+        state = json.loads(json.dumps(actor.combined.snapshot()))  # through JSON, as saved
+        fresh = CombinedPair(actor.combined.spec)
+        fresh.restore(state)
+        actor.combined = fresh
+    mark = len(resumed)
+    for tick in rest:
+        one.on_tick(tick)
+        two.on_tick(tick)
+    one.flush()
+    two.flush()
+    assert [e.to_dict() for e in whole[mark:]] == [e.to_dict() for e in resumed[mark:]]  # type: ignore[attr-defined]
+    other = CombinedPair(CombineSpec())
+    with pytest.raises(ValueError, match="members"):
+        other.restore(state)
+
+
+def test_a_combined_pair_can_be_removed_but_not_added_at_run_time() -> None:
+    specs = [combined_spec("A", "B"), PairSpec(PairId("C", ("D",)), FilterParams())]
+    events: list[object] = []
+    pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects())
+    ticks = ticks_of(10, 60)
+    for tick in ticks[: len(ticks) // 2]:
+        pipeline.on_tick(tick)
+    with pytest.raises(ConfigError, match="combine: a combined pair is set in the config"):
+        pipeline.add_pair(combined_spec("E", "B"))
+    with pytest.raises(ConfigError, match="combine"):
+        pipeline.update_pair(replace(specs[0], params=replace(specs[0].params, delta=1e-3)))
+    pipeline.remove_pair("A/B")
+    before = len(events)
+    for tick in ticks[len(ticks) // 2 :]:
+        pipeline.on_tick(tick)
+    pipeline.flush()
+    assert {e.pair for e in events[before:]} == {"C/D"}  # type: ignore[attr-defined]
+    assert pipeline.updates == pipeline.actors[0].seq
+
+
+@pytest.mark.parametrize(
+    ("table", "needle"),
+    [
+        ("members = ['seed', 'chan']", "pairs.A/B.combine.members: must include 'self'"),
+        ("members = ['self', 'kalman']", "unknown member 'kalman'"),
+        ("members = ['self', 'self']", "names a member twice"),
+        ("members = ['self']", "at least two members"),
+        ("members = ['self', 'rolling']", "pairs.A/B.combine.rolling_window: is needed"),
+        ("rolling_window = 2", "rolling_window"),
+        ("rolling_window = 20\nshrink = -1", "pairs.A/B.combine.shrink"),
+        ("rolling_window = 20\nweighting = 'best'", "weighting"),
+        ("rolling_window = 20\ncolour = 1", "colour"),
+    ],
+)
+def test_a_bad_combine_table_is_a_config_error_naming_its_key(table: str, needle: str) -> None:
+    document = tomllib.loads(f'[pairs."A/B"]\nmode = "returns"\n[pairs."A/B".combine]\n{table}\n')
+    with pytest.raises(ConfigError) as caught:
+        pipeline_config(document)
+    assert needle in str(caught.value)
+
+
+def test_replay_refuses_a_bad_combine_table_in_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text('[pairs."VLUE/SIZE"]\n[pairs."VLUE/SIZE".combine]\nmembers = ["seed"]\n')
+    result = run_hedger("replay", str(FACTORS), "--config", str(config), "--bar", "1d")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "must include 'self'" in lines[0], result.stderr
