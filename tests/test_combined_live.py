@@ -77,6 +77,7 @@ def test_a_replay_of_a_daily_file_publishes_the_evaluations_combined_hedge(
     np.testing.assert_allclose(live, expected, rtol=1e-12, atol=1e-14, equal_nan=True)
     last = ratios[-1]["combination"]
     assert last["members"] == ["self", "seed", "chan", "rolling"]
+    assert ev.weights is not None
     np.testing.assert_allclose(last["weights"], ev.weights[-1], rtol=1e-12)
     assert math.isclose(sum(last["weights"]), 1.0, abs_tol=1e-12)
     assert "4,528 events" in result.stderr  # the combined pair's two events a bar, counted
@@ -118,9 +119,10 @@ def test_the_combined_hedged_pnl_is_that_of_the_published_hedge() -> None:
     spreads = [e for e in events if isinstance(e, SpreadEvent) and e.pair == "A/B"]
     checked = 0
     for before, after, spread in zip(ratios, ratios[1:], spreads[1:], strict=False):
-        y0, x0 = before.prices.values()  # type: ignore[union-attr]
-        y1, x1 = after.prices.values()  # type: ignore[union-attr]
-        if before.hedge is None or None in (y0, x0, y1, x1):
+        assert before.prices is not None and after.prices is not None
+        y0, x0 = before.prices.values()
+        y1, x1 = after.prices.values()
+        if before.hedge is None or y0 is None or x0 is None or y1 is None or x1 is None:
             continue
         expected = (y1 - y0) - before.hedge[0] * (x1 - x0)
         assert math.isclose(spread.hedged_pnl, expected, rel_tol=1e-12, abs_tol=1e-12)
