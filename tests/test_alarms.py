@@ -353,21 +353,24 @@ def ratio_event(pair: str) -> HedgeRatioEvent:
     return HedgeRatioEvent(pair, 1, NS, (1.0,), 0.0, ((1.0, 0.0), (0.0, 1.0)), (0.1,), True, False)
 
 
-def test_evaluate_lists_the_recommended_filters_alarms(tmp_path: Path) -> None:
+def test_evaluate_lists_the_calibrated_filters_alarms(tmp_path: Path) -> None:
+    """The alarms are a filter's (the combined hedge has no innovations of its own): those of
+    the calibrated filter in the mode calibration picks, the combination's first member."""
     data = ROOT / "examples" / "ishares_factors_daily.csv"
     plot = tmp_path / "plot.png"
     result = run_hedger("evaluate", str(data), "--pair", "VLUE/SIZE", "--json")
     assert result.returncode == 0, result.stderr
     document = orjson.loads(result.stdout)
     alarms = document["alarms"]
-    assert alarms["method"] == document["recommended"]
+    assert alarms["method"] == "kalman-returns-calibrated"
+    assert document["combination"]["members"][0] == alarms["method"]
     assert alarms["raised"] == len(alarms["spans"]) >= 1
     for span in alarms["spans"]:
         assert span["kind"] in ("up", "down", "scale")
         assert span["end_bar"] is None or span["end_bar"] > span["start_bar"]
     text = run_hedger("evaluate", str(data), "--pair", "VLUE/SIZE", "--plot", str(plot))
     assert text.returncode == 0, text.stderr
-    assert f"break alarms on the recommended filter: {alarms['raised']} over" in text.stdout
+    assert f"break alarms on kalman-returns-calibrated: {alarms['raised']} over" in text.stdout
     assert plot.stat().st_size > 10_000
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from statsmodels.tsa.statespace.mlemodel import MLEModel
 
+from hedger.cli.calibrate import advice_text, toml_table
 from hedger.cli.main import main
 from hedger.config.pipeline import DEFAULT_OUTLIER_Z, load_toml, pipeline_config
 from hedger.engine import HedgeFilter, InputMode
@@ -30,6 +31,8 @@ from hedger.engine.calibrate import (
 )
 from hedger.engine.units import filter_prices, hedged_pnl, shares_hedge
 from hedger.errors import ConfigError
+from hedger.research.baselines import choose_window
+from hedger.research.combination import CombinationAdvice, combination_advice
 from hedger.research.prices import load_prices
 from tests.conftest import ROOT, run_hedger
 
@@ -443,3 +446,36 @@ def test_a_spaced_pair_written_by_calibrate_replays_and_reads_with_spaces(tmp_pa
     replayed = run_hedger("replay", str(data), "--config", str(config), "--pair", "BRK B/SPY US")
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.count('"pair":"BRK%20B/SPY%20US"') == 240
+
+
+def test_calibrate_checks_the_combined_hedge_and_writes_it_when_it_hedged_better(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "hedger.toml"
+    args = ["calibrate", str(ISHARES), "--pair", "VLUE/SIZE", "--until", "0.5"]
+    assert main([*args, "--json", "--write", str(config)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    table = load_prices(ISHARES)
+    end = round(0.5 * len(table.ts))
+    y, x = table.column("VLUE")[:end], table.column("SIZE")[:end]
+    fit = fit_noise(y, x, InputMode.RETURNS)
+    advice = combination_advice(y, x, fit.filter_params())
+    combination = report["combination"]
+    assert combination["rolling_window"] == advice.rolling_window == choose_window(y, x, end, True)
+    assert combination["combined_variance"] == advice.combined_variance
+    assert combination["recommended"] is advice.recommended is True  # -1.9% on this pair
+    spec = pipeline_config(load_toml(config)).pairs[0]
+    assert spec.combine is not None
+    assert spec.combine.names == ("self", "seed", "chan", "rolling")
+    assert spec.combine.rolling_window == advice.rolling_window
+
+
+def test_a_combination_that_hedged_worse_in_sample_is_not_written() -> None:
+    table = load_prices(ISHARES)
+    fit = fit_noise(table.column("VLUE")[:500], table.column("SIZE")[:500], InputMode.RETURNS)
+    worse = CombinationAdvice(rolling_window=40, combined_variance=1.1, single_variance=1.0, bars=9)
+    snippet = toml_table("VLUE/SIZE", fit, source="f.csv", bars=(table, 500), advice=worse)
+    assert "combine" not in tomllib.loads(snippet)["pairs"]["VLUE/SIZE"]
+    assert "# the combined hedge is not recommended: in-sample hedged var 1.1 vs 1" in snippet
+    assert "(+10.0%)" in snippet
+    assert "NOT recommended" in advice_text(worse) and "+10.0%" in advice_text(worse)

@@ -5,14 +5,19 @@ bad ``combine`` table is one readable line."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 import tomllib
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import orjson
 import pytest
+from websockets.asyncio.client import connect
 
 from hedger.config.combine import combine_spec
 from hedger.config.pipeline import pipeline_config
@@ -32,6 +37,7 @@ from hedger.research.evaluate import evaluate_pair, split_index
 from hedger.research.prices import load_prices
 from tests.conftest import run_hedger
 from tests.test_bank_path import SECOND, assert_same_events, run, ticks_of
+from tests.test_daemon import DaemonProcess, start
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FACTORS = EXAMPLES / "ishares_factors_daily.csv"
@@ -210,3 +216,78 @@ def test_replay_refuses_a_bad_combine_table_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "must include 'self'" in lines[0], result.stderr
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """The daemons a test started, killed at its end if still running."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.kill()
+
+
+COMBINED_DAEMON = """
+[bars]
+length = "250ms"
+max_age = "1s"
+[pairs."YYY/XXX"]
+mode = "returns"
+[pairs."YYY/XXX".combine]
+rolling_window = 20
+min_obs = 5
+[pairs."ZZZ/XXX"]
+[[feeds]]
+kind = "synthetic"
+y = "YYY"
+xs = ["XXX"]
+seed = 3
+rate = 40.0
+[[feeds]]
+kind = "synthetic"
+y = "ZZZ"
+xs = ["XXX"]
+seed = 4
+rate = 40.0
+[bus.websocket]
+port = 0
+[daemon]
+shutdown_timeout = "5s"
+bar_grace = "50ms"
+[logging]
+level = "info"
+json = true
+"""
+
+
+@pytest.mark.slow
+async def test_the_daemon_publishes_the_combined_hedge_live(
+    tmp_path: Path, daemons: list[DaemonProcess]
+) -> None:
+    """``hedger run`` with a combined pair beside a plain one (both in the bank): its ratio
+    events carry the combination, whose weights move off equal, and the hedge is theirs."""
+    daemon = start(tmp_path, COMBINED_DAEMON, daemons)
+    port = await daemon.ws_port()
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(60), connect(f"ws://127.0.0.1:{port}") as ws:
+        await ws.send(orjson.dumps({"action": "subscribe", "pairs": ["YYY/XXX"]}).decode())
+        while True:
+            event = orjson.loads(await ws.recv())
+            if event.get("type") != "hedge_ratio":
+                continue
+            seen.append(event)
+            combination = event["combination"]
+            assert isinstance(combination, dict)
+            if event["hedge"] is not None and len(set(combination["weights"])) > 1:
+                break
+    assert combination["members"] == ["self", "seed", "chan", "rolling"]
+    pairs = [
+        (w, h) for w, h in zip(combination["weights"], combination["hedges"], strict=True) if h
+    ]
+    expected = sum(w * h for w, h in pairs) / sum(w for w, _ in pairs)
+    assert math.isclose(event["hedge"], expected, rel_tol=1e-12)
+    seqs = [e["seq"] for e in seen]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    code, log = await asyncio.to_thread(daemon.stop)
+    assert code == 0, log[-3000:]

@@ -17,9 +17,11 @@ from typing import Any
 
 from hedger.cli.history import add_history_arguments, read_pair_history
 from hedger.cli.options import output_path, pair_label
+from hedger.config.combine import MEMBERS
 from hedger.config.edit import write_pair_table
 from hedger.engine import InputMode
 from hedger.engine.calibrate import WARMUP, Calibration, NoiseFit, calibrate
+from hedger.research.combination import CombinationAdvice, combination_advice
 from hedger.research.prices import PriceTable, leading_bars
 
 AUTO = "auto"
@@ -29,8 +31,8 @@ HELP = "fit a pair's filter noise (delta, R) and input mode to a price history"
 DESCRIPTION = (
     "Fit the state noise delta (Q = delta/(1-delta) I) and the observation noise R of a "
     "pair's Kalman filter by maximum likelihood, in one input mode or in all four "
-    "(auto), choose the mode (log returns unless another mode hedged more than 5% "
-    "better in sample), and print the fits with a ready-to-paste config table."
+    "(auto), choose the mode (log returns whenever they can be fitted), check the combined "
+    "hedge in sample, and print the fits with a ready-to-paste config table."
 )
 
 
@@ -45,7 +47,7 @@ def add_arguments(cal: argparse.ArgumentParser) -> None:
         "--mode",
         choices=[*(m.value for m in InputMode), AUTO],
         default=AUTO,
-        help="input mode to fit (default auto: all four, one chosen by hedged P&L variance)",
+        help="input mode to fit (default auto: all four, returns chosen whenever fitted)",
     )
     cal.add_argument("--write", type=Path, metavar="TOML", help="add the pair's table to this file")
     cal.add_argument("--json", action="store_true", help="print one JSON object instead")
@@ -65,13 +67,19 @@ def run(args: argparse.Namespace) -> int:
             f"calibrating {pair_label(pair)} on {end:,} bars, {len(modes)} mode(s)...\n"
         )
     result = calibrate(y, x, modes=modes)
-    snippet = toml_table(str(pair), result.best, source=args.file.name, bars=(table, end))
+    advice = combination_advice(y, x, result.best.filter_params())
+    snippet = toml_table(
+        str(pair), result.best, source=args.file.name, bars=(table, end), advice=advice
+    )
     if args.write is not None:
         write_pair_table(args.write, str(pair), snippet)
     if args.json:
-        print(json.dumps(as_json(str(pair), result, snippet, table, end), indent=2))
+        document = as_json(str(pair), result, snippet, table, end)
+        document["combination"] = advice_json(advice)
+        print(json.dumps(document, indent=2))
     else:
         print(format_report(pair_label(pair), result, table, end, args.file.name))
+        print(advice_text(advice))
         print()
         print(snippet, end="")
         if args.write is not None:
@@ -91,11 +99,18 @@ def _number(value: float) -> str:
     return repr(float(value))
 
 
-def toml_table(pair: str, fit: NoiseFit, *, source: str, bars: tuple[PriceTable, int]) -> str:
-    """The ``[pairs."Y/X"]`` table of ``fit``: every key :mod:`hedger.config.pipeline` needs to run
-    the
-    fitted model (fixed R, the OLS warm-up the likelihood assumed), plus a comment saying where
-    it came from."""
+def toml_table(
+    pair: str,
+    fit: NoiseFit,
+    *,
+    source: str,
+    bars: tuple[PriceTable, int],
+    advice: CombinationAdvice | None = None,
+) -> str:
+    """The ``[pairs."Y/X"]`` table of ``fit``: every key :mod:`hedger.config.pipeline` needs to
+    run the fitted model (fixed R, the OLS warm-up the likelihood assumed), plus a comment
+    saying where it came from; with ``advice`` recommending it, the ``combine`` key that runs
+    the combined hedge (else a comment saying why not)."""
     table, end = bars
     span = f"{table.labels[0]} .. {table.labels[end - 1]}" if end else "no bars"
     notes = " (static beta: likelihood largest at delta = 0)" if fit.static else ""
@@ -113,7 +128,44 @@ def toml_table(pair: str, fit: NoiseFit, *, source: str, bars: tuple[PriceTable,
         'init = "ols"',
         f"warmup = {WARMUP}",
     ]
+    if advice is not None:
+        comparison = (
+            f"in-sample hedged var {advice.combined_variance:.6g} vs {advice.single_variance:.6g}"
+            f" for this filter alone ({advice.change:+.1%})"
+        )
+        if advice.recommended:
+            members = ", ".join(f'"{name}"' for name in MEMBERS)
+            lines += [
+                f"# the combined hedge: {comparison}",
+                f"combine = {{ members = [{members}], rolling_window = {advice.rolling_window} }}",
+            ]
+        else:
+            lines.append(f"# the combined hedge is not recommended: {comparison}")
     return "\n".join(lines) + "\n"
+
+
+def advice_text(advice: CombinationAdvice) -> str:
+    """The report's lines on the combined hedge."""
+    verdict = "recommended" if advice.recommended else "NOT recommended"
+    return (
+        f"\ncombined hedge (this filter, the seed's, Chan's and rolling OLS on changes over "
+        f"{advice.rolling_window} bars, minimum-variance weights learnt online): {verdict}\n"
+        f"  in-sample hedged var {advice.combined_variance:.4g} vs {advice.single_variance:.4g} "
+        f"for the filter alone ({advice.change:+.1%}) over {advice.bars} bars"
+        + ("" if advice.recommended else "; the table below runs the filter alone")
+    )
+
+
+def advice_json(advice: CombinationAdvice) -> dict[str, Any]:
+    """The combination check as JSON values."""
+    return {
+        "recommended": advice.recommended,
+        "members": list(MEMBERS),
+        "rolling_window": advice.rolling_window,
+        "combined_variance": advice.combined_variance,
+        "single_variance": advice.single_variance,
+        "bars": advice.bars,
+    }
 
 
 def _toml_key(text: str) -> str:
@@ -145,8 +197,8 @@ def format_report(pair: str, result: Calibration, table: PriceTable, end: int, s
     rows.append("")
     rows.append(
         "hedged var: in-sample variance of dY - h dX per share of Y, h set a bar before.\n"
-        "chosen: returns, unless another mode's hedged var is more than 5% lower (in-sample\n"
-        "differences of a few percent do not last out of sample; docs/evaluation.md)."
+        "chosen: returns whenever they can be fitted (in-sample differences of a few percent\n"
+        "between modes do not last out of sample; docs/evaluation.md)."
     )
     return "\n".join(rows)
 
