@@ -16,6 +16,8 @@ Rows, all in this process on the same prices:
 - bank, per-pair topics and the batch message (the default);
 - the reference path (``bank=False``: one actor and one ``HedgeFilter`` per pair, events one by
   one), on fewer bars (it is slow), the old path this issue replaces;
+- the bank with every pair a combined hedge (its two other Kalman members in the bank as
+  pairs of their own, the combination stepped per pair in Python), on fewer bars;
 - peers: filterpy's ``KalmanFilter.predict()`` + ``update()`` and pykalman's ``filter_update``
   for P pairs, filter only (no events), measured on 500 pairs and scaled to P.
 """
@@ -31,6 +33,7 @@ import time
 
 import numpy as np
 
+from hedger.config.combine import combine_spec
 from hedger.core.actors import PairSpec
 from hedger.core.bars import LegPrice
 from hedger.core.bus import Bus, Outbox
@@ -39,6 +42,7 @@ from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
 from hedger.engine import FilterParams
 from hedger.engine.alarm import AlarmParams
+from hedger.engine.params import InputMode
 
 SECOND = 1_000_000_000
 HEDGES = 100
@@ -89,19 +93,25 @@ class Market:
         return ts, prices, frozenset(self.symbols)
 
 
-def specs(market: Market) -> list[PairSpec]:
+def specs(market: Market, combined: bool = False) -> list[PairSpec]:
     params = FilterParams(outlier_z=6.0)
-    return [PairSpec(pair, params, alarm=AlarmParams()) for pair in market.pairs]
+    if not combined:
+        return [PairSpec(pair, params, alarm=AlarmParams()) for pair in market.pairs]
+    params = FilterParams(mode=InputMode.RETURNS, outlier_z=6.0)
+    combine = combine_spec({"rolling_window": 20}, params, "bench")
+    return [PairSpec(pair, params, alarm=AlarmParams(), combine=combine) for pair in market.pairs]
 
 
-def time_bars(n_pairs: int, bars: int, *, bank: bool, per_pair: bool) -> tuple[list[float], int]:
+def time_bars(
+    n_pairs: int, bars: int, *, bank: bool, per_pair: bool, combined: bool = False
+) -> tuple[list[float], int]:
     """Seconds of each timed bar, and the messages handed to the bridge."""
     market = Market(n_pairs)
     bus = Bus(per_pair=per_pair)
     bridge = OutboxOnly()
     bus.attach(bridge)
     pipeline = Pipeline(
-        specs(market), SECOND, 10 * SECOND, bus.publish, Rejects(),
+        specs(market, combined), SECOND, 10 * SECOND, bus.publish, Rejects(),
         emit_bar=bus.publish_bar, bank=bank,
     )  # fmt: skip
     closes = [market.bar(k) for k in range(WARMUP_BARS)]
@@ -174,13 +184,18 @@ def main(argv: list[str] | None = None) -> int:
     n, bars = (1000, 100) if args.quick else (args.pairs, args.bars)
     old_bars = max(5, bars // 50)
     rows: list[tuple[str, list[float], int, int]] = []
-    for name, bank, per_pair, count in (
-        ("bank, batch message only (per_pair = false)", True, False, bars),
-        ("bank, per-pair topics + batch message (default)", True, True, bars),
-        ("reference path: an actor per pair (bank = false)", False, True, old_bars),
-    ):
+    for name, bank, per_pair, count, combined in (
+        ("bank, batch message only (per_pair = false)", True, False, bars, False),
+        ("bank, per-pair topics + batch message (default)", True, True, bars, False),
+        ("reference path: an actor per pair (bank = false)", False, True, old_bars, False),
+        (
+            "bank, every pair a combined hedge (returns; self, seed, chan, rolling 20), "
+            "batch message only",
+            True, False, old_bars, True,
+        ),
+    ):  # fmt: skip
         print(f"timing {name}: {n:,} pairs x {count:,} bars ...", file=sys.stderr)
-        times, published = time_bars(n, count, bank=bank, per_pair=per_pair)
+        times, published = time_bars(n, count, bank=bank, per_pair=per_pair, combined=combined)
         rows.append((name, times, published, count))
     base = statistics.median(rows[0][1])
     print(f"\n{n:,} pairs, levels, defaults (OLS warm-up, adaptive R, gate at 6, alarm on)\n")

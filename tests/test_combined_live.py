@@ -36,7 +36,7 @@ from hedger.research.baselines import choose_window
 from hedger.research.evaluate import evaluate_pair, split_index
 from hedger.research.prices import load_prices
 from tests.conftest import run_hedger
-from tests.test_bank_path import SECOND, assert_same_events, run, ticks_of
+from tests.test_bank_path import SECOND, assert_close, assert_same_events, run, ticks_of
 from tests.test_daemon import DaemonProcess, start
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
@@ -99,6 +99,13 @@ def test_bank_and_actors_publish_the_same_combined_events() -> None:
     reference, ref_pipeline = run(specs, ticks, bank=False)
     banked, bank_pipeline = run(specs, ticks, bank=True)
     assert_same_events(reference, banked)
+    # the pairs' whole state, the combination and its members' filters included, is the same
+    for a, b in zip(ref_pipeline.actors, bank_pipeline.actors, strict=True):
+        assert_close(a.snapshot(), b.snapshot(), a.pair_id)
+        json.dumps(b.snapshot())  # plain values, as a checkpoint saves them
+    state = bank_pipeline.actors[0].snapshot()["combination"]
+    assert state["members"] == ["self", "seed", "chan", "rolling"]
+    assert [m["pair"] for m in state["member_states"]] == ["A/B", "A/B"]
     assert ref_pipeline.updates == bank_pipeline.updates == sum(a.seq for a in ref_pipeline.actors)
     assert bank_pipeline.stats.events == len(banked)
     ratios = [e for e in banked if isinstance(e, HedgeRatioEvent) and e.pair == "A/B"]

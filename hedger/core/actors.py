@@ -434,6 +434,15 @@ class PairActor:
             "hedge": None if self.hedge is None else list(self.hedge),
             "filter": self._filter.snapshot(),
             "alarm": None if self.detector is None else self._alarm_snapshot(),
+            "combination": None if self.combined is None else self._combination_snapshot(),
+        }
+
+    def _combination_snapshot(self) -> dict[str, Any]:
+        """The combination's weights and window, and each Kalman member's own state."""
+        assert self.combined is not None
+        return {
+            **self.combined.snapshot(),
+            "member_states": [member.snapshot() for member in self.members],
         }
 
 

@@ -61,12 +61,6 @@ def _mark(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
 
-def _first_hedge(ratio: HedgeRatioEvent | None) -> float:
-    if ratio is None or ratio.hedge is None:
-        return math.nan
-    return float(ratio.hedge[0])
-
-
 class CombinedPair:
     """The combination state of one pair (k = 1): the weights, the rolling member's window,
     the hedges of the last bar and the marks they were set at."""
@@ -91,18 +85,20 @@ class CombinedPair:
         self,
         ratio: HedgeRatioEvent,
         spread: SpreadEvent,
-        members: Sequence[HedgeRatioEvent | None],
+        members: Sequence[float],
         quantities: Any,
     ) -> tuple[HedgeRatioEvent, SpreadEvent]:
         """The pair's two events of a bar rewritten with the combined hedge. ``members``: the
-        other Kalman members' ratio events of the bar (None: a member that did not step);
+        other Kalman members' hedges of the bar (NaN: a member without one, or that did not
+        step);
         ``quantities(ratio, hedge)`` gives ``ratio`` with the position's quantities for a
         hedge (the pair actor's rule)."""
         prices = list(ratio.prices.values()) if ratio.prices is not None else [None, None]
         marks = (_mark(prices[0]), _mark(prices[1]))
         dy, dx = marks[0] - self._marks[0], marks[1] - self._marks[1]
         took = not (ratio.stale or ratio.outlier)
-        hedges = [_first_hedge(ratio), *(_first_hedge(m) for m in members)]
+        own = ratio.hedge
+        hedges = [math.nan if own is None else float(own[0]), *members]
         if self.rolling is not None:
             both = took and self._took_last
             hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))

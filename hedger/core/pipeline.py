@@ -13,6 +13,7 @@ new pair warms from the bar closes the pipeline holds (:meth:`Pipeline.keep_hist
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -31,6 +32,7 @@ from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.engine import FilterParams
+from hedger.engine.kernels.bar import HEDGE
 from hedger.errors import ConfigError
 
 BANK_MIN_PAIRS = 2
@@ -372,18 +374,26 @@ class Pipeline:
         n = len(self.actors)
         leads = {i for i, actor in enumerate(self.actors) if actor.combined is not None}
         found: dict[int, Sequence[Event]] = dict(others)
+        hedges: dict[int, float] = {p: _hedge_of(events) for p, events in others if p >= n}
         layout = self._layout
         if taken is not None and layout is not None and len(taken.members):
             positions = layout.positions[taken.members]
-            involved = (positions >= n) | np.isin(positions, list(leads))
-            if involved.any():
-                moved = _columns(taken, np.flatnonzero(involved))
+            members = positions >= n
+            if members.any():  # only their hedges are needed
+                hedge_row = taken.out[HEDGE]
+                for c in np.flatnonzero(members).tolist():
+                    hedges[int(positions[c])] = float(hedge_row[c])
+            own = np.isin(positions, list(leads))
+            if own.any():
+                moved = _columns(taken, np.flatnonzero(own))
                 built = BarOutput(ts, ts if ts_init is None else ts_init, layout, moved)
                 for position, events in built.bank_events():
                     found[position] = events
-                taken = _columns(taken, np.flatnonzero(~involved))
+            if members.any() or own.any():
+                taken = _columns(taken, np.flatnonzero(~(members | own)))
         kept = [(p, events) for p, events in others if p < n and p not in leads]
         member_at = n
+        nan = math.nan
         for i, actor in enumerate(self.actors):
             combined = actor.combined
             if combined is None:
@@ -395,9 +405,9 @@ class Pipeline:
                 continue
             ratio, spread, *rest = pair_events
             assert isinstance(ratio, HedgeRatioEvent) and isinstance(spread, SpreadEvent)
-            ratios = [_ratio_of(found.get(p)) for p in places]
+            member_hedges = [hedges.get(p, nan) for p in places]
             try:
-                ratio, spread = combined.step(ratio, spread, ratios, actor.quantities)
+                ratio, spread = combined.step(ratio, spread, member_hedges, actor.quantities)
             except Exception as exc:
                 self.failures.record("combination", actor.pair_id, exc, ts=ts)
                 continue
@@ -633,10 +643,12 @@ def _check_fixed_combination(spec: PairSpec) -> None:
         )
 
 
-def _ratio_of(events: Sequence[Event] | None) -> HedgeRatioEvent | None:
-    if not events or not isinstance(events[0], HedgeRatioEvent):
-        return None
-    return events[0]
+def _hedge_of(events: Sequence[Event]) -> float:
+    """A member's hedge of the bar from its events (NaN while it has none)."""
+    ratio = events[0] if events else None
+    if not isinstance(ratio, HedgeRatioEvent) or ratio.hedge is None:
+        return math.nan
+    return float(ratio.hedge[0])
 
 
 def _discard(event: Event) -> None:
