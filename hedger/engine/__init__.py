@@ -6,6 +6,9 @@
   series in one compiled pass;
 - :class:`MatrixFilter` -- every ordered pair of N symbols, one compiled pass per bar;
 - :class:`FilterParams` and the initialisations, :class:`InputMode`;
+- :func:`combine_path`, :class:`HedgeCombiner`, :class:`CombineParams`, :class:`RollingHedge`
+  -- the combined hedge of several members, weighted online by their hedged P&L;
+  :func:`seed_params`, :func:`chan_params` -- the seed article's and Chan's filter settings;
 - :func:`calibrate` (delta and R by maximum likelihood, and the mode), :func:`filter_prices`
   (a filter over whole price histories), :func:`shares_hedge` and :func:`hedged_pnl` (the
   hedge in shares of X and its P&L); :func:`bar_hedge` (one bar's hedge in shares),
@@ -16,6 +19,7 @@ from hedger.engine.bank import PairBank
 from hedger.engine.basket import BasketFilter
 from hedger.engine.batch import PairSeries, filter_pair
 from hedger.engine.calibrate import Calibration, NoiseFit, calibrate
+from hedger.engine.combine import CombineParams, HedgeCombiner, RollingHedge, combine_path
 from hedger.engine.filter import FilterStep, HedgeFilter
 from hedger.engine.matrix import MatrixFilter
 from hedger.engine.pair import PairFilter, PairState
@@ -27,6 +31,7 @@ from hedger.engine.params import (
     InputMode,
     OlsWarmupInit,
 )
+from hedger.engine.presets import chan_params, seed_params
 from hedger.engine.units import (
     HedgePath,
     Position,
@@ -41,10 +46,12 @@ from hedger.engine.units import (
 __all__ = [
     "BasketFilter",
     "Calibration",
+    "CombineParams",
     "DiffuseInit",
     "FilterParams",
     "FilterStep",
     "GivenInit",
+    "HedgeCombiner",
     "HedgeFilter",
     "HedgePath",
     "Init",
@@ -57,12 +64,16 @@ __all__ = [
     "PairSeries",
     "PairState",
     "Position",
+    "RollingHedge",
     "bar_hedge",
     "calibrate",
+    "chan_params",
+    "combine_path",
     "filter_pair",
     "filter_prices",
     "hedge_quantities",
     "hedged_pnl",
     "round_to_lot",
+    "seed_params",
     "shares_hedge",
 ]
