@@ -22,8 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from hedger.core.events import HedgeRatioEvent, SpreadEvent
 from hedger.engine.combine import CombineParams, HedgeCombiner, RollingHedge
 from hedger.engine.params import FilterParams
@@ -70,7 +68,7 @@ class CombinedPair:
         self.names = spec.names
         self.combiner = HedgeCombiner(len(self.names), spec.params)
         self.rolling = None if spec.rolling_window is None else RollingHedge(spec.rolling_window)
-        self._hedges = np.full(len(self.names), math.nan)
+        self._hedges = [math.nan] * len(self.names)
         self._combined = math.nan
         self._marks = (math.nan, math.nan)
         self._took_last = False
@@ -79,7 +77,7 @@ class CombinedPair:
     @property
     def weights(self) -> tuple[float, ...]:
         """The current weights, in :attr:`names` order."""
-        return tuple(float(w) for w in self.combiner.weights)
+        return tuple(self.combiner.weight_list)
 
     def step(
         self,
@@ -102,11 +100,10 @@ class CombinedPair:
         if self.rolling is not None:
             both = took and self._took_last
             hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))
-        new = np.array(hedges, dtype=np.float64)
-        self.combiner.observe(dy - self._hedges * dx)
-        combined = self.combiner.combine(new)
+        self.combiner.observe([dy - h * dx for h in self._hedges])
+        combined = self.combiner.combine(hedges)
         pnl = dy - self._combined * dx
-        self._hedges, self._combined, self._marks, self._took_last = new, combined, marks, took
+        self._hedges, self._combined, self._marks, self._took_last = hedges, combined, marks, took
         hedge = (combined,) if math.isfinite(combined) else None
         rewritten = ratio._replace(
             hedge=hedge,
@@ -114,7 +111,7 @@ class CombinedPair:
             hedge_notional=None,
             combination={
                 "members": list(self.names),
-                "weights": [float(w) for w in self.combiner.weights],
+                "weights": self.combiner.weight_list,
                 "hedges": [None if math.isnan(h) else float(h) for h in hedges],
             },
         )
@@ -128,7 +125,7 @@ class CombinedPair:
             "members": list(self.names),
             "combiner": self.combiner.snapshot(),
             "rolling": None if self.rolling is None else self.rolling.snapshot(),
-            "hedges": [None if math.isnan(h) else h for h in self._hedges.tolist()],
+            "hedges": [None if math.isnan(h) else h for h in self._hedges],
             "combined": None if math.isnan(self._combined) else self._combined,
             "marks": [None if math.isnan(m) else m for m in self._marks],
             "took_last": self._took_last,
@@ -141,7 +138,7 @@ class CombinedPair:
         self.combiner.restore(state["combiner"])
         if self.rolling is not None:
             self.rolling.restore(state["rolling"])
-        self._hedges = np.array([_mark(h) for h in state["hedges"]], dtype=np.float64)
+        self._hedges = [_mark(h) for h in state["hedges"]]
         self._combined = _mark(state["combined"])
         y, x = state["marks"]
         self._marks = (_mark(y), _mark(x))

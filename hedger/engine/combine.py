@@ -77,29 +77,61 @@ class CombineParams:
         return float(0.5 ** (1.0 / self.half_life))
 
 
-def min_variance_weights(moment: FloatArray, shrink: float, long_only: bool) -> FloatArray | None:
+def min_variance_weights(
+    moment: Sequence[Sequence[float]] | FloatArray, shrink: float, long_only: bool
+) -> list[float] | None:
     """The weights (N,) minimising ``w' (moment + shrink c I) w`` with ``sum w = 1`` (``c``
     the members' difference scale), clipped at 0 and renormalised when ``long_only``; None
     when ``moment`` (N, N) carries no difference between members, or there is one member
-    (then equal weights hold)."""
-    n = moment.shape[0]
+    (then equal weights hold). Plain floats: N is a handful, where numpy's per-call cost is
+    most of the work."""
+    n = len(moment)
     if n < 2:
         return None
-    scale = (float(np.trace(moment)) - float(moment.sum()) / n) / (n - 1)
+    rows = [[float(v) for v in row] for row in moment]
+    trace = sum(rows[i][i] for i in range(n))
+    scale = (trace - sum(map(sum, rows)) / n) / (n - 1)
     if not (math.isfinite(scale) and scale > 0.0):
         return None
-    try:
-        x = np.linalg.solve(moment + (shrink * scale) * np.eye(n), np.ones(n))
-    except np.linalg.LinAlgError:
+    ridge = shrink * scale
+    for i in range(n):
+        rows[i][i] += ridge
+        rows[i].append(1.0)  # the augmented column: solve A x = 1
+    x = _solve_augmented(rows)
+    if x is None:
         return None
-    total = float(x.sum())
+    total = math.fsum(x)
     if not (math.isfinite(total) and total != 0.0):
         return None
-    w: FloatArray = x / total
+    w = [v / total for v in x]
     if long_only:
-        w = np.maximum(w, 0.0)
-        w /= w.sum()
+        w = [v if v > 0.0 else 0.0 for v in w]
+        kept = math.fsum(w)
+        w = [v / kept for v in w]
     return w
+
+
+def _solve_augmented(rows: list[list[float]]) -> list[float] | None:
+    """Gaussian elimination with partial pivoting on the augmented rows ``[A | b]`` (N, N+1),
+    in place; None when ``A`` is singular."""
+    n = len(rows)
+    for k in range(n):
+        pivot = max(range(k, n), key=lambda i: abs(rows[i][k]))
+        if rows[pivot][k] == 0.0 or not math.isfinite(rows[pivot][k]):
+            return None
+        rows[k], rows[pivot] = rows[pivot], rows[k]
+        head = rows[k]
+        for i in range(k + 1, n):
+            row = rows[i]
+            factor = row[k] / head[k]
+            if factor:
+                for j in range(k, n + 1):
+                    row[j] -= factor * head[j]
+    x = [0.0] * n
+    for k in range(n - 1, -1, -1):
+        row = rows[k]
+        x[k] = (row[n] - sum(row[j] * x[j] for j in range(k + 1, n))) / row[k]
+    return x
 
 
 class HedgeCombiner:
@@ -107,6 +139,7 @@ class HedgeCombiner:
 
     Each bar, :meth:`observe` takes the members' P&L of that bar (in Y's price units per share
     of Y; a bar where one is missing is skipped) and :meth:`combine` the members' new hedges.
+    The state is plain floats (see :func:`min_variance_weights`).
     """
 
     def __init__(self, n_members: int, params: CombineParams | None = None) -> None:
@@ -115,41 +148,66 @@ class HedgeCombiner:
         self.params = params or CombineParams()
         self.n_members = n_members
         self._forget = self.params.forgetting
-        self.moment = np.zeros((n_members, n_members))
-        """The forgotten sum of ``e e'`` (N, N); divided by :attr:`weight_sum` it is ``S``."""
+        self._moment = [[0.0] * n_members for _ in range(n_members)]
         self.weight_sum = 0.0
         self.observations = 0
         """Bars observed with every member's P&L."""
-        self.weights: FloatArray = np.full(n_members, 1.0 / n_members)
+        self._weights = [1.0 / n_members] * n_members
+
+    @property
+    def moment(self) -> FloatArray:
+        """The forgotten sum of ``e e'`` (N, N); divided by :attr:`weight_sum` it is ``S``."""
+        return np.array(self._moment)
+
+    @property
+    def weights(self) -> FloatArray:
         """The current weights (N,), summing to 1."""
+        return np.array(self._weights)
+
+    @weights.setter
+    def weights(self, values: Sequence[float] | FloatArray) -> None:
+        if len(values) != self.n_members:
+            raise ValueError(f"expected {self.n_members} weights, got {len(values)}")
+        self._weights = [float(v) for v in values]
+
+    @property
+    def weight_list(self) -> list[float]:
+        """The current weights as a list of floats (a copy)."""
+        return list(self._weights)
 
     def observe(self, pnl: Sequence[float] | FloatArray) -> bool:
         """Take one bar's member P&L (N,); False (nothing changes) if any is not finite."""
-        e = np.asarray(pnl, dtype=np.float64)
-        if e.shape != (self.n_members,):
-            raise ValueError(f"expected {self.n_members} member P&Ls, got shape {e.shape}")
-        if not np.all(np.isfinite(e)):
+        if len(pnl) != self.n_members:
+            raise ValueError(f"expected {self.n_members} member P&Ls, got {len(pnl)}")
+        e = [float(v) for v in pnl]
+        if not all(map(math.isfinite, e)):
             return False
-        self.moment *= self._forget
-        self.moment += np.outer(e, e)
-        self.weight_sum = self._forget * self.weight_sum + 1.0
+        forget = self._forget
+        for row, ei in zip(self._moment, e, strict=True):
+            for j, ej in enumerate(e):
+                row[j] = forget * row[j] + ei * ej
+        self.weight_sum = forget * self.weight_sum + 1.0
         self.observations += 1
         params = self.params
         if params.weighting == "minvar" and self.observations >= params.min_obs:
-            w = min_variance_weights(self.moment / self.weight_sum, params.shrink, params.long_only)
+            scale = 1.0 / self.weight_sum
+            second = [[v * scale for v in row] for row in self._moment]
+            w = min_variance_weights(second, params.shrink, params.long_only)
             if w is not None:
-                self.weights = w
+                self._weights = w
         return True
 
     def combine(self, hedges: Sequence[float] | FloatArray) -> float:
         """``sum_i w_i h_i`` over the members with a hedge (N,), the weights renormalised over
         them; NaN when none has one."""
-        h = np.asarray(hedges, dtype=np.float64)
-        have = np.isfinite(h)
-        total = float(self.weights[have].sum())
-        if not have.any() or total <= 0.0:
+        total = weighted = 0.0
+        for w, h in zip(self._weights, hedges, strict=True):
+            if math.isfinite(h):
+                total += w
+                weighted += w * h
+        if total <= 0.0:
             return math.nan
-        return float(self.weights[have] @ h[have]) / total
+        return weighted / total
 
     @property
     def combined_std(self) -> float:
@@ -157,26 +215,29 @@ class HedgeCombiner:
         before the first observation)."""
         if self.weight_sum <= 0.0:
             return math.nan
-        s = self.moment / self.weight_sum
-        return math.sqrt(max(float(self.weights @ s @ self.weights), 0.0))
+        w = self._weights
+        quad = sum(wi * sum(m * wj for m, wj in zip(row, w, strict=True))
+                   for wi, row in zip(w, self._moment, strict=True))  # fmt: skip
+        return math.sqrt(max(quad / self.weight_sum, 0.0))
 
     def snapshot(self) -> dict[str, Any]:
         """The whole state as plain values (a checkpoint; :meth:`restore` takes it back)."""
         return {
-            "moment": self.moment.tolist(),
+            "moment": [list(row) for row in self._moment],
             "weight_sum": self.weight_sum,
             "observations": self.observations,
-            "weights": self.weights.tolist(),
+            "weights": list(self._weights),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` of a combiner with as many members."""
-        moment = np.asarray(state["moment"], dtype=np.float64)
-        weights = np.asarray(state["weights"], dtype=np.float64)
-        if moment.shape != (self.n_members,) * 2 or weights.shape != (self.n_members,):
-            raise ValueError(f"the snapshot is not of a combination of {self.n_members} members")
-        self.moment = moment
-        self.weights = weights
+        moment = [[float(v) for v in row] for row in state["moment"]]
+        weights = [float(v) for v in state["weights"]]
+        n = self.n_members
+        if len(moment) != n or any(len(row) != n for row in moment) or len(weights) != n:
+            raise ValueError(f"the snapshot is not of a combination of {n} members")
+        self._moment = moment
+        self._weights = weights
         self.weight_sum = float(state["weight_sum"])
         self.observations = int(state["observations"])
 
@@ -207,7 +268,7 @@ def combine_path(
     for t in range(n_bars):
         combiner.observe(pnl[t])
         out[t] = combiner.combine(hedges[t])
-        weights[t] = combiner.weights
+        weights[t] = combiner.weight_list
         expected[t] = combiner.combined_std
     return CombinedPath(out, weights, expected)
 
@@ -216,56 +277,97 @@ class RollingHedge:
     """Rolling OLS with an intercept of ``dY`` on ``dX`` over the last ``window`` bars, one
     bar at a time: :attr:`hedge` is its slope (shares of X per share of Y), NaN until the
     window has seen ``window`` bars and holds ``max(3, window // 2)`` finite changes (or while X
-    did not move in it)."""
+    did not move in it).
+
+    The window's sums are kept as it moves (one change in, one out: O(1) a bar) and summed
+    afresh from the window every ``window`` bars, so rounding cannot build up over a long run.
+    """
 
     def __init__(self, window: int) -> None:
         if window < 3:
             raise ConfigError("window", f"must be at least 3 bars, got {window}")
         self.window = window
-        self._dy = np.full(window, math.nan)
-        self._dx = np.full(window, math.nan)
+        self._dy = [math.nan] * window
+        self._dx = [math.nan] * window
         self._next = 0
         self._bars = 0
+        self._sums = [0.0, 0.0, 0.0, 0.0, 0.0]
+        """n, sum dx, sum dy, sum dx^2, sum dx dy over the window's finite rows."""
+        self._since_resum = 0
         self.hedge = math.nan
 
     def update(self, dy: float, dx: float) -> float:
         """Take one bar's changes (NaN: no change this bar, a missing row of the window) and
         return the new hedge."""
         k = self._next
+        sums = self._sums
+        old_y, old_x = self._dy[k], self._dx[k]
+        if math.isfinite(old_y) and math.isfinite(old_x):
+            sums[0] -= 1.0
+            sums[1] -= old_x
+            sums[2] -= old_y
+            sums[3] -= old_x * old_x
+            sums[4] -= old_x * old_y
         self._dy[k], self._dx[k] = dy, dx
+        if math.isfinite(dy) and math.isfinite(dx):
+            sums[0] += 1.0
+            sums[1] += dx
+            sums[2] += dy
+            sums[3] += dx * dx
+            sums[4] += dx * dy
         self._next = (k + 1) % self.window
         self._bars += 1
+        self._since_resum += 1
+        if self._since_resum >= self.window:
+            self._resum()
         self.hedge = self._fit()
         return self.hedge
 
+    def _resum(self) -> None:
+        rows = [
+            (x, y) for x, y in zip(self._dx, self._dy, strict=True)
+            if math.isfinite(x) and math.isfinite(y)
+        ]  # fmt: skip
+        self._sums = [
+            float(len(rows)),
+            math.fsum(x for x, _ in rows),
+            math.fsum(y for _, y in rows),
+            math.fsum(x * x for x, _ in rows),
+            math.fsum(x * y for x, y in rows),
+        ]
+        self._since_resum = 0
+
     def _fit(self) -> float:
-        if self._bars < self.window:  # a full window of bars, as the offline fit
+        n, sx, sy, sxx, sxy = self._sums
+        if self._bars < self.window or n < max(3, self.window // 2):
             return math.nan
-        keep = np.isfinite(self._dy) & np.isfinite(self._dx)
-        if int(keep.sum()) < max(3, self.window // 2):
+        mx = sx / n
+        sxx_c = sxx - sx * mx
+        if sxx_c <= 0.0:
             return math.nan
-        ys, xs = self._dy[keep], self._dx[keep]
-        cx = xs - xs.mean()
-        sxx = float(cx @ cx)
-        return float(cx @ (ys - ys.mean())) / sxx if sxx > 0.0 else math.nan
+        return (sxy - sy * mx) / sxx_c
 
     def snapshot(self) -> dict[str, Any]:
-        """The window as plain values (NaN as None), in its ring order with the next slot to
-        write, so that a restored member sums in the same order (and gives the same bits)."""
+        """The window as plain values (NaN as None) in its ring order, with its running sums,
+        so that a restored member carries on bit for bit."""
         return {
             "window": self.window,
             "bars": self._bars,
             "next": self._next,
-            "dy": [None if math.isnan(v) else v for v in self._dy.tolist()],
-            "dx": [None if math.isnan(v) else v for v in self._dx.tolist()],
+            "since_resum": self._since_resum,
+            "sums": list(self._sums),
+            "dy": [None if math.isnan(v) else v for v in self._dy],
+            "dx": [None if math.isnan(v) else v for v in self._dx],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` of a window of the same length."""
         if int(state["window"]) != self.window:
             raise ValueError(f"the snapshot is of a window of {state['window']} bars")
-        self._dy = np.array([math.nan if v is None else v for v in state["dy"]], dtype=np.float64)
-        self._dx = np.array([math.nan if v is None else v for v in state["dx"]], dtype=np.float64)
+        self._dy = [math.nan if v is None else float(v) for v in state["dy"]]
+        self._dx = [math.nan if v is None else float(v) for v in state["dx"]]
         self._next = int(state["next"])
         self._bars = int(state["bars"])
+        self._since_resum = int(state["since_resum"])
+        self._sums = [float(v) for v in state["sums"]]
         self.hedge = self._fit()
