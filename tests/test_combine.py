@@ -20,7 +20,7 @@ from hedger.engine.combine import (
 )
 from hedger.engine.units import hedged_pnl
 from hedger.errors import ConfigError
-from hedger.research.baselines import observations, rolling_fits
+from hedger.research.baselines import forward_fill, observations, rolling_fits
 
 
 def _market(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -159,19 +159,25 @@ def test_a_combiner_resumes_from_its_snapshot_exactly() -> None:
 
 
 def test_the_live_rolling_member_is_the_offline_rolling_fit() -> None:
+    """Bar by bar, the hedge evaluate's rolling OLS on changes holds (the fit carried over
+    bars without one), with missing prices and a stretch where X does not move at all."""
     rng = np.random.default_rng(11)
-    n = 700
+    n = 900
     x = 100.0 + np.cumsum(rng.normal(size=n))
     y = 1.3 * x + np.cumsum(rng.normal(size=n))
     y[[50, 51, 300]] = np.nan  # missing prices: missing changes in the window
+    x[500:700] = x[500]  # X stops trading: its changes are exact zeros, no fit is possible
     oy, ox = observations(y, x, differenced=True)
     for window in (20, 40, 125):
-        offline = rolling_fits(oy, ox, window)[0]
+        offline = forward_fill(rolling_fits(oy, ox, window)[0])
         live = RollingHedge(window)
         online = np.array([live.update(a, b) for a, b in zip(oy, ox, strict=True)])
         np.testing.assert_array_equal(np.isfinite(online), np.isfinite(offline))
         both = np.isfinite(offline)
         np.testing.assert_allclose(online[both], offline[both], rtol=1e-12, atol=1e-14)
+        # the stretch without a fit carries the last one, not the window's rounding residue
+        stale = slice(500 + window, 700)
+        assert np.all(online[stale] == online[500 + window - 1])
 
 
 def test_a_rolling_member_resumes_from_its_snapshot_exactly() -> None:

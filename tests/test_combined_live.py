@@ -127,11 +127,18 @@ def test_bank_and_actors_publish_the_same_combined_events() -> None:
 
 
 def test_the_combined_hedged_pnl_is_that_of_the_published_hedge() -> None:
+    """Between two bars the pair's filter took, the published P&L is the previous published
+    hedge's over the marks; after a bar it did not take (stale, refused), it is null."""
     events, _ = run([combined_spec("A", "B"), combined_spec("C", "D")], ticks_of(8, 300), bank=True)
     ratios = [e for e in events if isinstance(e, HedgeRatioEvent) and e.pair == "A/B"]
     spreads = [e for e in events if isinstance(e, SpreadEvent) and e.pair == "A/B"]
-    checked = 0
+    checked = nulls = 0
     for before, after, spread in zip(ratios, ratios[1:], spreads[1:], strict=False):
+        took = not (before.stale or before.outlier or after.stale or after.outlier)
+        if not took:
+            assert math.isnan(spread.hedged_pnl)
+            nulls += 1
+            continue
         assert before.prices is not None and after.prices is not None
         y0, x0 = before.prices.values()
         y1, x1 = after.prices.values()
@@ -140,7 +147,7 @@ def test_the_combined_hedged_pnl_is_that_of_the_published_hedge() -> None:
         expected = (y1 - y0) - before.hedge[0] * (x1 - x0)
         assert math.isclose(spread.hedged_pnl, expected, rel_tol=1e-12, abs_tol=1e-12)
         checked += 1
-    assert checked > 200
+    assert checked > 100 and nulls > 10
 
 
 def test_a_combination_resumes_from_its_snapshot_exactly() -> None:
@@ -184,8 +191,18 @@ def test_a_combined_pair_can_be_removed_but_not_added_at_run_time() -> None:
         pipeline.on_tick(tick)
     with pytest.raises(ConfigError, match="combine: a combined pair is set in the config"):
         pipeline.add_pair(combined_spec("E", "B"))
+    # its own filter's noise may change (as a refit changes it); nothing else
+    updated = pipeline.update_pair(
+        replace(specs[0], combine=None, params=replace(specs[0].params, delta=1e-3))
+    )
+    assert updated.kept_state
+    q = updated.actor.params.trans_cov
+    assert q is not None and math.isclose(q[0][0], 1e-3 / (1 - 1e-3), rel_tol=1e-12)
+    assert updated.actor.combined is not None
     with pytest.raises(ConfigError, match="combine"):
-        pipeline.update_pair(replace(specs[0], params=replace(specs[0].params, delta=1e-3)))
+        pipeline.update_pair(
+            replace(specs[0], combine=None, params=replace(specs[0].params, mode=InputMode.LOG))
+        )
     pipeline.remove_pair("A/B")
     before = len(events)
     for tick in ticks[len(ticks) // 2 :]:
@@ -193,6 +210,31 @@ def test_a_combined_pair_can_be_removed_but_not_added_at_run_time() -> None:
     pipeline.flush()
     assert {e.pair for e in events[before:]} == {"C/D"}  # type: ignore[attr-defined]
     assert pipeline.updates == pipeline.actors[0].seq
+
+
+def test_a_failing_combination_step_is_contained_and_the_bar_goes_out_without_a_hedge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    specs = [combined_spec("A", "B"), PairSpec(PairId("C", ("D",)), FilterParams())]
+    events: list[Any] = []
+    pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects())
+    ticks = ticks_of(12, 40)
+    for tick in ticks[:200]:
+        pipeline.on_tick(tick)
+    monkeypatch.setattr(CombinedPair, "step", broken)
+    mark = len(events)
+    for tick in ticks[200:]:
+        pipeline.on_tick(tick)
+    pipeline.flush()
+    after = [e for e in events[mark:] if e.pair == "A/B"]
+    assert after and all(e.hedge is None for e in after if isinstance(e, HedgeRatioEvent))
+    seqs = [e.seq for e in events if isinstance(e, HedgeRatioEvent) and e.pair == "A/B"]
+    assert seqs == list(range(1, len(seqs) + 1))  # no gap for subscribers
+    assert pipeline.failures.counts["A/B"] == len(after) // 2
+    assert any(e.pair == "C/D" for e in events[mark:])  # the other pair is untouched
 
 
 @pytest.mark.parametrize(
@@ -204,6 +246,7 @@ def test_a_combined_pair_can_be_removed_but_not_added_at_run_time() -> None:
         ("members = ['self']", "at least two members"),
         ("members = ['self', 'rolling']", "pairs.A/B.combine.rolling_window: is needed"),
         ("rolling_window = 2", "rolling_window"),
+        ("members = ['self', 'seed']\nrolling_window = 20", "'rolling' is not one of the members"),
         ("rolling_window = 20\nshrink = -1", "pairs.A/B.combine.shrink"),
         ("rolling_window = 20\nweighting = 'best'", "weighting"),
         ("rolling_window = 20\ncolour = 1", "colour"),

@@ -128,7 +128,11 @@ def toml_table(
         'init = "ols"',
         f"warmup = {WARMUP}",
     ]
-    if advice is not None:
+    if advice is not None and not advice.measured:
+        lines.append(
+            f"# the combined hedge could not be checked: {advice.bars} bars with every member's P&L"
+        )
+    elif advice is not None:
         comparison = (
             f"in-sample hedged var {advice.combined_variance:.6g} vs {advice.single_variance:.6g}"
             f" for this filter alone ({advice.change:+.1%})"
@@ -146,6 +150,11 @@ def toml_table(
 
 def advice_text(advice: CombinationAdvice) -> str:
     """The report's lines on the combined hedge."""
+    if not advice.measured:
+        return (
+            f"\ncombined hedge: not checked ({advice.bars} bars with every member's P&L, too few "
+            "for a variance); the table below runs the filter alone"
+        )
     verdict = "recommended" if advice.recommended else "NOT recommended"
     return (
         f"\ncombined hedge (this filter, the seed's, Chan's and rolling OLS on changes over "

@@ -74,6 +74,10 @@ def combine_spec(table: Mapping[str, Any], own: FilterParams, section: str) -> C
     if len(t.members) < 2:
         raise ConfigError(f"{section}.members", "a combination needs at least two members")
     rolling = ROLLING in t.members
+    if t.rolling_window is not None and not rolling:
+        raise ConfigError(
+            f"{section}.rolling_window", "is given but 'rolling' is not one of the members"
+        )
     if rolling and t.rolling_window is None:
         raise ConfigError(
             f"{section}.rolling_window",

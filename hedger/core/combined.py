@@ -11,8 +11,13 @@ and hedges; the ``spread`` event's ``hedged_pnl`` is that of the combined hedge.
 spread, the z-score and the alarms stay those of the pair's own filter.
 
 Every member's P&L is measured over the pair's own marks (``dY - h_i dX`` with the hedge it
-set at the previous bar), the P&L :func:`hedger.engine.combine.combine_path` measures on bar
-prices, so a replay of a daily file reproduces ``hedger evaluate``'s ``combined`` hedge.
+set at the previous bar), and only between two bars whose prices the pair's own filter took
+(fresh, not refused by its gate): the P&L :func:`hedger.engine.combine.combine_path` measures
+on bar prices. So a replay of a daily file on which no gate fires reproduces ``hedger
+evaluate``'s ``combined`` hedge (to 1e-12, tested); where the gates fire (the daemon's
+members share the pair's ``outlier_z``, evaluate runs them without a gate) or legs go stale,
+the two differ by those bars. The ``hedged_pnl`` a combined pair publishes is null on a bar
+after one its filter did not take.
 """
 
 from __future__ import annotations
@@ -95,14 +100,18 @@ class CombinedPair:
         marks = (_mark(prices[0]), _mark(prices[1]))
         dy, dx = marks[0] - self._marks[0], marks[1] - self._marks[1]
         took = not (ratio.stale or ratio.outlier)
+        # A bar's move is measured only between two bars whose prices the pair's own filter
+        # took: after a refused or stale bar the marks span two bars, and a member whose own
+        # gate took the refused bar set its hedge on part of that move already.
+        both = took and self._took_last
         own = ratio.hedge
         hedges = [math.nan if own is None else float(own[0]), *members]
         if self.rolling is not None:
-            both = took and self._took_last
             hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))
-        self.combiner.observe([dy - h * dx for h in self._hedges])
+        if both:
+            self.combiner.observe([dy - h * dx for h in self._hedges])
         combined = self.combiner.combine(hedges)
-        pnl = dy - self._combined * dx
+        pnl = dy - self._combined * dx if both else math.nan
         self._hedges, self._combined, self._marks, self._took_last = hedges, combined, marks, took
         hedge = (combined,) if math.isfinite(combined) else None
         rewritten = ratio._replace(

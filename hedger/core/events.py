@@ -63,7 +63,7 @@ class HedgeRatioEvent(NamedTuple):
     against it (signed, negative = short, rounded to each X's lot), and their value at
     ``P_x`` (signed, in X's currency).
     combination: only for a pair with a combined hedge (:mod:`hedger.core.combined`):
-    ``members`` (names), ``weights`` and each member's ``hedge`` (lists in that order); the
+    ``members`` (names), ``weights`` and ``hedges`` (each member's; lists in that order); the
     pair's ``hedge`` is then the weighted combination of the members' hedges.
     """
 

@@ -369,8 +369,8 @@ class Pipeline:
     ) -> tuple[BankBar | None, list[tuple[int, tuple[Event, ...]]]]:
         """The bar's output with each combined pair's events rewritten by its combination
         and its members' events dropped. Banked columns of those pairs become events (the
-        others' form); a failing combination step is counted and the pair publishes nothing
-        on the bar, as a failing actor step."""
+        others' form); a failing combination step is counted and the pair's events go out
+        without a hedge (``hedge`` null)."""
         n = len(self.actors)
         leads = {i for i, actor in enumerate(self.actors) if actor.combined is not None}
         found: dict[int, Sequence[Event]] = dict(others)
@@ -409,8 +409,11 @@ class Pipeline:
             try:
                 ratio, spread = combined.step(ratio, spread, member_hedges, actor.quantities)
             except Exception as exc:
+                # counted and logged; the bar still goes out (its seq and any alarm of the
+                # pair's filter), with no hedge: order logic must not trade on the pair's own
                 self.failures.record("combination", actor.pair_id, exc, ts=ts)
-                continue
+                ratio = ratio._replace(hedge=None, hedge_qty=None, hedge_notional=None)
+                spread = spread._replace(hedged_pnl=math.nan)
             combined_events = (ratio, spread, *rest)
             self._count(combined_events)
             kept.append((i, combined_events))
@@ -492,8 +495,6 @@ class Pipeline:
         if index is None:
             raise ConfigError(f"pairs.{pair_id}", "is not running")
         _check_legs(spec)
-        if self.actors[index].combined is not None:
-            _check_fixed_combination(self.actors[index].spec)
         self._release_bank()
         old = self.actors[index]
         current = old.params
@@ -510,6 +511,8 @@ class Pipeline:
             old.set_noise(spec.params.state_noise(), spec.params.obs_cov)
             old.spec = replace(old.spec, position=spec.position)  # read at each bar
             return UpdatedPair(old, old, True, 0)
+        if old.combined is not None:  # its own filter's noise may change (as a refit's)
+            _check_fixed_combination(old.spec)
         for event in old.clear_alarms():  # the new filter has its own view of the pair
             self._count_and_emit(event)
         actor = self._new_actor(spec)
@@ -638,8 +641,8 @@ def _check_fixed_combination(spec: PairSpec) -> None:
     if spec.combine is not None:
         raise ConfigError(
             f"pairs.{spec.pair}.combine",
-            "a combined pair is set in the config file; the control channel cannot add or "
-            "change one yet (remove works)",
+            "a combined pair is set in the config file; the control channel cannot add one "
+            "or change more than its own filter's noise yet (remove works)",
         )
 
 

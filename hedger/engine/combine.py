@@ -113,11 +113,13 @@ def min_variance_weights(
 
 def _solve_augmented(rows: list[list[float]]) -> list[float] | None:
     """Gaussian elimination with partial pivoting on the augmented rows ``[A | b]`` (N, N+1),
-    in place; None when ``A`` is singular."""
+    in place; None when ``A`` is singular to working precision (a pivot below 1e-13 of its
+    largest entry)."""
     n = len(rows)
+    tiny = 1e-13 * max(abs(v) for row in rows for v in row[:n])
     for k in range(n):
         pivot = max(range(k, n), key=lambda i: abs(rows[i][k]))
-        if rows[pivot][k] == 0.0 or not math.isfinite(rows[pivot][k]):
+        if not abs(rows[pivot][k]) > tiny:  # singular to working precision (or NaN)
             return None
         rows[k], rows[pivot] = rows[pivot], rows[k]
         head = rows[k]
@@ -275,9 +277,10 @@ def combine_path(
 
 class RollingHedge:
     """Rolling OLS with an intercept of ``dY`` on ``dX`` over the last ``window`` bars, one
-    bar at a time: :attr:`hedge` is its slope (shares of X per share of Y), NaN until the
-    window has seen ``window`` bars and holds ``max(3, window // 2)`` finite changes (or while X
-    did not move in it).
+    bar at a time: :attr:`hedge` is its slope (shares of X per share of Y) once the window has
+    seen ``window`` bars and holds ``max(3, window // 2)`` finite changes, X moving in it; on a
+    bar without a fit the last hedge is kept (NaN before the first), as a desk would, and as
+    :func:`hedger.research.baselines.rolling_ols_path` carries it.
 
     The window's sums are kept as it moves (one change in, one out: O(1) a bar) and summed
     afresh from the window every ``window`` bars, so rounding cannot build up over a long run.
@@ -293,6 +296,9 @@ class RollingHedge:
         self._bars = 0
         self._sums = [0.0, 0.0, 0.0, 0.0, 0.0]
         """n, sum dx, sum dy, sum dx^2, sum dx dy over the window's finite rows."""
+        self._moving = 0
+        """Finite rows with dx != 0: none means X did not move (the sums may hold rounding
+        residue of the changes that left, not the exact zero the fit must see)."""
         self._since_resum = 0
         self.hedge = math.nan
 
@@ -303,6 +309,7 @@ class RollingHedge:
         sums = self._sums
         old_y, old_x = self._dy[k], self._dx[k]
         if math.isfinite(old_y) and math.isfinite(old_x):
+            self._moving -= old_x != 0.0
             sums[0] -= 1.0
             sums[1] -= old_x
             sums[2] -= old_y
@@ -310,6 +317,7 @@ class RollingHedge:
             sums[4] -= old_x * old_y
         self._dy[k], self._dx[k] = dy, dx
         if math.isfinite(dy) and math.isfinite(dx):
+            self._moving += dx != 0.0
             sums[0] += 1.0
             sums[1] += dx
             sums[2] += dy
@@ -320,7 +328,9 @@ class RollingHedge:
         self._since_resum += 1
         if self._since_resum >= self.window:
             self._resum()
-        self.hedge = self._fit()
+        fit = self._fit()
+        if math.isfinite(fit):
+            self.hedge = fit
         return self.hedge
 
     def _resum(self) -> None:
@@ -335,11 +345,12 @@ class RollingHedge:
             math.fsum(x * x for x, _ in rows),
             math.fsum(x * y for x, y in rows),
         ]
+        self._moving = sum(x != 0.0 for x, _ in rows)
         self._since_resum = 0
 
     def _fit(self) -> float:
         n, sx, sy, sxx, sxy = self._sums
-        if self._bars < self.window or n < max(3, self.window // 2):
+        if self._bars < self.window or n < max(3, self.window // 2) or not self._moving:
             return math.nan
         mx = sx / n
         sxx_c = sxx - sx * mx
@@ -356,13 +367,17 @@ class RollingHedge:
             "next": self._next,
             "since_resum": self._since_resum,
             "sums": list(self._sums),
+            "moving": self._moving,
+            "hedge": None if math.isnan(self.hedge) else self.hedge,
             "dy": [None if math.isnan(v) else v for v in self._dy],
             "dx": [None if math.isnan(v) else v for v in self._dx],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a :meth:`snapshot` of a window of the same length."""
-        if int(state["window"]) != self.window:
+        if int(state["window"]) != self.window or not (
+            len(state["dy"]) == len(state["dx"]) == self.window
+        ):
             raise ValueError(f"the snapshot is of a window of {state['window']} bars")
         self._dy = [math.nan if v is None else float(v) for v in state["dy"]]
         self._dx = [math.nan if v is None else float(v) for v in state["dx"]]
@@ -370,4 +385,5 @@ class RollingHedge:
         self._bars = int(state["bars"])
         self._since_resum = int(state["since_resum"])
         self._sums = [float(v) for v in state["sums"]]
-        self.hedge = self._fit()
+        self._moving = int(state["moving"])
+        self.hedge = math.nan if state["hedge"] is None else float(state["hedge"])

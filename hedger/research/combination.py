@@ -10,6 +10,7 @@ against the calibrated filter alone.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,8 +42,13 @@ class CombinationAdvice:
         return self.combined_variance / self.single_variance - 1.0
 
     @property
+    def measured(self) -> bool:
+        """Whether both variances could be measured (enough bars with every member's P&L)."""
+        return self.bars >= 2 and math.isfinite(self.combined_variance + self.single_variance)
+
+    @property
     def recommended(self) -> bool:
-        return bool(self.combined_variance <= self.single_variance)
+        return self.measured and bool(self.combined_variance <= self.single_variance)
 
 
 def combination_advice(
