@@ -23,7 +23,6 @@ from hedger.core.actors import PairActor
 from hedger.core.bars import LegPrice
 from hedger.core.events import AlarmEvent, HedgeRatioEvent, SpreadEvent
 from hedger.core.failures import Failures
-from hedger.core.rejects import Rejects
 from hedger.engine.alarm import ALARM_KINDS, AlarmChange
 from hedger.engine.filter import PairFilterState
 from hedger.engine.kernels.bar import (
@@ -111,13 +110,13 @@ class BarBank:
     ``max_age_ns``: a leg is fresh when its price is at most this old at the close. ``clock``:
     the events' ``ts_init`` (ns), read once a bar; None: the bar's close (replays).
     ``failures``: where a failure building a pair's alarm events is counted (contained).
+    Bad input a bar reveals is counted in each pair actor's own ``rejects``.
     """
 
     def __init__(
         self,
         actors: Sequence[PairActor],
         max_age_ns: int,
-        rejects: Rejects,
         clock: Callable[[], int] | None = None,
         failures: Failures | None = None,
     ) -> None:
@@ -125,7 +124,6 @@ class BarBank:
             raise ValueError("a bank runs pairs that no bar listener watches")
         self.actors = list(actors)
         self._max_age = max_age_ns
-        self._rejects = rejects
         self._clock = clock
         self._failures = failures if failures is not None else Failures()
         symbols = sorted({symbol for actor in self.actors for symbol in actor.pair.legs})

@@ -263,7 +263,7 @@ class Pipeline:
         self._bank = self._layout = None
         if chosen:
             actors = [actor for _, actor in chosen]
-            self._bank = BarBank(actors, self._max_age_ns, self.rejects, self._clock, self.failures)
+            self._bank = BarBank(actors, self._max_age_ns, self._clock, self.failures)
             self._layout = BankLayout(actors, [i for i, _ in chosen])
         self._bank_current = True
         return self._bank
