@@ -128,6 +128,8 @@ class Pipeline:
         self._unbanked: list[tuple[int, PairActor]] = []
         self._bank_current = False
         """Whether the bank (or its absence) matches the running pairs and their listeners."""
+        self._has_combined = False
+        """Whether a running pair has a combined hedge (set with the bank, at each change)."""
         self.actors = [self._new_actor(spec) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
@@ -255,6 +257,7 @@ class Pipeline:
         if self._bank is not None:
             self._bank.release()
         everyone = self._everyone()
+        self._has_combined = any(actor.combined is not None for actor in self.actors)
         chosen = [(i, actor) for i, actor in everyone if self._use_bank and bankable(actor)]
         if len(chosen) < BANK_MIN_PAIRS:
             chosen = []
@@ -329,7 +332,7 @@ class Pipeline:
                     actor.bar_listener(actor, ts, stepped[1])
                 except Exception as exc:
                     self.failures.record("bar listener", actor.pair_id, exc, ts=ts)
-        if self._combining:
+        if self._has_combined:
             taken, others = self._combine(ts, ts_init, taken, others)
         if taken is not None:
             stats.events += 2 * len(taken.members) + len(taken.alarms)
@@ -355,10 +358,6 @@ class Pipeline:
             stats.alarms_raised += sum(
                 isinstance(e, AlarmEvent) and e.state == "raised" for e in events[2:]
             )
-
-    @property
-    def _combining(self) -> bool:
-        return any(actor.combined is not None for actor in self.actors)
 
     def _combine(
         self,
