@@ -126,6 +126,25 @@ def test_bank_and_actors_publish_the_same_combined_events() -> None:
     assert plain and all(e.combination is None for e in plain)
 
 
+def test_a_watched_combined_pair_off_the_bank_with_its_members_on_it_is_the_same() -> None:
+    """A bar listener (a refitter's) keeps the pair's own actor off the bank while its members
+    stay in it, and half way the listener goes: the events are those of the actors alone."""
+    specs = [combined_spec("A", "B"), combined_spec("C", "D")]
+    ticks = ticks_of(13, 300)
+    reference, _ = run(specs, ticks, bank=False)
+    events: list[Any] = []
+    pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects())
+    seen: list[int] = []
+    pipeline.actors[0].bar_listener = lambda actor, ts, prices: seen.append(ts)
+    for i, tick in enumerate(ticks):
+        if i == len(ticks) // 2:
+            pipeline.actors[0].bar_listener = None
+        pipeline.on_tick(tick)
+    pipeline.flush()
+    assert seen  # the listener ran while the pair was off the bank
+    assert_same_events(reference, events)
+
+
 def test_the_combined_hedged_pnl_is_that_of_the_published_hedge() -> None:
     """Between two bars the pair's filter took, the published P&L is the previous published
     hedge's over the marks; after a bar it did not take (stale, refused), it is null."""
