@@ -51,6 +51,22 @@ def test_repeats_gaps_and_restarts() -> None:
     assert "A/B" in board.render(1.0, "mqtt://x") and "1.00000" in board.render_line("A/B", 1.0)
 
 
+def test_a_combined_pair_shows_its_weights() -> None:
+    board = RatioBoard()
+    event = orjson.loads(ratio("A/B", 1, 100))
+    event["combination"] = {
+        "members": ["self", "seed", "chan", "rolling"],
+        "weights": [0.273, 0.15, 0.189, 0.388],
+        "hedges": [0.71, 0.709, None, 0.713],
+    }
+    assert board.accept(orjson.dumps(event), 0.0)[0] is not None
+    line = board.render_line("A/B", 0.5)
+    assert line.endswith("combined self 0.27 seed 0.15 chan 0.19 rolling 0.39")
+    event.update(seq=2, ts=200, combination={"members": "?"})  # malformed: shown, not fatal
+    assert board.accept(orjson.dumps(event), 1.0)[0] is not None
+    assert board.render_line("A/B", 1.5).endswith("combined ?")
+
+
 def test_malformed_messages_are_counted() -> None:
     board = RatioBoard()
     for payload in (b"not json", b"[1, 2]", b'{"type": "spread"}', b'{"type": "hedge_ratio"}'):

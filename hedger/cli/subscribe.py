@@ -182,6 +182,9 @@ class RatioBoard:
             flags.append(f"ALARM {','.join(self.alarms[pair])}")
         if view.gaps:
             flags.append(f"gaps {view.gaps} ({view.missing} missed)")
+        combination = e.get("combination")
+        if isinstance(combination, dict):
+            flags.append("combined " + _weights(combination))
         return (
             f"{_shown(pair):<18}{beta_text:>12}{std_text:>11}{_list(e.get('hedge'), 4):>12}"
             f"{_quantity(e.get('hedge_qty')):>10}{_num(e.get('alpha'), 3):>12}"
@@ -217,6 +220,17 @@ def _shown(pair: str) -> str:
     except ConfigError:
         return pair
     return f"{parsed.y}/{'+'.join(parsed.xs)}"
+
+
+def _weights(combination: dict[str, Any]) -> str:
+    """A combined hedge's members with their weights: ``self 0.27 seed 0.15 ...``."""
+    members, weights = combination.get("members"), combination.get("weights")
+    if not isinstance(members, list) or not isinstance(weights, list):
+        return "?"
+    return " ".join(
+        f"{m} {w:.2f}" if isinstance(w, int | float) else f"{m} ?"
+        for m, w in zip(members, weights, strict=False)
+    )
 
 
 def _list(value: Any, digits: int) -> str:
