@@ -22,8 +22,9 @@ from websockets.asyncio.client import connect
 from hedger.config.combine import combine_spec
 from hedger.config.pipeline import pipeline_config
 from hedger.core.actors import PairSpec
+from hedger.core.bar_events import BarOutput
 from hedger.core.combined import CombinedPair, CombineSpec
-from hedger.core.events import HedgeRatioEvent, SpreadEvent
+from hedger.core.events import HedgeRatioEvent, SpreadEvent, encode
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.topics import PairId
@@ -145,6 +146,33 @@ def test_a_watched_combined_pair_off_the_bank_with_its_members_on_it_is_the_same
     assert_same_events(reference, events)
 
 
+def test_combined_pairs_in_bulk_are_their_events_byte_for_byte_and_in_the_bar_message() -> None:
+    """The bank's combined columns encoded in bulk (with and without a position, beside a
+    plain pair) are ``encode(event)`` of the events; the batch message carries the
+    combined hedge."""
+    outputs: list[BarOutput] = []
+    specs = [
+        combined_spec("A", "B", position=Position(notional=-50_000.0), lots=(5,)),
+        combined_spec("C", "B"),
+        PairSpec(PairId("D", ("E",)), FilterParams(mode=InputMode.LOG)),
+    ]
+    run(specs, ticks_of(14, 300), bank=True, emit_bar=outputs.append)
+    assert len(outputs) > 250
+    combined = 0
+    for n, output in enumerate(outputs, 1):
+        expected = [encode(e) for e in output.events()]
+        assert output.lines() == expected
+        assert output.text() == b"".join(line + b"\n" for line in expected)
+        assert [entry[3] for entry in output.entries()] == expected
+        message = orjson.loads(output.message(n))
+        ratios = {e.pair: e for e in output.events() if isinstance(e, HedgeRatioEvent)}
+        for i, pair in enumerate(message["pairs"]):
+            hedge = ratios[pair].hedge
+            assert_close(message["hedge"][i], None if hedge is None else hedge[0], pair)
+        combined += sum(b'"combination":' in line for line in expected)
+    assert combined > 400
+
+
 def test_the_combined_hedged_pnl_is_that_of_the_published_hedge() -> None:
     """Between two bars the pair's filter took, the published P&L is the previous published
     hedge's over the marks; after a bar it did not take (stale, refused), it is null."""
@@ -231,25 +259,27 @@ def test_a_combined_pair_can_be_removed_but_not_added_at_run_time() -> None:
     assert pipeline.updates == pipeline.actors[0].seq
 
 
+@pytest.mark.parametrize("bank", [True, False])
 def test_a_failing_combination_step_is_contained_and_the_bar_goes_out_without_a_hedge(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, bank: bool
 ) -> None:
     def broken(*args: object) -> None:
         raise ZeroDivisionError("boom")
 
     specs = [combined_spec("A", "B"), PairSpec(PairId("C", ("D",)), FilterParams())]
     events: list[Any] = []
-    pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects())
+    pipeline = Pipeline(specs, SECOND, 2 * SECOND, events.append, Rejects(), bank=bank)
     ticks = ticks_of(12, 40)
     for tick in ticks[:200]:
         pipeline.on_tick(tick)
-    monkeypatch.setattr(CombinedPair, "step", broken)
+    monkeypatch.setattr(CombinedPair, "advance", broken)
     mark = len(events)
     for tick in ticks[200:]:
         pipeline.on_tick(tick)
     pipeline.flush()
     after = [e for e in events[mark:] if e.pair == "A/B"]
-    assert after and all(e.hedge is None for e in after if isinstance(e, HedgeRatioEvent))
+    ratios = [e for e in after if isinstance(e, HedgeRatioEvent)]
+    assert ratios and all(e.hedge is None and e.combination is None for e in ratios)
     seqs = [e.seq for e in events if isinstance(e, HedgeRatioEvent) and e.pair == "A/B"]
     assert seqs == list(range(1, len(seqs) + 1))  # no gap for subscribers
     assert pipeline.failures.counts["A/B"] == len(after) // 2

@@ -338,6 +338,11 @@ class PairActor:
         return bar_hedge(betas, self._mode, y, xs)  # type: ignore[arg-type]  # no None left
 
     @property
+    def lots(self) -> tuple[int, ...]:
+        """The lot size of each hedge symbol, in shares."""
+        return self._lots
+
+    @property
     def rejects(self) -> Rejects:
         """Where the pair's bad input is counted."""
         return self._rejects

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import operator
 from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -81,7 +81,7 @@ class BankBar(NamedTuple):
     members: (n,) their positions in the bank. out: float64 (OUT_ROWS, n), rows named in
     :mod:`hedger.engine.kernels.bar` (beta, alpha, P, e, sqrt(S), z, spread, hedge, marks,
     hedged P&L, position, notional). flags, qty, seq: int64 (n,). alarms: the alarm events
-    of the bar with the bank position of their pair, in bank order.
+    of the bar with the bank position of their pair, in bank order. combination: see below.
     """
 
     members: np.ndarray
@@ -90,6 +90,9 @@ class BankBar(NamedTuple):
     qty: np.ndarray
     seq: np.ndarray
     alarms: list[tuple[int, AlarmEvent]]
+    combination: dict[int, dict[str, Any]] | None = None
+    """The ``combination`` field of the ratio event of each column (by column index) whose
+    pair has a combined hedge (its ``out`` columns then hold the combined hedge)."""
 
 
 _price_of = operator.attrgetter("price")

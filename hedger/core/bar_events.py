@@ -209,6 +209,8 @@ class BarOutput:
                     hedge_qty=(qty[c],) if has_qty else None,
                     hedge_notional=(columns[NOTIONAL][c],) if has_qty else None,
                 )
+            if bank.combination is not None and c in bank.combination:
+                ratio = ratio._replace(combination=bank.combination[c])
             spread = SpreadEvent(
                 pair, seq, ts, columns[SPREAD][c], columns[INNOVATION][c],
                 columns[INNOVATION_STD][c], columns[ZSCORE][c], bool(f & OUTLIER),
@@ -367,6 +369,12 @@ class BarOutput:
                 b',"hedge_notional":',
                 [t if ok else b"null" for t, ok in zip(notional, has_qty.tolist(), strict=True)],
             ]
+        combination = bank.combination
+        if combination:
+            fields = [combination.get(c) for c in chosen.tolist()]
+            parts.append(
+                [b"" if f is None else b',"combination":' + orjson.dumps(f) for f in fields]
+            )
         parts.append(b"}")
         return parts
 

@@ -84,6 +84,39 @@ class CombinedPair:
         """The current weights, in :attr:`names` order."""
         return tuple(self.combiner.weight_list)
 
+    def advance(
+        self, own: float, members: Sequence[float], mark_y: float, mark_x: float, took: bool
+    ) -> tuple[float, float, list[float]]:
+        """One bar: the pair's own filter's hedge ``own`` and the other Kalman members' hedges
+        (NaN: a member without one, or that did not step), the pair's marks (NaN: none yet)
+        and whether its filter took the bar's prices (fresh, not refused). Returns the
+        combined hedge (NaN while no member has one), its hedged P&L over the bar (NaN after
+        a bar not taken) and every member's hedge, in :attr:`names` order."""
+        dy, dx = mark_y - self._marks[0], mark_x - self._marks[1]
+        # A bar's move is measured only between two bars whose prices the pair's own filter
+        # took: after a refused or stale bar the marks span two bars, and a member whose own
+        # gate took the refused bar set its hedge on part of that move already.
+        both = took and self._took_last
+        hedges = [own, *members]
+        if self.rolling is not None:
+            hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))
+        if both:
+            self.combiner.observe([dy - h * dx for h in self._hedges])
+        combined = self.combiner.combine(hedges)
+        pnl = dy - self._combined * dx if both else math.nan
+        self._hedges, self._combined = hedges, combined
+        self._marks, self._took_last = (mark_y, mark_x), took
+        return combined, pnl, hedges
+
+    def field(self, hedges: Sequence[float]) -> dict[str, Any]:
+        """The events' ``combination`` field after a bar whose members' hedges were
+        ``hedges``."""
+        return {
+            "members": list(self.names),
+            "weights": self.combiner.weight_list,
+            "hedges": [None if math.isnan(h) else h for h in hedges],
+        }
+
     def step(
         self,
         ratio: HedgeRatioEvent,
@@ -91,38 +124,16 @@ class CombinedPair:
         members: Sequence[float],
         quantities: Any,
     ) -> tuple[HedgeRatioEvent, SpreadEvent]:
-        """The pair's two events of a bar rewritten with the combined hedge. ``members``: the
-        other Kalman members' hedges of the bar (NaN: a member without one, or that did not
-        step);
-        ``quantities(ratio, hedge)`` gives ``ratio`` with the position's quantities for a
-        hedge (the pair actor's rule)."""
+        """The pair's two events of a bar rewritten with the combined hedge (:meth:`advance`
+        on the events' numbers). ``quantities(ratio, hedge)`` gives ``ratio`` with the
+        position's quantities for a hedge (the pair actor's rule)."""
         prices = list(ratio.prices.values()) if ratio.prices is not None else [None, None]
-        marks = (_mark(prices[0]), _mark(prices[1]))
-        dy, dx = marks[0] - self._marks[0], marks[1] - self._marks[1]
+        own = math.nan if ratio.hedge is None else float(ratio.hedge[0])
         took = not (ratio.stale or ratio.outlier)
-        # A bar's move is measured only between two bars whose prices the pair's own filter
-        # took: after a refused or stale bar the marks span two bars, and a member whose own
-        # gate took the refused bar set its hedge on part of that move already.
-        both = took and self._took_last
-        own = ratio.hedge
-        hedges = [math.nan if own is None else float(own[0]), *members]
-        if self.rolling is not None:
-            hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))
-        if both:
-            self.combiner.observe([dy - h * dx for h in self._hedges])
-        combined = self.combiner.combine(hedges)
-        pnl = dy - self._combined * dx if both else math.nan
-        self._hedges, self._combined, self._marks, self._took_last = hedges, combined, marks, took
+        combined, pnl, hedges = self.advance(own, members, _mark(prices[0]), _mark(prices[1]), took)
         hedge = (combined,) if math.isfinite(combined) else None
         rewritten = ratio._replace(
-            hedge=hedge,
-            hedge_qty=None,
-            hedge_notional=None,
-            combination={
-                "members": list(self.names),
-                "weights": self.combiner.weight_list,
-                "hedges": [None if math.isnan(h) else float(h) for h in hedges],
-            },
+            hedge=hedge, hedge_qty=None, hedge_notional=None, combination=self.field(hedges)
         )
         if ratio.position is not None:
             rewritten = quantities(rewritten, hedge)

@@ -17,7 +17,7 @@ import math
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,7 +32,18 @@ from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.engine import FilterParams
-from hedger.engine.kernels.bar import HEDGE
+from hedger.engine.kernels.bar import (
+    HAS_QTY,
+    HEDGE,
+    MARK_X,
+    MARK_Y,
+    NOTIONAL,
+    OUTLIER,
+    PNL,
+    POSITION,
+    STALE,
+)
+from hedger.engine.units import round_to_lot
 from hedger.errors import ConfigError
 
 BANK_MIN_PAIRS = 2
@@ -130,6 +141,8 @@ class Pipeline:
         """Whether the bank (or its absence) matches the running pairs and their listeners."""
         self._has_combined = False
         """Whether a running pair has a combined hedge (set with the bank, at each change)."""
+        self._member_places: dict[int, range] = {}
+        """A combined pair's place -> its members' places (set with the bank)."""
         self.actors = [self._new_actor(spec) for spec in pairs]
         legs = {symbol for spec in pairs for symbol in spec.pair.legs} | set(symbols)
         self.symbols = tuple(sorted(legs))
@@ -258,6 +271,12 @@ class Pipeline:
             self._bank.release()
         everyone = self._everyone()
         self._has_combined = any(actor.combined is not None for actor in self.actors)
+        self._member_places = {}
+        at = len(self.actors)
+        for i, actor in enumerate(self.actors):
+            if actor.combined is not None:
+                self._member_places[i] = range(at, at + len(actor.members))
+                at += len(actor.members)
         chosen = [(i, actor) for i, actor in everyone if self._use_bank and bankable(actor)]
         if len(chosen) < BANK_MIN_PAIRS:
             chosen = []
@@ -366,13 +385,11 @@ class Pipeline:
         taken: BankBar | None,
         others: list[tuple[int, tuple[Event, ...]]],
     ) -> tuple[BankBar | None, list[tuple[int, tuple[Event, ...]]]]:
-        """The bar's output with each combined pair's events rewritten by its combination
-        and its members' events dropped. Banked columns of those pairs become events (the
-        others' form); a failing combination step is counted and the pair's events go out
-        without a hedge (``hedge`` null)."""
+        """The bar's output with each combined pair's hedge, quantities and hedged P&L made
+        the combination's, and its members' output dropped: in the bank's columns for a
+        banked pair, in its events otherwise. A failing combination step is counted and the
+        pair's bar goes out without a hedge (``hedge`` null)."""
         n = len(self.actors)
-        leads = {i for i, actor in enumerate(self.actors) if actor.combined is not None}
-        found: dict[int, Sequence[Event]] = dict(others)
         hedges: dict[int, float] = {p: _hedge_of(events) for p, events in others if p >= n}
         layout = self._layout
         if taken is not None and layout is not None and len(taken.members):
@@ -382,42 +399,94 @@ class Pipeline:
                 hedge_row = taken.out[HEDGE]
                 for c in np.flatnonzero(members).tolist():
                     hedges[int(positions[c])] = float(hedge_row[c])
-            own = np.isin(positions, list(leads))
-            if own.any():
-                moved = _columns(taken, np.flatnonzero(own))
-                built = BarOutput(ts, ts if ts_init is None else ts_init, layout, moved)
-                for position, events in built.bank_events():
-                    found[position] = events
-            if members.any() or own.any():
-                taken = _columns(taken, np.flatnonzero(~(members | own)))
-        kept = [(p, events) for p, events in others if p < n and p not in leads]
-        member_at = n
-        nan = math.nan
-        for i, actor in enumerate(self.actors):
-            combined = actor.combined
-            if combined is None:
+                taken = _columns(taken, np.flatnonzero(~members))
+                positions = positions[~members]
+            leads = [
+                (c, p)
+                for c, p in enumerate(positions.tolist())
+                if self.actors[p].combined is not None
+            ]
+            if leads:
+                taken = self._combine_columns(ts, taken, layout, leads, hedges)
+        kept: list[tuple[int, tuple[Event, ...]]] = []
+        for p, events in others:
+            if p >= n:
                 continue
-            places = range(member_at, member_at + len(actor.members))
-            member_at += len(actor.members)
-            pair_events = found.get(i)
-            if pair_events is None:
+            if self.actors[p].combined is None:
+                kept.append((p, events))
                 continue
-            ratio, spread, *rest = pair_events
-            assert isinstance(ratio, HedgeRatioEvent) and isinstance(spread, SpreadEvent)
-            member_hedges = [hedges.get(p, nan) for p in places]
-            try:
-                ratio, spread = combined.step(ratio, spread, member_hedges, actor.quantities)
-            except Exception as exc:
-                # counted and logged; the bar still goes out (its seq and any alarm of the
-                # pair's filter), with no hedge: order logic must not trade on the pair's own
-                self.failures.record("combination", actor.pair_id, exc, ts=ts)
-                ratio = ratio._replace(hedge=None, hedge_qty=None, hedge_notional=None)
-                spread = spread._replace(hedged_pnl=math.nan)
-            combined_events = (ratio, spread, *rest)
-            self._count(combined_events)
-            kept.append((i, combined_events))
-        kept.sort(key=lambda item: item[0])
+            rewritten = self._combine_events(ts, p, events, hedges)
+            self._count(rewritten)
+            kept.append((p, rewritten))
         return taken, kept
+
+    def _member_hedges(self, position: int, hedges: dict[int, float]) -> list[float]:
+        """The bar's hedges of the members of the pair at ``position`` (NaN: none)."""
+        return [hedges.get(p, math.nan) for p in self._member_places[position]]
+
+    def _combine_columns(
+        self,
+        ts: int,
+        taken: BankBar,
+        layout: BankLayout,
+        leads: list[tuple[int, int]],
+        hedges: dict[int, float],
+    ) -> BankBar:
+        """The combined pairs' columns ``leads`` ((column, pipeline position) each) of the
+        bank's bar rewritten in place with their combinations."""
+        out, flags, qty = taken.out, taken.flags, taken.qty
+        fields: dict[int, dict[str, Any]] = {}
+        nan = math.nan
+        for c, p in leads:
+            actor = self.actors[p]
+            combined = actor.combined
+            assert combined is not None
+            f = int(flags[c])
+            mark_x = float(out[MARK_X, c])
+            try:
+                hedge, pnl, values = combined.advance(
+                    float(out[HEDGE, c]),
+                    self._member_hedges(p, hedges),
+                    float(out[MARK_Y, c]),
+                    mark_x,
+                    not f & (STALE | OUTLIER),
+                )
+                fields[c] = combined.field(values)
+            except Exception as exc:  # as in _combine_events
+                self.failures.record("combination", actor.pair_id, exc, ts=ts)
+                hedge = pnl = nan
+            out[HEDGE, c], out[PNL, c] = hedge, pnl
+            if layout.has_position[taken.members[c]]:
+                shares = float(out[POSITION, c])
+                if math.isfinite(hedge) and math.isfinite(shares):
+                    quantity = round_to_lot(-hedge * shares, actor.lots[0])
+                    qty[c] = quantity
+                    out[NOTIONAL, c] = quantity * mark_x
+                    flags[c] = f | HAS_QTY
+                else:
+                    flags[c] = f & ~HAS_QTY
+        return taken._replace(combination=fields)
+
+    def _combine_events(
+        self, ts: int, position: int, events: Sequence[Event], hedges: dict[int, float]
+    ) -> tuple[Event, ...]:
+        """The events of the combined pair at ``position`` (stepped on its actor) rewritten."""
+        actor = self.actors[position]
+        combined = actor.combined
+        assert combined is not None
+        ratio, spread, *rest = events
+        assert isinstance(ratio, HedgeRatioEvent) and isinstance(spread, SpreadEvent)
+        try:
+            ratio, spread = combined.step(
+                ratio, spread, self._member_hedges(position, hedges), actor.quantities
+            )
+        except Exception as exc:
+            # counted and logged; the bar still goes out (its seq and any alarm of the
+            # pair's filter), with no hedge: order logic must not trade on the pair's own
+            self.failures.record("combination", actor.pair_id, exc, ts=ts)
+            ratio = ratio._replace(hedge=None, hedge_qty=None, hedge_notional=None)
+            spread = spread._replace(hedged_pnl=math.nan)
+        return (ratio, spread, *rest)
 
     def _count_and_emit(self, event: Event) -> None:
         self.stats.events += 1
