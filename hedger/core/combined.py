@@ -3,12 +3,14 @@
 The pair's own filter (the member ``self``, usually the calibrated one) publishes as any pair
 does; its other Kalman members are pair actors of their own on the same legs, stepped on the
 same bars (in the bank with everyone else) and never published; a rolling OLS on price
-changes can be one more member. After each bar, :meth:`CombinedPair.step` takes the members'
-new hedges, learns the weights from their hedged P&L (:class:`hedger.engine.combine.
-HedgeCombiner`) and rewrites the pair's ``hedge_ratio`` event: ``hedge`` (and ``hedge_qty``,
-``hedge_notional``) is the combination, ``combination`` lists the members with their weights
-and hedges; the ``spread`` event's ``hedged_pnl`` is that of the combined hedge. Beta, the
-spread, the z-score and the alarms stay those of the pair's own filter.
+changes can be one more member. After each bar, :meth:`CombinedPair.advance` takes the
+members' new hedges and learns the weights from their hedged P&L
+(:class:`~hedger.engine.combine.HedgeCombiner`), and the pipeline rewrites the pair's output
+with the result (the bank's columns in place, or its events through :meth:`CombinedPair.step`):
+``hedge`` (and ``hedge_qty``, ``hedge_notional``) is the combination, ``combination`` lists
+the members with their weights and hedges, and the ``spread`` event's ``hedged_pnl`` is that
+of the combined hedge. Beta, the spread, the z-score and the alarms stay those of the pair's
+own filter.
 
 Every member's P&L is measured over the pair's own marks (``dY - h_i dX`` with the hedge it
 set at the previous bar), and only between two bars whose prices the pair's own filter took
