@@ -17,6 +17,7 @@ from hedger.engine.combine import (
     RollingHedge,
     combine_path,
     min_variance_weights,
+    reweigh_many,
 )
 from hedger.engine.units import hedged_pnl
 from hedger.errors import ConfigError
@@ -212,3 +213,33 @@ def test_bad_parameters_are_refused_naming_the_key(kwargs: dict[str, object], ke
     assert caught.value.key == key
     with pytest.raises(ConfigError, match="window"):
         RollingHedge(2)
+
+
+def test_many_combiners_reweighed_at_once_get_their_own_weights() -> None:
+    """The batched solve a bank of pairs uses gives each combiner the weights its own solve
+    gives (to rounding), across sizes, shrinkage, clipping and combiners not yet due."""
+    rng = np.random.default_rng(21)
+    settings_ = [
+        (4, CombineParams()),
+        (3, CombineParams(shrink=0.3, long_only=False)),
+        (4, CombineParams(shrink=0.0)),  # no shrinkage: one by one
+        (2, CombineParams(min_obs=500)),  # not due yet: untouched
+        (4, CombineParams(weighting="equal")),
+    ]
+    batch, alone = [], []
+    for k in range(60):
+        n, params = settings_[k % len(settings_)]
+        a, b = HedgeCombiner(n, params), HedgeCombiner(n, params)
+        common = rng.normal(size=(80, 1))
+        pnl = common + rng.normal(0.0, 0.05, (80, n)) * rng.uniform(0.2, 2.0, n)
+        for row in pnl:
+            a.accumulate(row)
+            b.accumulate(row)
+        batch.append(a)
+        alone.append(b)
+    reweigh_many(batch)
+    for a, b in zip(batch, alone, strict=True):
+        if b.reweigh_due:
+            b.reweigh()
+        np.testing.assert_allclose(a.weights, b.weights, rtol=1e-10, atol=1e-13)
+    assert any(not np.allclose(c.weights, 1.0 / c.n_members) for c in batch)

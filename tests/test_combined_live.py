@@ -272,7 +272,7 @@ def test_a_failing_combination_step_is_contained_and_the_bar_goes_out_without_a_
     ticks = ticks_of(12, 40)
     for tick in ticks[:200]:
         pipeline.on_tick(tick)
-    monkeypatch.setattr(CombinedPair, "advance", broken)
+    monkeypatch.setattr(CombinedPair, "begin", broken)
     mark = len(events)
     for tick in ticks[200:]:
         pipeline.on_tick(tick)

@@ -80,6 +80,8 @@ class CombinedPair:
         self._marks = (math.nan, math.nan)
         self._took_last = False
         """Whether the previous bar's observation was taken (fresh, not refused)."""
+        self._pending: tuple[list[float], float, tuple[float, float], bool] | None = None
+        """What :meth:`begin` left for :meth:`end`: the bar's hedges, P&L, marks, taken."""
 
     @property
     def weights(self) -> tuple[float, ...]:
@@ -93,7 +95,18 @@ class CombinedPair:
         (NaN: a member without one, or that did not step), the pair's marks (NaN: none yet)
         and whether its filter took the bar's prices (fresh, not refused). Returns the
         combined hedge (NaN while no member has one), its hedged P&L over the bar (NaN after
-        a bar not taken) and every member's hedge, in :attr:`names` order."""
+        a bar not taken) and every member's hedge, in :attr:`names` order. (:meth:`begin`,
+        the weights, then :meth:`end`: a bank of pairs splits it to solve all the weights
+        of a bar at once, :func:`~hedger.engine.combine.reweigh_many`.)"""
+        if self.begin(own, members, mark_y, mark_x, took):
+            self.combiner.reweigh()
+        return self.end()
+
+    def begin(
+        self, own: float, members: Sequence[float], mark_y: float, mark_x: float, took: bool
+    ) -> bool:
+        """The first half of :meth:`advance`: the members' P&L of the bar into the moment;
+        whether the weights are then due to move."""
         dy, dx = mark_y - self._marks[0], mark_x - self._marks[1]
         # A bar's move is measured only between two bars whose prices the pair's own filter
         # took: after a refused or stale bar the marks span two bars, and a member whose own
@@ -102,13 +115,25 @@ class CombinedPair:
         hedges = [own, *members]
         if self.rolling is not None:
             hedges.append(self.rolling.update(dy, dx) if both else self.rolling.update(*_NAN2))
-        if both:
-            self.combiner.observe([dy - h * dx for h in self._hedges])
-        combined = self.combiner.combine(hedges)
+        observed = both and self.combiner.accumulate([dy - h * dx for h in self._hedges])
         pnl = dy - self._combined * dx if both else math.nan
+        self._pending = (hedges, pnl, (mark_y, mark_x), took)
+        return observed and self.combiner.reweigh_due
+
+    def end(self) -> tuple[float, float, list[float]]:
+        """The second half of :meth:`advance`, once the weights have moved."""
+        if self._pending is None:
+            raise RuntimeError("end() without begin()")
+        hedges, pnl, marks, took = self._pending
+        self._pending = None
+        combined = self.combiner.combine(hedges)
         self._hedges, self._combined = hedges, combined
-        self._marks, self._took_last = (mark_y, mark_x), took
+        self._marks, self._took_last = marks, took
         return combined, pnl, hedges
+
+    def abandon(self) -> None:
+        """Drop what a failed :meth:`begin` left (the next bar begins afresh)."""
+        self._pending = None
 
     def field(self, hedges: Sequence[float]) -> dict[str, Any]:
         """The events' ``combination`` field after a bar whose members' hedges were

@@ -32,6 +32,7 @@ from hedger.core.failures import Failures
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
 from hedger.engine import FilterParams
+from hedger.engine.combine import reweigh_many
 from hedger.engine.kernels.bar import (
     HAS_QTY,
     HEDGE,
@@ -420,6 +421,13 @@ class Pipeline:
             kept.append((p, rewritten))
         return taken, kept
 
+    def _combination_failed(self, position: int, exc: Exception, ts: int) -> None:
+        """Count a combined pair's failed step; its combination starts its bar afresh."""
+        actor = self.actors[position]
+        self.failures.record("combination", actor.pair_id, exc, ts=ts)
+        if actor.combined is not None:
+            actor.combined.abandon()
+
     def _member_hedges(self, position: int, hedges: dict[int, float]) -> list[float]:
         """The bar's hedges of the members of the pair at ``position`` (NaN: none)."""
         return [hedges.get(p, math.nan) for p in self._member_places[position]]
@@ -437,34 +445,45 @@ class Pipeline:
         out, flags, qty = taken.out, taken.flags, taken.qty
         fields: dict[int, dict[str, Any]] = {}
         nan = math.nan
-        for c, p in leads:
-            actor = self.actors[p]
-            combined = actor.combined
+        begun: list[tuple[int, int]] = []
+        due = []
+        for c, p in leads:  # the moments first, then every due weight in one solve
+            combined = self.actors[p].combined
             assert combined is not None
-            f = int(flags[c])
-            mark_x = float(out[MARK_X, c])
             try:
-                hedge, pnl, values = combined.advance(
+                if combined.begin(
                     float(out[HEDGE, c]),
                     self._member_hedges(p, hedges),
                     float(out[MARK_Y, c]),
-                    mark_x,
-                    not f & (STALE | OUTLIER),
-                )
-                fields[c] = combined.field(values)
+                    float(out[MARK_X, c]),
+                    not int(flags[c]) & (STALE | OUTLIER),
+                ):
+                    due.append(combined.combiner)
+                begun.append((c, p))
             except Exception as exc:  # as in _combine_events
-                self.failures.record("combination", actor.pair_id, exc, ts=ts)
-                hedge = pnl = nan
+                self._combination_failed(p, exc, ts)
+                out[HEDGE, c] = out[PNL, c] = nan
+                flags[c] &= ~HAS_QTY
+        try:
+            reweigh_many(due)
+        except Exception as exc:  # numbers no solve expects: each pair's weights stay
+            self.failures.record("combination", "weights", exc, ts=ts)
+        for c, p in begun:
+            actor = self.actors[p]
+            combined = actor.combined
+            assert combined is not None
+            hedge, pnl, values = combined.end()
+            fields[c] = combined.field(values)
             out[HEDGE, c], out[PNL, c] = hedge, pnl
             if layout.has_position[taken.members[c]]:
                 shares = float(out[POSITION, c])
                 if math.isfinite(hedge) and math.isfinite(shares):
                     quantity = round_to_lot(-hedge * shares, actor.lots[0])
                     qty[c] = quantity
-                    out[NOTIONAL, c] = quantity * mark_x
-                    flags[c] = f | HAS_QTY
+                    out[NOTIONAL, c] = quantity * float(out[MARK_X, c])
+                    flags[c] |= HAS_QTY
                 else:
-                    flags[c] = f & ~HAS_QTY
+                    flags[c] &= ~HAS_QTY
         return taken._replace(combination=fields)
 
     def _combine_events(
@@ -483,7 +502,7 @@ class Pipeline:
         except Exception as exc:
             # counted and logged; the bar still goes out (its seq and any alarm of the
             # pair's filter), with no hedge: order logic must not trade on the pair's own
-            self.failures.record("combination", actor.pair_id, exc, ts=ts)
+            self._combination_failed(position, exc, ts)
             ratio = ratio._replace(hedge=None, hedge_qty=None, hedge_notional=None)
             spread = spread._replace(hedged_pnl=math.nan)
         return (ratio, spread, *rest)

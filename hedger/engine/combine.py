@@ -162,6 +162,11 @@ class HedgeCombiner:
         return np.array(self._moment)
 
     @property
+    def moment_rows(self) -> list[list[float]]:
+        """:attr:`moment` as the rows it is kept in (not a copy: read, do not write)."""
+        return self._moment
+
+    @property
     def weights(self) -> FloatArray:
         """The current weights (N,), summing to 1."""
         return np.array(self._weights)
@@ -178,7 +183,17 @@ class HedgeCombiner:
         return list(self._weights)
 
     def observe(self, pnl: Sequence[float] | FloatArray) -> bool:
-        """Take one bar's member P&L (N,); False (nothing changes) if any is not finite."""
+        """Take one bar's member P&L (N,) and move the weights; False (nothing changes) if
+        any is not finite."""
+        if not self.accumulate(pnl):
+            return False
+        if self.reweigh_due:
+            self.reweigh()
+        return True
+
+    def accumulate(self, pnl: Sequence[float] | FloatArray) -> bool:
+        """:meth:`observe` without moving the weights (:meth:`reweigh`, or
+        :func:`reweigh_many` for many combiners at once, does that)."""
         if len(pnl) != self.n_members:
             raise ValueError(f"expected {self.n_members} member P&Ls, got {len(pnl)}")
         e = [float(v) for v in pnl]
@@ -190,14 +205,25 @@ class HedgeCombiner:
                 row[j] = forget * row[j] + ei * ej
         self.weight_sum = forget * self.weight_sum + 1.0
         self.observations += 1
-        params = self.params
-        if params.weighting == "minvar" and self.observations >= params.min_obs:
-            scale = 1.0 / self.weight_sum
-            second = [[v * scale for v in row] for row in self._moment]
-            w = min_variance_weights(second, params.shrink, params.long_only)
-            if w is not None:
-                self._weights = w
         return True
+
+    @property
+    def reweigh_due(self) -> bool:
+        """Whether the weights move with the moment (minvar, past ``min_obs``)."""
+        params = self.params
+        return params.weighting == "minvar" and self.observations >= params.min_obs
+
+    def second_moment(self) -> list[list[float]]:
+        """``S``: the forgotten second moment of the members' P&L (N, N)."""
+        scale = 1.0 / self.weight_sum
+        return [[v * scale for v in row] for row in self._moment]
+
+    def reweigh(self) -> None:
+        """The minimum-variance weights of the current moment (kept when there are none)."""
+        params = self.params
+        w = min_variance_weights(self.second_moment(), params.shrink, params.long_only)
+        if w is not None:
+            self._weights = w
 
     def combine(self, hedges: Sequence[float] | FloatArray) -> float:
         """``sum_i w_i h_i`` over the members with a hedge (N,), the weights renormalised over
@@ -242,6 +268,54 @@ class HedgeCombiner:
         self._weights = weights
         self.weight_sum = float(state["weight_sum"])
         self.observations = int(state["observations"])
+
+
+def reweigh_many(combiners: Sequence[HedgeCombiner]) -> None:
+    """:meth:`HedgeCombiner.reweigh` of every combiner whose weights are due, those of the same
+    size and shrinkage in one batched solve (a bank of pairs: one numpy call instead of a
+    small solve per pair). The weights equal each one's own :meth:`~HedgeCombiner.reweigh` to
+    rounding (LAPACK's pivoting, not the scalar elimination's); a batch that a singular matrix
+    stops, and any combiner without shrinkage, is reweighed one by one."""
+    batches: dict[tuple[int, float, bool], list[HedgeCombiner]] = {}
+    for combiner in combiners:
+        params = combiner.params
+        if not combiner.reweigh_due:
+            continue
+        if params.shrink <= 0.0 or combiner.n_members < 2:
+            combiner.reweigh()
+            continue
+        key = (combiner.n_members, params.shrink, params.long_only)
+        batches.setdefault(key, []).append(combiner)
+    for (n, shrink, long_only), batch in batches.items():
+        moments = np.array([c.moment_rows for c in batch])
+        sums = np.array([c.weight_sum for c in batch])
+        second = moments / sums[:, None, None]
+        trace = np.trace(second, axis1=1, axis2=2)
+        scale = (trace - second.sum(axis=(1, 2)) / n) / (n - 1)
+        usable = np.isfinite(scale) & (scale > 0.0)
+        if not usable.any():
+            continue
+        ridge = (shrink * scale[usable])[:, None, None] * np.eye(n)
+        try:
+            x = np.linalg.solve(second[usable] + ridge, np.ones((int(usable.sum()), n, 1)))[..., 0]
+        except np.linalg.LinAlgError:
+            for combiner in batch:
+                combiner.reweigh()
+            continue
+        total = x.sum(axis=1)
+        good = np.isfinite(total) & (total != 0.0)
+        w = x / np.where(good, total, 1.0)[:, None]
+        if long_only:
+            w = np.maximum(w, 0.0)
+            w /= w.sum(axis=1, keepdims=True)
+        for combiner, row, ok in zip(
+            [c for c, u in zip(batch, usable.tolist(), strict=True) if u],
+            w.tolist(),
+            good.tolist(),
+            strict=True,
+        ):
+            if ok:
+                combiner.weights = row
 
 
 class CombinedPath(NamedTuple):
