@@ -473,17 +473,25 @@ class Pipeline:
             combined = actor.combined
             assert combined is not None
             hedge, pnl, values = combined.end()
-            fields[c] = combined.field(values)
-            out[HEDGE, c], out[PNL, c] = hedge, pnl
-            if layout.has_position[taken.members[c]]:
+            try:
+                quantity = None
                 shares = float(out[POSITION, c])
-                if math.isfinite(hedge) and math.isfinite(shares):
+                has_position = bool(layout.has_position[taken.members[c]])
+                if has_position and math.isfinite(hedge) and math.isfinite(shares):
                     quantity = round_to_lot(-hedge * shares, actor.lots[0])
-                    qty[c] = quantity
-                    out[NOTIONAL, c] = quantity * float(out[MARK_X, c])
-                    flags[c] |= HAS_QTY
-                else:
-                    flags[c] &= ~HAS_QTY
+                    qty[c] = quantity  # an int64: a quantity past 2^63 shares raises here
+            except Exception as exc:
+                self.failures.record("combination", actor.pair_id, exc, ts=ts)
+                hedge = pnl = nan
+                quantity = None
+            else:
+                fields[c] = combined.field(values)
+            out[HEDGE, c], out[PNL, c] = hedge, pnl
+            if quantity is None:
+                flags[c] &= ~HAS_QTY
+            else:
+                out[NOTIONAL, c] = quantity * float(out[MARK_X, c])
+                flags[c] |= HAS_QTY
         return taken._replace(combination=fields)
 
     def _combine_events(
