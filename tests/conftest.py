@@ -5,15 +5,31 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
+
+if TYPE_CHECKING:
+    from tests.test_daemon import DaemonProcess
 
 pytest_plugins = ["tests.mosquitto"]  # the `mosquitto` fixture: a real broker on a free port
 
 ROOT = Path(__file__).resolve().parents[1]
 SP500_NASDAQ = ROOT / "examples" / "sp500_nasdaq_daily.csv"
+
+
+@pytest.fixture
+def daemons() -> Iterator[list[DaemonProcess]]:
+    """The daemons a test starts (``tests.test_daemon.start``), killed at its end if still
+    running."""
+    started: list[DaemonProcess] = []
+    yield started
+    for daemon in started:
+        if daemon.proc.poll() is None:
+            daemon.kill()
 
 
 def run_hedger(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ import asyncio
 import json
 import math
 import tomllib
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from hedger.research.evaluate import evaluate_pair, split_index
 from hedger.research.prices import load_prices
 from tests.conftest import run_hedger
 from tests.test_bank_path import SECOND, assert_close, assert_same_events, run, ticks_of
-from tests.test_daemon import DaemonProcess, start
+from tests.test_daemon import SYNTHETIC_FEEDS, DaemonProcess, start
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 FACTORS = EXAMPLES / "ishares_factors_daily.csv"
@@ -317,17 +316,7 @@ def test_replay_refuses_a_bad_combine_table_in_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and "must include 'self'" in lines[0], result.stderr
 
 
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    """The daemons a test started, killed at its end if still running."""
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.kill()
-
-
-COMBINED_DAEMON = """
+COMBINED_DAEMON = f"""
 [bars]
 length = "250ms"
 max_age = "1s"
@@ -337,18 +326,7 @@ mode = "returns"
 rolling_window = 20
 min_obs = 5
 [pairs."ZZZ/XXX"]
-[[feeds]]
-kind = "synthetic"
-y = "YYY"
-xs = ["XXX"]
-seed = 3
-rate = 40.0
-[[feeds]]
-kind = "synthetic"
-y = "ZZZ"
-xs = ["XXX"]
-seed = 4
-rate = 40.0
+{SYNTHETIC_FEEDS}
 [bus.websocket]
 port = 0
 [daemon]

@@ -14,7 +14,6 @@ import socket
 import subprocess
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -27,16 +26,6 @@ from tests.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.mosquitto import MosquittoBroker
-
-
-@pytest.fixture
-def daemons() -> Iterator[list[DaemonProcess]]:
-    """The daemons a test starts, killed at its end if still running."""
-    started: list[DaemonProcess] = []
-    yield started
-    for daemon in started:
-        if daemon.proc.poll() is None:
-            daemon.kill()
 
 
 def busy_config(broker_url: str, port: int) -> str:

@@ -83,11 +83,6 @@ class CombinedPair:
         self._pending: tuple[list[float], float, tuple[float, float], bool] | None = None
         """What :meth:`begin` left for :meth:`end`: the bar's hedges, P&L, marks, taken."""
 
-    @property
-    def weights(self) -> tuple[float, ...]:
-        """The current weights, in :attr:`names` order."""
-        return tuple(self.combiner.weight_list)
-
     def advance(
         self, own: float, members: Sequence[float], mark_y: float, mark_x: float, took: bool
     ) -> tuple[float, float, list[float]]:

@@ -353,7 +353,7 @@ class Pipeline:
                 except Exception as exc:
                     self.failures.record("bar listener", actor.pair_id, exc, ts=ts)
         if self._has_combined:
-            taken, others = self._combine(ts, ts_init, taken, others)
+            taken, others = self._combine(ts, taken, others)
         if taken is not None:
             stats.events += 2 * len(taken.members) + len(taken.alarms)
             stats.alarms_raised += sum(e.state == "raised" for _, e in taken.alarms)
@@ -382,7 +382,6 @@ class Pipeline:
     def _combine(
         self,
         ts: int,
-        ts_init: int | None,
         taken: BankBar | None,
         others: list[tuple[int, tuple[Event, ...]]],
     ) -> tuple[BankBar | None, list[tuple[int, tuple[Event, ...]]]]:

@@ -157,13 +157,9 @@ class HedgeCombiner:
         self._weights = [1.0 / n_members] * n_members
 
     @property
-    def moment(self) -> FloatArray:
-        """The forgotten sum of ``e e'`` (N, N); divided by :attr:`weight_sum` it is ``S``."""
-        return np.array(self._moment)
-
-    @property
     def moment_rows(self) -> list[list[float]]:
-        """:attr:`moment` as the rows it is kept in (not a copy: read, do not write)."""
+        """The forgotten sum of ``e e'`` (N, N), as the rows it is kept in (not a copy: read,
+        do not write); divided by :attr:`weight_sum` it is ``S``."""
         return self._moment
 
     @property
