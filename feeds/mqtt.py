@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import time
 from abc import abstractmethod
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, TypeVar, Unpack
 
@@ -186,9 +187,14 @@ class _MqttStream(ReconnectingStream[T]):
         queue_size: int,
         on_state: StateListener | None,
         seed: int | None = None,
+        persistent: bool = False,
         **client: Unpack[ClientOptions],
     ) -> None:
         broker = broker_address(url, **client)
+        if persistent and not broker.client_id:
+            raise TransportError(
+                VENUE, broker.redacted, "a persistent session needs a client_id to resume"
+            )
         if isinstance(topics, str):
             topics = [topics]
         if not topics:
@@ -214,11 +220,29 @@ class _MqttStream(ReconnectingStream[T]):
         self.keepalive = broker.keepalive
         self.connections = 0
         self.messages = 0
+        self.persistent = persistent
+        """The broker keeps the session (subscriptions, QoS 1/2 messages) while this client
+        is away, and sends what it held when the client comes back."""
         self._broker = broker
         self._logger = logger
+        self._manual_ack = False
+        """Messages are acknowledged by the consumer (:class:`MqttTickFeed` ``ack_when_durable``),
+        not on receipt."""
+        self._client: aiomqtt.Client | None = None
+        """The client of the current connection (None between connections)."""
+
+    def _new_client(self) -> aiomqtt.Client:
+        arguments = self._broker.client_arguments()
+        if self.persistent:
+            arguments["clean_session"] = False
+        client = aiomqtt.Client(**arguments)
+        if self._manual_ack:
+            client._client.manual_ack_set(True)
+        return client
 
     async def _session(self, healthy: Callable[[], None]) -> None:
-        async with aiomqtt.Client(**self._broker.client_arguments()) as client:
+        async with self._new_client() as client:
+            self._client = client
             granted = await client.subscribe([(topic, self.qos) for topic in self.topics])
             for topic, code in zip(self.topics, granted, strict=False):
                 if _refused(code):
@@ -227,9 +251,12 @@ class _MqttStream(ReconnectingStream[T]):
             self.connections += 1
             self._up()
             self._log("info", "connected")
-            async for message in client.messages:
-                self.messages += 1
-                await self._handle(message)
+            try:
+                async for message in client.messages:
+                    self.messages += 1
+                    await self._handle(message)
+            finally:
+                self._client = None
 
     @abstractmethod
     async def _handle(self, message: aiomqtt.Message) -> None:
@@ -265,6 +292,14 @@ class MqttTickFeed(_MqttStream[Tick]):
         ts_unit: how to read ``ts`` (see :func:`timestamp_parser`).
         seed: seeds the backoff jitter.
         on_state: hears every change of :attr:`state`.
+        persistent: a persistent session (needs ``client_id``): the broker keeps the
+            subscription and holds the QoS 1/2 ticks published while the feed is away (a
+            daemon restarting), and sends them when it is back.
+        ack_when_durable: acknowledge a QoS 1/2 message to the broker only once all its
+            ticks are durable (the consumer calls :meth:`durable`; the daemon does once they
+            are journalled), so that a process killed with ticks in its queues gets them again
+            from the broker. A message sent again after a reconnect whose ticks were already
+            handed on is not handed on twice (:attr:`redelivered`).
         username, password, tls, client_id, keepalive: how the client connects
             (:class:`feeds.broker.ClientOptions`).
 
@@ -285,6 +320,8 @@ class MqttTickFeed(_MqttStream[Tick]):
         ts_unit: str = "auto",
         seed: int | None = None,
         on_state: StateListener | None = None,
+        persistent: bool = False,
+        ack_when_durable: bool = False,
         **client: Unpack[ClientOptions],
     ) -> None:
         super().__init__(
@@ -296,6 +333,7 @@ class MqttTickFeed(_MqttStream[Tick]):
             queue_size=queue_size,
             on_state=on_state,
             seed=seed,
+            persistent=persistent,
             **client,
         )
         try:
@@ -303,17 +341,83 @@ class MqttTickFeed(_MqttStream[Tick]):
         except ValueError as exc:
             raise TransportError(VENUE, self.url, str(exc)) from None
         self.rejects = Rejects(logger)
+        self._manual_ack = ack_when_durable and qos > 0
+        self._unacked: deque[_Unacked] = deque()
+        """Messages whose ticks were handed on and are not all durable yet, oldest first."""
+        self._by_payload: dict[bytes, _Unacked] = {}
+        self.redelivered = 0
+        """Messages the broker sent again after a reconnect whose ticks were already handed
+        on (not handed on twice)."""
+
+    @property
+    def acknowledges(self) -> bool:
+        """Whether the consumer must call :meth:`durable` for every tick handed on: messages
+        are acknowledged to the broker only once their ticks are (``ack_when_durable``)."""
+        return self._manual_ack
 
     async def _handle(self, message: aiomqtt.Message) -> None:
+        payload = _payload_bytes(message.payload)
         ticks = parse_tick_payload(
-            _payload_bytes(message.payload),
+            payload,
             time.time_ns(),
             self.rejects,
             self._parse_ts,
             source=message.topic.value,
         )
+        if self._manual_ack and message.qos > 0:
+            key = payload.encode() if isinstance(payload, str) else bytes(payload)
+            waiting = self._by_payload.get(key)
+            if waiting is not None and waiting.client is not self._client:
+                # sent again after a reconnect: its ticks are already on their way
+                waiting.client, waiting.mid = self._client, message.mid
+                self.redelivered += 1
+                return
+            if not ticks:
+                self._ack(self._client, message.mid, message.qos)
+                return
+            entry = _Unacked(key, self._client, message.mid, message.qos, len(ticks))
+            self._unacked.append(entry)
+            self._by_payload[key] = entry
         for tick in ticks:
             await self._put(tick)
+
+    def durable(self, ticks: int) -> None:
+        """The next ``ticks`` ticks handed on (in order) are durable (journalled, or taken by
+        the core): acknowledge the messages all of whose ticks now are. A message of a
+        connection that has gone is left to the broker to send again."""
+        unacked = self._unacked
+        while ticks and unacked:
+            entry = unacked[0]
+            taken = min(ticks, entry.remaining)
+            entry.remaining -= taken
+            ticks -= taken
+            if entry.remaining:
+                break
+            unacked.popleft()
+            if self._by_payload.get(entry.key) is entry:
+                del self._by_payload[entry.key]
+            if entry.client is self._client:
+                self._ack(entry.client, entry.mid, entry.qos)
+
+    def _ack(self, client: aiomqtt.Client | None, mid: int, qos: int) -> None:
+        if client is not None:
+            client._client.ack(mid, qos)
+
+
+class _Unacked:
+    """A message whose ticks are not all durable yet: its payload, the client (connection)
+    and message id to acknowledge it with, its QoS and how many of its ticks are left."""
+
+    __slots__ = ("client", "key", "mid", "qos", "remaining")
+
+    def __init__(
+        self, key: bytes, client: aiomqtt.Client | None, mid: int, qos: int, remaining: int
+    ) -> None:
+        self.key = key
+        self.client = client
+        self.mid = mid
+        self.qos = qos
+        self.remaining = remaining
 
 
 class MqttMessages(_MqttStream[tuple[str, bytes]]):

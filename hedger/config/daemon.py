@@ -1,10 +1,10 @@
 """The daemon's configuration: the replay sections ([bars], [filter], [pairs]) plus [[feeds]]
 (:mod:`hedger.config.feeds`), [bus] (with [bus.mqtt] and [bus.websocket]), [daemon],
-[logging] and [matrix] (the live hedge-ratio matrix: ``symbols = [...]`` plus any [filter] key
-as an override), [refit] (background refits of the pairs' noise,
-:mod:`hedger.runtime.refit`), [control] (pairs changed at run time,
-:mod:`hedger.config.control`). Validated at load into frozen values; unknown keys are errors
-naming the key. See ``deploy/hedger.toml``."""
+[logging], [state] (checkpoints and journals, :mod:`hedger.config.state`) and [matrix] (the
+live hedge-ratio matrix: ``symbols = [...]`` plus any [filter] key as an override), [refit]
+(background refits of the pairs' noise, :mod:`hedger.runtime.refit`), [control] (pairs
+changed at run time, :mod:`hedger.config.control`). Validated at load into frozen values;
+unknown keys are errors naming the key. See ``deploy/hedger.toml``."""
 
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ from hedger.config.schema import (
     secret,
     sub_table,
 )
+from hedger.config.state import StateSettings, state_settings
 from hedger.engine import FilterParams
 from hedger.errors import ConfigError, TransportError
 
@@ -157,6 +158,8 @@ class DaemonConfig:
     matrix: MatrixSettings | None = None
     refit: RefitSettings | None = None
     control: ControlSettings = field(default_factory=ControlSettings)
+    state: StateSettings | None = None
+    """Checkpoints and journals ([state]); None: the daemon keeps nothing across a restart."""
 
 
 def _mqtt_url(key: str, url: str) -> str:
@@ -234,4 +237,5 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         matrix=matrix,
         refit=refit_settings(sub_table(document, "refit")) if "refit" in document else None,
         control=control_settings(document),
+        state=state_settings(document),
     )

@@ -87,7 +87,10 @@ class FileFeedSettings(_Feed, frozen=True, tag="file"):
 class MqttFeedSettings(_Feed, frozen=True, tag="mqtt"):
     """Ticks published on an MQTT broker under ``topics`` (filters). ``password`` holds the
     secret once loaded, whether the file gave it or named its variable (``password_env``);
-    ``tls``, ``ca_file``, ``cert_file``, ``key_file`` as in [bus.mqtt]."""
+    ``tls``, ``ca_file``, ``cert_file``, ``key_file`` as in [bus.mqtt]. ``persistent``
+    (with a ``client_id``): the broker keeps the session while the daemon is down and sends
+    the ticks it held when the daemon is back; each message is acknowledged once its ticks
+    are journalled ([state]), so a daemon killed with ticks in its queues gets them again."""
 
     topics: Annotated[tuple[str, ...], Meta(description="a list of topic filters")]
     url: str = DEFAULT_MQTT_URL
@@ -100,6 +103,8 @@ class MqttFeedSettings(_Feed, frozen=True, tag="mqtt"):
     cert_file: NonEmpty | None = None
     key_file: NonEmpty | None = None
     ts_unit: TsUnit = "auto"
+    client_id: NonEmpty | None = None
+    persistent: bool = False
 
 
 class BinanceFeedSettings(_Feed, frozen=True, tag="binance"):
@@ -201,6 +206,8 @@ def _resolved(feed: FeedSettings, section: str) -> FeedSettings:
             raise ConfigError(section, "polygon needs api_key (or api_key_env)")
         return msgspec.structs.replace(feed, api_key=api_key)
     if isinstance(feed, MqttFeedSettings):
+        if feed.persistent and feed.client_id is None:
+            raise ConfigError(f"{section}.persistent", "a persistent session needs a client_id")
         return mqtt_client_settings(feed, section)
     return feed
 

@@ -106,7 +106,7 @@ FILTER_KEYS = known_keys(FilterTable)
 DOCUMENT_SECTIONS = frozenset(
     {
         "bars", "filter", "pairs", "positions", "lots", "alarm",
-        "feeds", "bus", "daemon", "logging", "matrix", "refit", "control",
+        "feeds", "bus", "daemon", "logging", "matrix", "refit", "control", "state",
     }
 )  # fmt: skip
 """Every top-level table of a config file: the pipeline's and the daemon's, so one file serves

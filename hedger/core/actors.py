@@ -435,12 +435,50 @@ class PairActor:
             "pair": self.pair_id,
             "seq": self.seq,
             "last_ts": self.last_ts,
+            "stale_bars": self.stale_bars,
             "marks": list(self.marks),
             "hedge": None if self.hedge is None else list(self.hedge),
-            "filter": self._filter.snapshot(),
+            "filter": self._filter.checkpoint(),
             "alarm": None if self.detector is None else self._alarm_snapshot(),
             "combination": None if self.combined is None else self._combination_snapshot(),
         }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` of this pair (the same legs, filter shape, alarm
+        and combination): the following bars give the events the saved actor would have
+        given. Raises ``ValueError`` (or ``KeyError``, ``TypeError``) for a state that does
+        not fit; call it while no bank holds the pair."""
+        if self._slot is not None:
+            raise RuntimeError("a bank holds this pair's state: release it first")
+        if state["pair"] != self.pair_id:
+            raise ValueError(f"the state is of {state['pair']}, not {self.pair_id}")
+        n_legs = len(self.pair.legs)
+        marks = [None if m is None else float(m) for m in state["marks"]]
+        hedge = state["hedge"]
+        if len(marks) != n_legs or (hedge is not None and len(hedge) != n_legs - 1):
+            raise ValueError(f"the state's marks are not those of {n_legs} legs")
+        alarm, combination = state["alarm"], state["combination"]
+        if (alarm is None) != (self.detector is None):
+            raise ValueError("the state and the pair differ in having an alarm")
+        if (combination is None) != (self.combined is None):
+            raise ValueError("the state and the pair differ in having a combined hedge")
+        if combination is not None and len(combination["member_states"]) != len(self.members):
+            raise ValueError("the state's combination has other members")
+        self._filter.resume(state["filter"])
+        if self.detector is not None:
+            self.detector.restore(alarm)
+            raised = alarm["raised"].items()
+            self._raised = {kind: (int(ts), int(seq)) for kind, (ts, seq) in raised}
+        if self.combined is not None:
+            self.combined.restore(combination)
+            for member, member_state in zip(
+                self.members, combination["member_states"], strict=True
+            ):
+                member.restore(member_state)
+        self._seq, self._last_ts = int(state["seq"]), int(state["last_ts"])
+        self._stale_bars = int(state["stale_bars"])
+        self._marks = marks
+        self._hedge_held = None if hedge is None else tuple(float(h) for h in hedge)
 
     def _combination_snapshot(self) -> dict[str, Any]:
         """The combination's weights and window, and each Kalman member's own state."""

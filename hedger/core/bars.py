@@ -17,10 +17,10 @@ import re
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from hedger.core.rejects import Rejects
-from hedger.core.ticks import Tick, TickKind
+from hedger.core.ticks import Tick, TickKind, tick_from_values, tick_values
 from hedger.engine.kernels.jit import jitable
 from hedger.engine.transforms import usable_price
 from hedger.errors import ConfigError
@@ -427,6 +427,22 @@ class BarBuilder:
                 self._bar = min(self._bar, min(t.ts_event for t in self._held) // bar_ns)
                 self._take_held()
 
+    def set_clocked(self, on: bool) -> None:
+        """Switch the bars to (``on``) or from the clock while running (a restarted daemon
+        closes the backlog its broker held on event time, then hands the bars to its clock).
+        Switching off, the held ticks enter their bars as the first tick of a later bar
+        would: each closes the current bar and opens its own."""
+        if not on and self._held:
+            held, self._held = self._held, []
+            for tick in held:
+                bar = tick.ts_event // self.bar_ns
+                if self._bar is not None and bar > self._bar:
+                    self._close()
+                    self._bar = bar
+                self._prices[tick.symbol] = LegPrice(tick.price, tick.ts_event, True)
+                self._ticked.add(tick.symbol)
+        self.clocked = on
+
     def flush(self) -> None:
         """Judge the ticks still waiting for later times (lookahead: at the end of the
         stream), then close the current bar and the bars of held ticks (``clocked``): the end
@@ -442,6 +458,52 @@ class BarBuilder:
             self.close_until(last // self.bar_ns * self.bar_ns)
         if self._bar is not None and self._ticked:
             self._close()
+
+    def snapshot(self) -> dict[str, Any]:
+        """The builder's whole state as plain values (a checkpoint, for :meth:`restore`): the
+        open bar, each symbol's price and last accepted tick, the ticks held or waiting, and
+        the counters."""
+        return {
+            "bar": self._bar,
+            "prices": {s: [leg.price, leg.ts, leg.in_bar] for s, leg in self._prices.items()},
+            "ticked": sorted(self._ticked),
+            "last": {symbol: tick_values(tick) for symbol, tick in self._last.items()},
+            "held": [tick_values(tick) for tick in self._held],
+            "waiting": [[tick_values(tick) for tick in run] for run in self._waiting],
+            "widest": self._widest,
+            "steps": self._steps,
+            "counters": [self.duplicates, self.skipped_kind, self.bars_closed, self.ticks_accepted],
+            "clocked": self.clocked,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot`. Symbols this builder does not carry are left
+        out (a pair of the saved run is no longer configured); raises ``ValueError`` (or
+        ``KeyError``, ``TypeError``) for a state that does not parse, changing nothing."""
+        carried = self._symbols
+
+        def kept(symbol: str) -> bool:
+            return carried is None or symbol in carried
+
+        bar = state["bar"]
+        prices = {
+            str(s): LegPrice(float(p), int(ts), bool(in_bar))
+            for s, (p, ts, in_bar) in state["prices"].items()
+            if kept(s)
+        }
+        last = {str(s): tick_from_values(v) for s, v in state["last"].items() if kept(s)}
+        held = [tick_from_values(v) for v in state["held"]]
+        waiting = deque([tick_from_values(v) for v in run] for run in state["waiting"])
+        counters = [int(v) for v in state["counters"]]
+        self._bar = None if bar is None else int(bar)
+        self._prices = prices
+        self._ticked = {str(s) for s in state["ticked"] if kept(s)}
+        self._last = last
+        self._held = [tick for tick in held if kept(tick.symbol)]
+        self._waiting = deque(run for run in waiting if run)
+        self._widest, self._steps = int(state["widest"]), int(state["steps"])
+        self.duplicates, self.skipped_kind, self.bars_closed, self.ticks_accepted = counters
+        self.clocked = bool(state["clocked"])
 
     def _take_held(self) -> None:
         """Held ticks of the (new) current bar enter it; later ones stay held."""

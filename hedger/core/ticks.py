@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
@@ -55,3 +57,21 @@ class TickColumns:
     size: np.ndarray
     has_size: np.ndarray
     ok: np.ndarray
+
+
+def tick_values(tick: Tick) -> list[Any]:
+    """A tick as a plain list (symbol, price, ts_event, ts_recv, size, venue, kind), for
+    checkpoints; :func:`tick_from_values` reads it back."""
+    return [
+        tick.symbol, tick.price, tick.ts_event, tick.ts_recv, tick.size, tick.venue,
+        tick.kind.value,
+    ]  # fmt: skip
+
+
+def tick_from_values(values: Sequence[Any]) -> Tick:
+    """The tick of :func:`tick_values`; ``ValueError`` (or ``TypeError``) if it is not one."""
+    symbol, price, ts_event, ts_recv, size, venue, kind = values
+    return Tick(
+        str(symbol), float(price), int(ts_event), int(ts_recv),
+        None if size is None else float(size), str(venue), TickKind(kind),
+    )  # fmt: skip

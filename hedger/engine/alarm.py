@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from hedger.engine.kernels.jit import jitable
 from hedger.errors import ConfigError
@@ -257,6 +257,17 @@ class BreakDetector:
         self.active = {}
         self.steps = 0
         self.mean_square = 0.0
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (of a detector with the same parameters)."""
+        up, down, scale = (float(v) for v in state["statistics"])
+        active = {str(kind): int(step) for kind, step in state["active"].items()}
+        if not set(active) <= set(ALARM_KINDS):
+            raise ValueError(f"unknown alarm kinds in {sorted(active)}")
+        self.statistics = (up, down, scale)
+        self.active = active
+        self.steps = int(state["steps"])
+        self.mean_square = float(state["mean_square"])
 
     def snapshot(self) -> dict[str, object]:
         """The detector's state as a plain value."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -180,6 +180,85 @@ class HedgeFilter:
             "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
             "outlier_run": [[y, *xs] for y, xs in self._refused],
         }
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The exact state as plain values (numbers, lists, bools, None; a float may be NaN),
+        for :meth:`resume`: the core's state as the kernels hold it, the noise in force (a
+        refit may have swapped it), the transform's memory, the warm-up's progress, the
+        current run of outliers and the counters. A filter resumed from it takes the steps
+        this one would have taken, bit for bit."""
+        core = self._core
+        core_state: object
+        if isinstance(core, PairFilter):
+            core_state = list(core.state)
+        else:
+            mean, sqrt_p, r, primed = core.save()
+            core_state = {
+                "mean": mean.tolist(), "sqrt_p": sqrt_p.tolist(), "r": r, "primed": primed,
+            }  # fmt: skip
+        q = self.params.state_noise()
+        return {
+            "core": core_state,
+            "trans_cov": [[float(v) for v in row] for row in q],
+            "obs_cov": float(self.params.obs_cov),
+            "previous": self._transform.memory(),
+            "observations": self._observations,
+            "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
+            "outlier_run": [[y, *xs] for y, xs in self._refused],
+            "outliers": self.outliers,
+            "restarts": self.restarts,
+        }
+
+    def resume(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`checkpoint` of a filter of the same shape (legs, intercept,
+        mode, initialisation). Its noise is taken when it differs from this filter's (a refit
+        saved it). Raises ``ValueError`` (``KeyError``, ``TypeError``) for a state of another
+        shape, leaving the filter as it was."""
+        n, k = self._n, self._k
+        trans_cov = [[float(v) for v in row] for row in state["trans_cov"]]
+        if len(trans_cov) != n or any(len(row) != n for row in trans_cov):
+            raise ValueError(f"the state's noise is not {n}x{n}")
+        previous = [None if v is None else float(v) for v in state["previous"]]
+        if len(previous) != k + 1:
+            raise ValueError(f"the state remembers {len(previous)} prices, not {k + 1}")
+        rows = state["warmup_rows"]
+        warmup = None if rows is None else [tuple(float(v) for v in r) for r in rows]
+        refused = [(float(r[0]), tuple(float(v) for v in r[1:])) for r in state["outlier_run"]]
+        if any(len(xs) != k for _, xs in refused) or (warmup and len(warmup[0]) != k + 1):
+            raise ValueError("the state's observations have another number of legs")
+        core = self._core
+        if isinstance(core, PairFilter):
+            values = state["core"]
+            if len(values) != len(PairState._fields):
+                raise ValueError("the state is not a pair filter's")
+            b, a, p00, p01, p11, det, r = (float(v) for v in values[:-1])
+            saved: PairState | tuple[np.ndarray, np.ndarray, float, bool] = PairState(
+                b, a, p00, p01, p11, det, r, bool(values[-1])
+            )
+        else:
+            c = state["core"]
+            mean = np.array(c["mean"], dtype=np.float64)
+            sqrt_p = np.array(c["sqrt_p"], dtype=np.float64)
+            if mean.shape != (n,) or sqrt_p.shape != (n, n):
+                raise ValueError("the state is not a basket filter's of this size")
+            saved = (mean, sqrt_p, float(c["r"]), bool(c["primed"]))
+        obs_cov = float(state["obs_cov"])
+        current = [[float(v) for v in row] for row in self.params.state_noise()]
+        if trans_cov != current or obs_cov != self.params.obs_cov:
+            self.set_noise(trans_cov, obs_cov)
+        if isinstance(core, PairFilter):
+            assert isinstance(saved, PairState)
+            core.restore(saved)
+        else:
+            assert not isinstance(saved, PairState)
+            core.restore(saved)
+        self._transform.restore(previous)
+        self._observations = int(state["observations"])
+        self._ols_rows = None if warmup is None else list(warmup)
+        self._refused = refused
+        self.outliers = int(state["outliers"])
+        self.restarts = int(state["restarts"])
+        self._carried = None
 
     def save_pair(self) -> PairFilterState:
         """The exact state of a pair filter (k = 1), for :meth:`load_pair`."""

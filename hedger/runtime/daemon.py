@@ -34,7 +34,8 @@ from typing import Any
 from feeds.protocol import Feed
 from feeds.reconnect import Backoff
 from hedger.config.daemon import DaemonConfig
-from hedger.core.bus import Bridge, Bus
+from hedger.config.state import StateSettings
+from hedger.core.bus import Bridge, Bus, Message
 from hedger.core.failures import Failures
 from hedger.core.lifecycle import Lifecycle, State
 from hedger.core.matrix_actor import MatrixActor
@@ -45,6 +46,8 @@ from hedger.runtime.clock import Clock, LiveClock
 from hedger.runtime.control import Controller, ControlRequest, Reply
 from hedger.runtime.feeds import build_feed
 from hedger.runtime.refit import Refitter
+from hedger.runtime.state.journal import Clocked, Close, Flush, Input
+from hedger.runtime.state.keeper import Resumed, StateKeeper
 
 
 def _live(config: DaemonConfig) -> bool:
@@ -61,6 +64,17 @@ class _BarTime:
         self.ts = ts
 
 
+class _Acked:
+    """A tick of a feed that acknowledges to its source only once the tick is durable
+    (journalled): the core tells the feed after each commit."""
+
+    __slots__ = ("feed", "tick")
+
+    def __init__(self, tick: Tick, feed: Any) -> None:
+        self.tick = tick
+        self.feed = feed
+
+
 class _Control:
     """A checked control request in the tick queue, applied by the core between two items."""
 
@@ -72,6 +86,11 @@ class _Control:
 
 
 _STOP = object()
+_FLUSH = Flush()
+
+CAUGHT_UP_QUIET = 3
+"""A resumed daemon catching up on its broker's backlog has caught up once this many bar-clock
+readings pass with no tick between them (the backlog is in; a quiet market)."""
 
 STALL_INTERVALS = 3
 """A live feed that has delivered no tick for this many metrics intervals is stalled."""
@@ -134,6 +153,10 @@ class Daemon(Lifecycle):
         self.clock = clock if clock is not None else LiveClock()
         self.rejects = Rejects(logger)
         self.failures = Failures(logger)
+        self._now = 0
+        """The clock's time when the core took its current input (ns)."""
+        self._catching_up = False
+        self._quiet_bar_times = 0
         self.bus = Bus(
             root=config.root,
             failures=self.failures,
@@ -159,8 +182,9 @@ class Daemon(Lifecycle):
             ),
             failures=self.failures,
             max_skew_ns=bars.max_skew_ns,
-            # recorded files run on the data's clock, as a replay: ts_init is the bar's close
-            clock=self.clock.time_ns if _live(config) else None,
+            # recorded files run on the data's clock, as a replay: ts_init is the bar's close;
+            # live, the time the core took the input that closed the bar (journalled with it)
+            clock=self._core_now if _live(config) else None,
             emit_bar=self.bus.publish_bar,
         )
         self.matrix: MatrixActor | None = None
@@ -175,9 +199,12 @@ class Daemon(Lifecycle):
         self.refitter: Refitter | None = None
         if config.refit is not None:
             self.refitter = Refitter(config.refit, logger)
-            self.refitter.attach(self.pipeline.actors)
         self.queue: asyncio.Queue[Tick | _BarTime | object] = asyncio.Queue(config.tick_queue)
         self.control = self._control()
+        self.keeper: StateKeeper | None = None
+        self.resumed: Resumed | None = None
+        if config.state is not None:
+            self.keeper = self._keeper(config.state)
         given = feeds is not None
         if feeds is None:
             feeds = [build_feed(settings, logger, self.clock) for settings in config.feeds]
@@ -202,6 +229,92 @@ class Daemon(Lifecycle):
         self._status: str | None = None
         self._rng = random.Random(0)
         self._feeds_running = len(self.feeds)
+
+    def _core_now(self) -> int:
+        return self._now
+
+    def _keeper(self, settings: StateSettings) -> StateKeeper:
+        """Checkpoints and journals ([state]); the retained pair states go to MQTT only."""
+        from hedger.runtime.bridges.mqtt import MqttBridge  # noqa: PLC0415 (only when configured)
+
+        mqtt = [bridge for bridge in self.bridges if isinstance(bridge, MqttBridge)]
+
+        def publish_state(message: Message) -> None:
+            for bridge in mqtt:
+                bridge.outbox.put(message)
+
+        bars = self.config.pipeline.bars
+        return StateKeeper(
+            settings,
+            self.pipeline,
+            self.bus,
+            self.log,
+            time_ns=self.clock.time_ns,
+            monotonic_ns=self.clock.monotonic_ns,
+            settings_key={
+                "bar_ns": bars.length_ns,
+                "max_age_ns": bars.max_age_ns,
+                "max_skew_ns": bars.max_skew_ns,
+                "source": bars.source.value,
+                "clock": "wall" if _live(self.config) else "data",
+            },
+            root=self.config.root,
+            publish_state=publish_state,
+        )
+
+    def _take(self, record: Input, now: int) -> None:
+        """The core takes one input at ``now`` (live, or replayed from the journal)."""
+        self._now = now
+        if isinstance(record, Tick):
+            self.pipeline.on_tick(record)
+        elif isinstance(record, Close):
+            self.pipeline.bars.close_until(record.ts)
+        elif isinstance(record, Clocked):
+            self.pipeline.bars.set_clocked(record.on)
+        else:
+            self.pipeline.flush()
+
+    def _resume(self) -> None:
+        """Before going live: resume from the state directory (a checkpoint, then the journal
+        after it), then let the refitter watch the pairs as they now are."""
+        if self.keeper is not None:
+            self.resumed = resumed = self.keeper.resume(self._take)
+            if self.wall_clock and (resumed.checkpoint is not None or resumed.replayed):
+                self._catch_up(True, self.clock.time_ns())
+        if self.refitter is not None:
+            self.refitter.attach(self.pipeline.actors)
+
+    def _catch_up(self, on: bool, now: int) -> None:
+        """Start (``on``) or end the catch-up of a resumed daemon on the wall clock: the
+        ticks its broker held while it was down close their bars on event time (as a
+        replay) until it has caught up (a tick of the clock's current bar, or a whole bar
+        with no tick), then the clock closes bars again. Journalled, as every input."""
+        self._catching_up = on
+        self._quiet_bar_times = 0
+        record = Clocked(not on)
+        if self.keeper is not None:
+            self.keeper.journal(record, now)
+        self._take(record, now)
+        self.log.info("catching up" if on else "caught up", bars=self.pipeline.bars_closed)
+
+    def _delivered(self) -> bool:
+        """Whether every bridge has delivered everything published (its outbox is empty):
+        a checkpoint then covers only events that went out."""
+        return all(not len(bridge.outbox) for bridge in self.bridges)
+
+    def _checkpoint_now(self, durable: Counter[Any]) -> None:
+        """A due checkpoint, once the bridges delivered what the bars before it published
+        (a crash then loses no event: the journal after it publishes the rest again); one
+        overdue ten times over is taken anyway, what is undelivered logged."""
+        keeper = self.keeper
+        assert keeper is not None
+        if not self._delivered():
+            if not keeper.checkpoint_overdue():
+                return
+            waiting = {bridge.name: len(bridge.outbox) for bridge in self.bridges}
+            self.log.warning("checkpoint with events undelivered", undelivered=waiting)
+        self._commit(durable)
+        keeper.checkpoint()
 
     def add_bridge(self, bridge: Bridge) -> None:
         """Run ``bridge`` with the daemon (before :meth:`run`): it gets every message from now
@@ -327,6 +440,8 @@ class Daemon(Lifecycle):
             values["matrix_bars"] = self.matrix.seq
         if self.refitter is not None:
             values.update(self.refitter.metrics())
+        if self.keeper is not None:
+            values.update(self.keeper.metrics())
         values.update(self.control.metrics())
         for reason, count in self.rejects.counts.items():
             values[f"rejected_{reason}"] = count
@@ -361,6 +476,7 @@ class Daemon(Lifecycle):
             begin = getattr(bridge, "start", None)
             if begin is not None and inspect.iscoroutinefunction(begin):
                 await begin()
+        self._resume()
         tasks: list[asyncio.Task[Any]] = []
 
         def spawn(work: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -381,7 +497,8 @@ class Daemon(Lifecycle):
         # an alarm a previous run left retained (it crashed, or stopped with one active) was
         # raised by a detector that is gone: this run's detectors raise their own
         for actor in self.pipeline.actors:
-            self.bus.clear_retained("alarm", actor.pair_id)
+            if not actor.active_alarms:  # a resumed pair's active alarm is still its own
+                self.bus.clear_retained("alarm", actor.pair_id)
         self._publish_status()
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait([stopping, core, *bridge_tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -402,9 +519,16 @@ class Daemon(Lifecycle):
             await self._within(deadline, self._finish_core(core))
             self.bus.publish_metrics(self.metrics())
             await self._drain(deadline)
+            if self.keeper is not None and core.done() and not core.cancelled():
+                if self._delivered():
+                    self.keeper.checkpoint()  # the next start resumes here, replaying nothing
+                else:  # the next start replays the journal since the last one, publishing
+                    self.log.warning("no checkpoint at shutdown: events undelivered")
         for task in bridge_tasks:
             task.cancel()
         await self._close_bridges(deadline)
+        if self.keeper is not None:
+            self.keeper.close()
         stuck = [t.get_name() for t in tasks if not t.done()]
         if stuck:
             await self._within(deadline, asyncio.wait(tasks))
@@ -548,13 +672,14 @@ class Daemon(Lifecycle):
                     # a first run is up once entered, a restarted one once it delivers
                     self._feed_live[index] = not failures
                     self._last_tick_mono[index] = self.clock.monotonic_ns()
+                    acked = getattr(feed, "acknowledges", False)
                     async for tick in feed:
                         if not ticks:
                             self._feed_live[index] = True
                             self._publish_status()
                         ticks += 1
                         self._last_tick_mono[index] = self.clock.monotonic_ns()
-                        await put(tick)
+                        await put(_Acked(tick, feed) if acked else tick)
                 getattr(self.log, "warning" if live else "info")("feed ended", feed=name)
             except asyncio.CancelledError:
                 self._feed_live[index] = False
@@ -583,23 +708,73 @@ class Daemon(Lifecycle):
             await put(_BarTime(-1))  # recorded data ended: close its last bar
 
     async def _core(self) -> None:
-        get = self.queue.get
-        on_tick = self.pipeline.on_tick
+        """Take the queue's items in order. With [state], every input is journalled, and
+        the journals are committed before the core waits for the next item (the only moment
+        its output can leave: the bridges run while it waits), then the feeds that wait for
+        it are told their ticks are durable."""
+        queue = self.queue
+        clock = self.clock
+        take = self._take
+        keeper = self.keeper
+        journal = keeper.journal if keeper is not None else None
         bars = self.pipeline.bars
+        bar_ns, grace = bars.bar_ns, self.config.bar_grace_ns
+        durable: Counter[Any] = Counter()
         while True:
-            item = await get()
-            if isinstance(item, Tick):
-                on_tick(item)
-            elif isinstance(item, _BarTime):
-                if item.ts < 0:
-                    self.pipeline.flush()  # recorded data ended: close its last bar
-                else:
-                    bars.close_until(item.ts)
-            elif isinstance(item, _Control):
+            if queue.empty():
+                self._commit(durable)
+            item = await queue.get()
+            now = clock.time_ns()
+            record: Input
+            if isinstance(item, Tick | _Acked):
+                tick = item if isinstance(item, Tick) else item.tick
+                if isinstance(item, _Acked):
+                    durable[item.feed] += 1
+                if keeper is not None and keeper.redelivered_tick(tick):
+                    continue
+                if self._catching_up:
+                    self._quiet_bar_times = 0
+                    if tick.ts_event // bar_ns >= (now - grace) // bar_ns:
+                        self._catch_up(False, now)  # a tick of the clock's bar: caught up
+                if journal is not None:
+                    journal(tick, now)
+                closed = bars.bars_closed
+                take(tick, now)
+                if keeper is not None and bars.bars_closed != closed and keeper.checkpoint_due():
+                    self._checkpoint_now(durable)  # bars closing on event time (catch-up)
+                continue
+            if isinstance(item, _Control):
+                self._now = now
                 self.control.apply(item.request, item.reply)
+                continue
+            if isinstance(item, _BarTime):
+                if self._catching_up and item.ts >= 0:
+                    self._quiet_bar_times += 1
+                    if self._quiet_bar_times < CAUGHT_UP_QUIET:
+                        continue  # the backlog's bars close on its ticks
+                    self._catch_up(False, now)
+                # recorded data that ended closes its last bar
+                record = _FLUSH if item.ts < 0 else Close(item.ts)
             elif item is _STOP:
-                self.pipeline.flush()
+                record = _FLUSH
+            else:
+                continue
+            if keeper is not None and item is not _STOP and keeper.checkpoint_due():
+                self._checkpoint_now(durable)  # before the close: the last bar went out
+            if journal is not None:
+                journal(record, now)
+            take(record, now)
+            if item is _STOP:
+                self._commit(durable)
                 return
+
+    def _commit(self, durable: Counter[Any]) -> None:
+        """Commit the journals, then acknowledge the ticks they now hold to their feeds."""
+        if self.keeper is not None:
+            self.keeper.commit()
+        for feed, count in durable.items():
+            feed.durable(count)
+        durable.clear()
 
     async def _close_bars(self) -> None:
         """Live feeds: close each bar ``bar_grace`` after its end on the wall clock."""

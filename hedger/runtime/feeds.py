@@ -107,6 +107,9 @@ def _build(settings: FeedSettings, logger: Logger | None, clock: Clock) -> Feed:
                 key_file=settings.key_file,
                 logger=logger,
                 ts_unit=settings.ts_unit,
+                client_id=settings.client_id,
+                persistent=settings.persistent,
+                ack_when_durable=settings.persistent,
             )
     venue = _venue(settings)
     return WebSocketFeed(venue.url, venue, logger=logger)

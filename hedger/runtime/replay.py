@@ -22,6 +22,14 @@ from hedger.core.failures import Failures
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.ticks import Tick, TickColumns, TickKind
+from hedger.errors import DataFileError
+from hedger.runtime.state.journal import (
+    Clocked,
+    Close,
+    JournalError,
+    read_inputs,
+    segment_header,
+)
 
 _WRITE_BATCH = 4096
 
@@ -141,6 +149,14 @@ def replay(
         emit_bar=emit_bar,
         bank=bank,
     )
+    headers = [segment_header(path) for path in paths]
+    if any(header is not None for header in headers):
+        if not all(header is not None for header in headers):
+            where = ", ".join(str(p) for p in paths)
+            raise DataFileError(where, "a daemon's journal segments replay alone, not with files")
+        pipeline.bars.lookahead = False  # the live rule: the daemon judged these ticks so
+        pipeline.bars.clocked = any(h is not None and h.get("clock") == "wall" for h in headers)
+        return _replay_journal(paths, pipeline, out, pending, progress)
     unit = _compiled_unit(paths, config, ts_unit, speed) if compiled is not False else None
     if compiled and unit is None:
         raise ValueError("the compiled path needs one long tick CSV with numeric times")
@@ -178,6 +194,42 @@ def replay(
     elapsed = time.perf_counter() - started
     if progress is not None:
         progress(ticks, pipeline.stats.events, elapsed)
+    return _summary(pipeline, files=len(paths), ticks=ticks, seconds=elapsed)
+
+
+def _replay_journal(
+    paths: Sequence[Path],
+    pipeline: Pipeline,
+    out: BinaryIO,
+    pending: list[bytes],
+    progress: Progress | None,
+) -> ReplaySummary:
+    """A daemon's input journal (:mod:`hedger.runtime.state.journal`) through the pipeline
+    as the daemon took it: its ticks judged by the live rule, its bars closed where its bar
+    clock closed them. The events are the daemon's, ``ts_init`` aside (here: the bar's
+    close)."""
+    started = time.perf_counter()
+    ticks = 0
+    bars = pipeline.bars
+    try:
+        for record, _ in read_inputs(paths):
+            if isinstance(record, Tick):
+                pipeline.on_tick(record)
+                ticks += 1
+            elif isinstance(record, Close):
+                bars.close_until(record.ts)
+            elif isinstance(record, Clocked):
+                bars.set_clocked(record.on)
+            else:
+                pipeline.flush()
+            if progress is not None and ticks & 0xFFF == 0:
+                progress(ticks, pipeline.stats.events, time.perf_counter() - started)
+    except JournalError as exc:
+        raise DataFileError(", ".join(str(p) for p in paths), str(exc)) from None
+    pipeline.flush()
+    _flush(out, pending)
+    out.flush()
+    elapsed = time.perf_counter() - started
     return _summary(pipeline, files=len(paths), ticks=ticks, seconds=elapsed)
 
 
