@@ -103,12 +103,13 @@ async def publish(
 
 
 class Collector:
-    """A persistent QoS 1 subscriber of one daemon's ratio topics."""
+    """A persistent QoS 1 subscriber of one daemon's ratio and spread topics: every payload
+    by (type, pair, seq)."""
 
     def __init__(self, broker: MosquittoBroker, root: str) -> None:
         self.broker = broker
         self.root = root
-        self.payloads: dict[tuple[str, int], list[bytes]] = defaultdict(list)
+        self.payloads: dict[tuple[str, str, int], list[bytes]] = defaultdict(list)
         self.stopping = False
 
     async def run(self) -> None:
@@ -121,12 +122,14 @@ class Collector:
                     clean_session=False,
                 ) as client:
                     await client.subscribe(f"{self.root}/v1/ratio/#", qos=1)
+                    await client.subscribe(f"{self.root}/v1/spread/#", qos=1)
                     async for message in client.messages:
-                        payload = bytes(message.payload)  # type: ignore[arg-type]
+                        payload = bytes(message.payload)
                         if not payload or message.retain:
                             continue
                         event = json.loads(payload)
-                        self.payloads[(event["pair"], event["seq"])].append(payload)
+                        key = (event["type"], event["pair"], event["seq"])
+                        self.payloads[key].append(payload)
             except aiomqtt.MqttError:
                 await asyncio.sleep(0.2)  # the broker went away: reconnect
 
@@ -139,12 +142,17 @@ async def wait_for_ticks(broker: MosquittoBroker, root: str, want: int, timeout:
         async with asyncio.timeout(timeout), aiomqtt.Client(broker.host, broker.port) as client:
             await client.subscribe(f"{root}/v1/metrics", qos=0)
             async for message in client.messages:
-                seen = int(json.loads(bytes(message.payload))["ticks_in"])  # type: ignore[arg-type]
+                seen = int(json.loads(bytes(message.payload))["ticks_in"])
                 if seen >= want:
                     break
     except TimeoutError:
         pass
     return seen
+
+
+def started(daemon: DaemonProcess) -> list[dict[str, Any]]:
+    """The daemon's log of its start: what it resumed from, what it replayed."""
+    return daemon.logged("resumed") + daemon.logged("started fresh")
 
 
 def final_states(state: Path) -> dict[str, Any]:
@@ -166,14 +174,23 @@ async def test_a_daemon_killed_five_times_ends_where_one_that_never_stopped_ends
     victim_toml = daemon_toml(mosquitto, f"victim{tag}", ticks_root, victim_state)
     victim = start(tmp_path, victim_toml, daemons)
     for daemon in (twin, victim):
-        await eventually(lambda d=daemon: bool(d.logged("connected")), timeout=30.0)
+
+        def connected(d: DaemonProcess = daemon) -> bool:
+            return bool(d.logged("connected"))
+
+        await eventually(connected, timeout=30.0)
     collector = Collector(mosquitto, f"victim{tag}")
     collecting = asyncio.create_task(collector.run())
     publishing = asyncio.create_task(publish(mosquitto, ticks_root, stream, rate=35.0))
     rng = random.Random(11)
     kills = 0
     while kills < 5 and not publishing.done():
-        await asyncio.sleep(rng.uniform(1.0, 2.5))  # a random point of the stream to kill at
+        await eventually(
+            lambda d=victim: bool(started(d)),  # type: ignore[misc]
+            timeout=30.0,
+            what="the daemon is up",
+        )
+        await asyncio.sleep(rng.uniform(0.5, 2.5))  # a random point of the stream to kill at
         victim.proc.send_signal(signal.SIGKILL)
         victim.proc.wait()
         kills += 1
@@ -185,11 +202,7 @@ async def test_a_daemon_killed_five_times_ends_where_one_that_never_stopped_ends
     for daemon in (twin, victim):
         code, log = daemon.stop()
         assert code == 0, log[-3000:]
-    restarts = [
-        record
-        for daemon in daemons[2:]
-        for record in daemon.logged("resumed") + daemon.logged("started fresh")
-    ]
+    restarts = [record for daemon in daemons[2:] for record in started(daemon)]
     assert len(restarts) == 5
     # each took up where the last one stopped: its checkpoint, or its journal from the start
     assert all(record["checkpoint"] or record["replayed"] for record in restarts), restarts
@@ -198,7 +211,11 @@ async def test_a_daemon_killed_five_times_ends_where_one_that_never_stopped_ends
     assert sorted(got) == sorted(expected) == sorted(PAIRS)
 
     def collected() -> bool:
-        return all((pair, got[pair]["seq"]) in collector.payloads for pair in PAIRS)
+        return all(
+            (kind, pair, got[pair]["seq"]) in collector.payloads
+            for pair in PAIRS
+            for kind in ("hedge_ratio", "spread")
+        )
 
     await eventually(collected, timeout=20.0, what="the last bars reached the subscriber")
     collector.stopping = True
@@ -208,8 +225,9 @@ async def test_a_daemon_killed_five_times_ends_where_one_that_never_stopped_ends
         assert_close(got[pair], expected[pair], pair)
 
     for pair in PAIRS:
-        seqs = sorted(seq for p, seq in collector.payloads if p == pair)
-        assert seqs == list(range(1, got[pair]["seq"] + 1)), f"{pair}: holes in the seqs"
+        for kind in ("hedge_ratio", "spread"):
+            seqs = sorted(seq for k, p, seq in collector.payloads if (k, p) == (kind, pair))
+            assert seqs == list(range(1, got[pair]["seq"] + 1)), f"{pair}: holes in {kind}"
     twice = {key: copies for key, copies in collector.payloads.items() if len(copies) > 1}
     assert twice, "some bars were published again after a crash"
     for key, copies in twice.items():
@@ -224,8 +242,8 @@ async def test_a_daemon_killed_five_times_ends_where_one_that_never_stopped_ends
     replayed = {}
     for line in out.read_text().splitlines():
         event = json.loads(line)
-        if event["type"] == "hedge_ratio":
-            replayed[(event["pair"], event["seq"])] = event
+        if event["type"] in ("hedge_ratio", "spread"):
+            replayed[(event["type"], event["pair"], event["seq"])] = event
     assert set(replayed) == set(collector.payloads)
     for key, copies in collector.payloads.items():
         live = json.loads(copies[0])

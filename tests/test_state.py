@@ -6,7 +6,6 @@ only behind the checkpoint."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import msgspec
@@ -60,8 +59,7 @@ def resumed_run(
     body = through_disk(first.snapshot(), tmp_path)
     second = pipeline_of(specs, out, bank=bank)
     second.restore_bars(body)
-    for state in body["pairs"].values():  # type: ignore[attr-defined]
-        second.restore_pair(state)
+    assert second.restore_pairs(list(body["pairs"].values())) == {}  # type: ignore[attr-defined]
     for tick in ticks[cut:]:
         second.on_tick(tick)
     second.flush()
@@ -108,7 +106,6 @@ def test_a_filter_resumes_bit_for_bit_mid_warm_up_mid_outlier_run_and_after_a_re
         FilterParams(mode=InputMode.RETURNS, intercept=False),
     ):
         k = params.n_legs
-        f = HedgeFilter(params)
         steps = []
         for i in range(300):
             xs = list(100 + np.cumsum(rng.normal(size=k)) + i * 0.01)
@@ -135,10 +132,9 @@ def test_a_state_of_another_shape_is_refused_and_the_pair_stays_cold() -> None:
     pipeline = pipeline_of([pair], out)
     other = pipeline_of([basket], out)
     state = other.snapshot()["pairs"]["A/B+C"]
-    with pytest.raises(ValueError, match="not running"):
-        pipeline.restore_pair(state)
-    with pytest.raises((ValueError, KeyError, TypeError)):
-        pipeline.restore_pair({**state, "pair": "A/B"})
+    failed = pipeline.restore_pairs([state, {**state, "pair": "A/B"}])
+    assert "not running" in str(failed["A/B+C"])
+    assert isinstance(failed["A/B"], ValueError | KeyError | TypeError)
     assert pipeline.actors[0].seq == 0 and pipeline.actors[0].observations == 0
 
 

@@ -403,6 +403,12 @@ class PairActor:
         return self._filter.params
 
     @property
+    def obs_cov(self) -> float:
+        """The R the filter uses for its next step (an adaptive R's current estimate)."""
+        self._pull()
+        return self._filter.current_obs_cov
+
+    @property
     def observations(self) -> int:
         """Observations the filter has absorbed (it never resets, so this only grows)."""
         self._pull()

@@ -164,6 +164,9 @@ class BarBank:
             self._configure(j, actor)
             self._load(j)
             actor.attach(self, j)
+        self._stored = True
+        """Whether every actor holds the bank's state as it is (no bar since the last
+        :meth:`store`): reading them then writes nothing back."""
 
     def _configure(self, j: int, actor: PairActor) -> None:
         """The pair's fixed settings: legs, mode, gate, warm-up, noise, position, alarm."""
@@ -228,12 +231,16 @@ class BarBank:
 
     def store(self) -> None:
         """Write every pair's state back to its actor."""
+        if self._stored:
+            return
         for j in range(len(self.actors)):
             self._store(j)
+        self._stored = True
 
     def store_pair(self, j: int) -> None:
         """Write pair ``j``'s state back to its actor (an actor reading its own state)."""
-        self._store(j)
+        if not self._stored:
+            self._store(j)
 
     def release(self) -> None:
         """Give every actor its state back and let go of them (the bank is done)."""
@@ -289,6 +296,7 @@ class BarBank:
     ) -> tuple[int, BankBar]:
         """Step every pair on the bar closed at ``ts`` (the bar handler's arguments): the
         bar's ``ts_init`` and what it did."""
+        self._stored = False
         index_of = self._sym_index
         px, px_ts, seen, in_bar = self._px, self._px_ts, self._seen, self._in_bar
         if self._all_prices:
@@ -314,6 +322,7 @@ class BarBank:
         """:meth:`on_bar` for a bar given as arrays (S,) over :attr:`symbols` (the compiled
         bars of a replay, whose symbol table is this bank's): prices, their times (ns),
         whether each ticked in the bar, whether each has a price."""
+        self._stored = False
         self._px[:], self._px_ts[:], self._in_bar[:], self._seen[:] = px, px_ts, in_bar, seen
         self._all_prices = False
         touched = np.flatnonzero(in_bar)

@@ -278,21 +278,27 @@ class Pipeline:
         self.bars.restore(state["bars"])
         self.stats.ticks_in, self.stats.events, self.stats.alarms_raised = ticks_in, events, alarms
 
-    def restore_pair(self, state: dict[str, Any]) -> None:
-        """Resume the running pair ``state["pair"]`` from its part of a :meth:`snapshot`.
-        A state that does not fit the pair (another shape of filter, alarm or combination)
-        raises ``ValueError`` (``KeyError``, ``TypeError``) and leaves the pair as it was
-        built: cold."""
-        index = self._index(str(state["pair"]))
-        if index is None:
-            raise ValueError(f"{state['pair']} is not running")
+    def restore_pairs(self, states: Sequence[dict[str, Any]]) -> dict[str, Exception]:
+        """Resume running pairs from their parts of a :meth:`snapshot` (each names its pair):
+        the pairs whose state does not fit (another shape of filter, alarm or combination,
+        or a pair not running), with the error (``ValueError``, ``KeyError``,
+        ``TypeError``); each of those is left as it was built: cold."""
         self._release_bank()
-        actor = self.actors[index]
-        try:
-            actor.restore(state)
-        except Exception:
-            self.actors[index] = self._new_actor(actor.spec)  # nothing half-restored
-            raise
+        index = {actor.pair_id: i for i, actor in enumerate(self.actors)}
+        failed: dict[str, Exception] = {}
+        for state in states:
+            pair_id = str(state.get("pair"))
+            i = index.get(pair_id)
+            if i is None:
+                failed[pair_id] = ValueError(f"{pair_id} is not running")
+                continue
+            actor = self.actors[i]
+            try:
+                actor.restore(state)
+            except (KeyError, TypeError, ValueError) as exc:
+                self.actors[i] = self._new_actor(actor.spec)  # nothing half-restored
+                failed[pair_id] = exc
+        return failed
 
     @property
     def updates(self) -> int:

@@ -155,6 +155,11 @@ class HedgeFilter:
         return self._warm_after
 
     @property
+    def current_obs_cov(self) -> float:
+        """R for the next step: fixed, or the adaptive estimate as it stands."""
+        return float(self._core.obs_cov)
+
+    @property
     def observations(self) -> int:
         """How many observations the filter has absorbed."""
         return self._observations

@@ -199,6 +199,7 @@ class Daemon(Lifecycle):
         self.refitter: Refitter | None = None
         if config.refit is not None:
             self.refitter = Refitter(config.refit, logger)
+            self.refitter.attach(self.pipeline.actors)
         self.queue: asyncio.Queue[Tick | _BarTime | object] = asyncio.Queue(config.tick_queue)
         self.control = self._control()
         self.keeper: StateKeeper | None = None
@@ -276,13 +277,16 @@ class Daemon(Lifecycle):
 
     def _resume(self) -> None:
         """Before going live: resume from the state directory (a checkpoint, then the journal
-        after it), then let the refitter watch the pairs as they now are."""
-        if self.keeper is not None:
-            self.resumed = resumed = self.keeper.resume(self._take)
-            if self.wall_clock and (resumed.checkpoint is not None or resumed.replayed):
-                self._catch_up(True, self.clock.time_ns())
+        after it); a pair whose saved state did not fit starts cold, on a new actor, which
+        the refitter watches too."""
+        if self.keeper is None:
+            return
+        self.resumed = resumed = self.keeper.resume(self._take)
         if self.refitter is not None:
-            self.refitter.attach(self.pipeline.actors)
+            cold = [a for a in self.pipeline.actors if a.pair_id in resumed.fresh]
+            self.refitter.attach([a for a in cold if a.bar_listener is None])
+        if self.wall_clock and (resumed.checkpoint is not None or resumed.replayed):
+            self._catch_up(True, self.clock.time_ns())
 
     def _catch_up(self, on: bool, now: int) -> None:
         """Start (``on``) or end the catch-up of a resumed daemon on the wall clock: the

@@ -206,4 +206,4 @@ class Refitter:
 
 def _current_r(actor: PairActor) -> float:
     """The R the actor's filter uses now (an adaptive R's current estimate)."""
-    return float(actor.snapshot()["filter"]["obs_cov"])
+    return actor.obs_cov

@@ -172,7 +172,8 @@ class StateKeeper:
             return None
         done.checkpoint = loaded.path
         saved: dict[str, Any] = body["pairs"]
-        for actor in list(pipeline.actors):
+        states = []
+        for actor in pipeline.actors:
             pair_id = actor.pair_id
             entry = saved.get(pair_id)
             if entry is None:
@@ -180,12 +181,14 @@ class StateKeeper:
             elif entry.get("spec") != spec_fingerprint(actor.spec):
                 done.fresh[pair_id] = "its configuration changed"
             else:
-                try:
-                    pipeline.restore_pair(entry["state"])
-                except (KeyError, TypeError, ValueError) as exc:
-                    done.fresh[pair_id] = f"its state does not fit: {exc!r}"
-                else:
-                    done.resumed.append(pair_id)
+                states.append(entry["state"])
+        failed = pipeline.restore_pairs(states)
+        for state in states:
+            pair_id = state["pair"]
+            if pair_id in failed:
+                done.fresh[pair_id] = f"its state does not fit: {failed[pair_id]!r}"
+            else:
+                done.resumed.append(pair_id)
         running = {actor.pair_id for actor in pipeline.actors}
         done.dropped = sorted(set(saved) - running)
         for pair_id, why in done.fresh.items():
