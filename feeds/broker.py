@@ -113,6 +113,10 @@ class ClientOptions(TypedDict, total=False):
     client identifier (the broker assigns one by default; two clients with one identifier
     knock each other off the broker). ``keepalive``: seconds between keepalive pings (30),
     about how long a silently vanished broker (no TCP close) takes to be noticed.
+    ``clean_session``: ``False`` asks for a persistent session (it needs ``client_id``): the
+    broker keeps the client's subscriptions and holds the QoS 1/2 messages published while it
+    is away, until it comes back with the same identifier (a broker without persistence
+    forgets them when it restarts); the default is a clean session.
     """
 
     username: str | None
@@ -123,6 +127,7 @@ class ClientOptions(TypedDict, total=False):
     key_file: str | None
     client_id: str | None
     keepalive: int
+    clean_session: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +142,7 @@ class BrokerAddress:
     redacted: str
     client_id: str | None = None
     keepalive: int = 30
+    clean_session: bool | None = None
 
     def client_arguments(self) -> dict[str, Any]:
         """The keyword arguments of an ``aiomqtt.Client`` for this address."""
@@ -148,6 +154,7 @@ class BrokerAddress:
             "identifier": self.client_id,
             "keepalive": self.keepalive,
             "tls_context": self.tls_context,
+            "clean_session": self.clean_session,
         }
 
 
@@ -213,6 +220,10 @@ def broker_address(url: str, **options: Unpack[ClientOptions]) -> BrokerAddress:
     user = username if username is not None else parsed.username
     secret = password if password is not None else parsed.password
     port = parsed.port
+    clean_session = options.get("clean_session")
+    if clean_session is False and not options.get("client_id"):
+        problem = "a persistent session (clean_session false) needs a client_id"
+        raise TransportError("mqtt", parsed.redacted, problem)
     if context is not None and urlsplit(url.strip()).port is None:
         port = SCHEMES["mqtts"]
     shown = BrokerUrl("mqtts" if context is not None else "mqtt", parsed.host, port, user, secret)
@@ -225,4 +236,5 @@ def broker_address(url: str, **options: Unpack[ClientOptions]) -> BrokerAddress:
         shown.redacted,
         options.get("client_id"),
         options.get("keepalive", 30),
+        clean_session,
     )

@@ -11,10 +11,14 @@ from hypothesis import strategies as st
 
 from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode, encode
 from hedger.core.topics import (
+    MAX_REPLAY_ID,
     PairId,
     escape_symbol,
+    is_replay_id,
     pair_topic,
     parse_pair_topic,
+    replay_reply_topic,
+    replay_topic,
     status_topic,
     unescape_symbol,
 )
@@ -49,6 +53,25 @@ def test_topics() -> None:
     assert parse_pair_topic("hedger", basket_topic) == ("spread", basket)
     with pytest.raises(ConfigError):
         pair_topic("hedger", "bogus", pair)
+
+
+def test_replay_topics() -> None:
+    assert replay_topic("desk") == "desk/v1/replay"
+    assert replay_reply_topic("desk") == "desk/v1/replay/reply"
+    assert replay_reply_topic("desk", "c1f3-7.x_Y") == "desk/v1/replay/reply/c1f3-7.x_Y"
+    assert is_replay_id("a" * MAX_REPLAY_ID)
+    for bad in ("", "a/b", "a+b", "#", "a b", "é", "a" * (MAX_REPLAY_ID + 1)):
+        assert not is_replay_id(bad)
+        with pytest.raises(ConfigError, match="replay id"):
+            replay_reply_topic("desk", bad)
+    assert not any(is_replay_id(value) for value in (7, None, True, ["a"]))
+
+
+@given(st.text(max_size=80))
+def test_a_replay_reply_topic_is_one_level_without_wildcards(text: str) -> None:
+    if is_replay_id(text):
+        topic = replay_reply_topic("hedger", text)
+        assert topic.count("/") == 4 and not set(topic) & set("+#\0")
 
 
 @given(st.text(min_size=1))

@@ -1,6 +1,19 @@
 """``hedger subscribe``: the latest hedge ratios of a running daemon, as a live table or JSON
-lines, with sequence gaps reported (never a silent hole) and repeats dropped; the pairs'
-relationship-break alarms as they are raised and cleared."""
+lines, with sequence gaps filled from the daemon's event journal or reported (never a silent
+hole) and repeats dropped; the pairs' relationship-break alarms as they are raised and
+cleared.
+
+Gap fill: a pair's ratio whose ``seq`` is more than one past the last one seen (the
+subscriber was away, the broker restarted without persistence) makes the subscriber ask the
+daemon for the missing seqs (MQTT ``<root>/v1/replay``, :mod:`hedger.runtime.bridges.gapfill`)
+before it shows that ratio: the missing ratios and alarms are shown first, in seq order, then
+the ratio that revealed the gap, so each pair's output stays in seq order, every seq once. Each
+fill is one stderr line (``filled AAPL/SPY seq 120-131 (12 bars)``), and what could not be
+filled another, with why (the bounded journal no longer holds it, the daemon keeps no
+journal, no answer). A daemon that answers no request three times in a row (one without an
+event journal does not listen) ends gap filling for the session, said once; gaps are then
+reported as they are without it (``gap of 12 on AAPL/SPY``).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +23,8 @@ import math
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO, Unpack
 
@@ -22,6 +36,15 @@ from hedger.cli.options import at_least
 from hedger.core.bar_events import ratios_of_bar
 from hedger.core.topics import PairId, bar_topic, pair_topic, parse_pair_topic, status_topic
 from hedger.errors import ConfigError, TransportError
+from hedger.runtime.bridges.gapfill import Replayed, ReplayRefusedError
+from hedger.runtime.bridges.mqtt import ReplayClient
+
+FILL_TIMEOUT = 5.0
+"""Seconds to wait for each answer of the daemon to a gap-fill request."""
+UNANSWERED_LIMIT = 3
+"""Gap-fill requests in a row without an answer after which gap fill is given up."""
+_ALARMS_KEPT = 64  # alarm events remembered per pair, to show each once
+_RUNS_SHOWN = 3  # seq runs named in one stderr line, at most
 
 
 @dataclass
@@ -34,6 +57,8 @@ class PairView:
     missing: int = 0
     repeats: int = 0
     restarts: int = 0
+    filled: int = 0
+    """Ratios missed live and filled from the daemon's journal."""
 
 
 @dataclass
@@ -45,6 +70,11 @@ class RatioBoard:
     """The active alarm kinds of each pair that has some."""
     status: str = "unknown"
     malformed: int = 0
+    _alarm_ts: dict[str, int] = field(default_factory=dict, repr=False)
+    """The bar time of the alarm event each pair's alarm state was last taken from."""
+    _alarms_seen: dict[str, OrderedDict[tuple[Any, ...], None]] = field(
+        default_factory=dict, repr=False
+    )
 
     def accept_alarm(self, payload: bytes, pair: str | None = None) -> dict[str, Any] | None:
         """Take one alarm message (``pair``: the id its topic names): the event, or None for
@@ -59,6 +89,12 @@ class RatioBoard:
         except orjson.JSONDecodeError:
             self.malformed += 1
             return None
+        return self.accept_alarm_event(event)
+
+    def accept_alarm_event(self, event: Any) -> dict[str, Any] | None:
+        """Take one decoded alarm event: the event, or None if malformed (counted). The
+        pair's alarm state follows it unless it is older than the event the state came from
+        (an alarm filled from the journal after a newer retained one)."""
         if not isinstance(event, dict) or event.get("type") != "alarm":
             self.malformed += 1
             return None
@@ -66,11 +102,28 @@ class RatioBoard:
         if not isinstance(pair, str) or not isinstance(active, list):
             self.malformed += 1
             return None
+        ts = event.get("ts")
+        if isinstance(ts, int):
+            if ts < self._alarm_ts.get(pair, ts):
+                return event
+            self._alarm_ts[pair] = ts
         if active:
             self.alarms[pair] = tuple(str(kind) for kind in active)
         else:
             self.alarms.pop(pair, None)
         return event
+
+    def fresh_alarm(self, event: dict[str, Any]) -> bool:
+        """Whether this alarm event was not seen before (the retained copy at a reconnect,
+        or one both received live and filled from the journal, is shown once)."""
+        key = tuple(event.get(k) for k in ("seq", "ts", "kind", "state"))
+        seen = self._alarms_seen.setdefault(str(event.get("pair")), OrderedDict())
+        if key in seen:
+            return False
+        seen[key] = None
+        if len(seen) > _ALARMS_KEPT:
+            seen.popitem(last=False)
+        return True
 
     def accept(self, payload: bytes, now: float) -> tuple[dict[str, Any] | None, int]:
         """Take one ratio message; returns (the event if it is new, seq numbers missed)."""
@@ -87,12 +140,22 @@ class RatioBoard:
         """Take one batch message (``<root>/v1/bar``): for each pair in it (of ``wanted``, or
         all) whose ratio is new, (the ratio event, seq numbers missed). A ratio already seen
         on its per-pair topic is not new (and not counted as a repeat)."""
+        taken = []
+        for event in self.bar_ratios(payload, wanted):
+            accepted, missed = self.accept_event(event, now)
+            if accepted is not None:
+                taken.append((accepted, missed))
+        return taken
+
+    def bar_ratios(self, payload: bytes, wanted: set[str] | None = None) -> list[dict[str, Any]]:
+        """The ratio events of one batch message (of the pairs ``wanted``, or all), but those
+        already seen on their per-pair topic; not taken yet (:meth:`accept_event`)."""
         try:
             ratios = ratios_of_bar(orjson.loads(payload))
         except (orjson.JSONDecodeError, ValueError, AttributeError):
             self.malformed += 1
             return []
-        taken = []
+        fresh = []
         for event in ratios:
             pair = event["pair"]
             if wanted is not None and pair not in wanted:
@@ -100,10 +163,27 @@ class RatioBoard:
             view = self.pairs.get(pair)
             if view is not None and view.event.get("seq") == event["seq"]:
                 continue  # the same bar, come by its per-pair topic first
-            accepted, missed = self.accept_event(event, now)
-            if accepted is not None:
-                taken.append((accepted, missed))
-        return taken
+            fresh.append(event)
+        return fresh
+
+    def gap_before(self, event: Any) -> tuple[str, int, int] | None:
+        """``(pair, from_seq, to_seq)``: the seqs missed before this ratio event, if taking it
+        would leave a gap (None: no gap, a repeat, a restarted daemon, or a pair not seen
+        yet)."""
+        if not isinstance(event, dict) or event.get("type") != "hedge_ratio":
+            return None
+        pair, seq = event.get("pair"), event.get("seq")
+        view = self.pairs.get(pair) if isinstance(pair, str) else None
+        if view is None or not isinstance(seq, int) or isinstance(seq, bool):
+            return None
+        last = view.event["seq"]
+        return (view.event["pair"], last + 1, seq - 1) if seq > last + 1 else None
+
+    def last_ts(self, pair: str) -> int | None:
+        """The bar time of the pair's latest ratio (None: not known)."""
+        view = self.pairs.get(pair)
+        ts = view.event.get("ts") if view is not None else None
+        return ts if isinstance(ts, int) else None
 
     def accept_event(self, event: Any, now: float) -> tuple[dict[str, Any] | None, int]:
         """Take one decoded ratio event; returns (the event if it is new, seq numbers
@@ -182,6 +262,8 @@ class RatioBoard:
             flags.append(f"ALARM {','.join(self.alarms[pair])}")
         if view.gaps:
             flags.append(f"gaps {view.gaps} ({view.missing} missed)")
+        if view.filled:
+            flags.append(f"filled {view.filled}")
         combination = e.get("combination")
         if isinstance(combination, dict):
             flags.append("combined " + _weights(combination))
@@ -252,6 +334,238 @@ def _num(value: Any, digits: int) -> str:
     return f"{value:.{digits}g}" if abs(value) >= 1e5 else f"{value:.{digits}f}"
 
 
+Fetch = Callable[[str, int, int], Awaitable[Replayed]]
+"""``fetch(pair, from_seq, to_seq)``: the daemon's answer to a whole range
+(:meth:`hedger.runtime.bridges.mqtt.ReplayClient.replay`, with its timeout)."""
+
+
+@dataclass
+class Fill:
+    """What one gap fill brought: the missed ratio and alarm events (decoded), in seq order,
+    to take before the ratio that revealed the gap, and the stderr lines saying what was
+    filled and what could not be."""
+
+    events: list[dict[str, Any]]
+    notes: list[str]
+
+
+class GapFiller:
+    """Fills a pair's gaps from the daemon's event journal through ``fetch``. A request that
+    fails fast (within ``retry_within`` seconds: a connection that broke with the broker) is
+    made once more; after :data:`UNANSWERED_LIMIT` requests in a row without an answer,
+    :attr:`enabled` turns False (a daemon without a journal does not listen)."""
+
+    def __init__(self, fetch: Fetch, *, retry_within: float = FILL_TIMEOUT / 2) -> None:
+        self._fetch = fetch
+        self._retry_within = retry_within
+        self.unanswered = 0
+        self.enabled = True
+
+    async def fill(
+        self, pair: str, from_seq: int, to_seq: int, after_ts: int | None, before_ts: Any
+    ) -> Fill:
+        """The events of ``pair`` with ``from_seq <= seq <= to_seq`` (bars after ``after_ts``
+        and before ``before_ts``, ns, when those are known: a restarted daemon's journal may
+        hold an older run's events of those seqs)."""
+        span = f"{pair} seq {_runs_text([(from_seq, to_seq)])}"
+        try:
+            got = await self._ask(pair, from_seq, to_seq)
+        except ReplayRefusedError as exc:
+            self.unanswered = 0
+            return Fill([], [f"could not fill {span}: {exc.message}"])
+        except TransportError as exc:
+            self.unanswered += 1
+            notes = [f"could not fill {span}: {exc.problem}"]
+            if self.unanswered >= UNANSWERED_LIMIT:
+                self.enabled = False
+                notes.append(
+                    f"gap fill given up: {self.unanswered} requests in a row had no answer "
+                    "(does the daemon keep an event journal, [state]?)"
+                )
+            return Fill([], notes)
+        self.unanswered = 0
+        before = before_ts if isinstance(before_ts, int) else None
+        events = missed_events(got.events, pair, from_seq, to_seq, after_ts, before)
+        seqs = [e["seq"] for e in events if e["type"] == "hedge_ratio"]
+        return Fill(events, fill_notes(pair, from_seq, to_seq, seqs, got.summary))
+
+    async def _ask(self, pair: str, from_seq: int, to_seq: int) -> Replayed:
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        try:
+            return await self._fetch(pair, from_seq, to_seq)
+        except TransportError:
+            if loop.time() - start >= self._retry_within:
+                raise
+        return await self._fetch(pair, from_seq, to_seq)  # on a new connection
+
+
+def missed_events(
+    payloads: Iterable[bytes],
+    pair: str,
+    from_seq: int,
+    to_seq: int,
+    after_ts: int | None = None,
+    before_ts: int | None = None,
+) -> list[dict[str, Any]]:
+    """The ratio and alarm events of ``pair`` in a replay's payloads with ``from_seq <= seq
+    <= to_seq`` (and bar times strictly between ``after_ts`` and ``before_ts`` when given),
+    decoded, in seq order, one ratio a seq."""
+    taken: list[dict[str, Any]] = []
+    ratios: set[int] = set()
+    for payload in payloads:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(event, dict) or event.get("pair") != pair:
+            continue
+        kind, seq, ts = event.get("type"), event.get("seq"), event.get("ts")
+        if kind not in ("hedge_ratio", "alarm") or not isinstance(seq, int):
+            continue
+        if not from_seq <= seq <= to_seq or not _between(ts, after_ts, before_ts):
+            continue
+        if kind == "hedge_ratio":
+            if seq in ratios:
+                continue
+            ratios.add(seq)
+        taken.append(event)
+    taken.sort(key=lambda e: e["seq"])  # stable: a bar's ratio stays before its alarms
+    return taken
+
+
+def _between(ts: Any, after: int | None, before: int | None) -> bool:
+    if not isinstance(ts, int):
+        return True
+    return (after is None or ts > after) and (before is None or ts < before)
+
+
+def fill_notes(
+    pair: str, from_seq: int, to_seq: int, seqs: Sequence[int], summary: dict[str, Any]
+) -> list[str]:
+    """The stderr lines of one fill: ``filled AAPL/SPY seq 120-131 (12 bars)``, then the
+    seqs of the range it could not fill and why (from the daemon's summary)."""
+    got = sorted(set(seqs))
+    notes = []
+    if got:
+        notes.append(f"filled {pair} seq {_runs_text(_runs(got))} ({_bars(len(got))})")
+    lost = _missing(got, from_seq, to_seq)
+    if lost:
+        count = sum(high - low + 1 for low, high in lost)
+        why = _why_missing(lost, summary)
+        notes.append(f"could not fill {pair} seq {_runs_text(lost)} ({_bars(count)}): {why}")
+    return notes
+
+
+def _why_missing(lost: list[tuple[int, int]], summary: dict[str, Any]) -> str:
+    after, oldest = summary.get("next_seq"), summary.get("oldest_seq")
+    if isinstance(after, int):
+        return f"the daemon stopped answering at seq {after} (no room to send more)"
+    if isinstance(oldest, int) and lost[-1][1] < oldest:
+        return f"the daemon's journal no longer holds them (it holds seq {oldest} on)"
+    if oldest is None and not summary.get("events"):
+        return "the daemon's journal holds none of the pair's events"
+    return "not in the daemon's journal"
+
+
+def _runs(seqs: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted distinct seqs as runs ``(first, last)``."""
+    runs: list[tuple[int, int]] = []
+    for seq in seqs:
+        if runs and seq == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], seq)
+        else:
+            runs.append((seq, seq))
+    return runs
+
+
+def _missing(got: Sequence[int], from_seq: int, to_seq: int) -> list[tuple[int, int]]:
+    """The runs of ``from_seq..to_seq`` that are not in sorted ``got``."""
+    lost = []
+    expected = from_seq
+    for seq in got:
+        if seq > expected:
+            lost.append((expected, seq - 1))
+        expected = max(expected, seq + 1)
+    if expected <= to_seq:
+        lost.append((expected, to_seq))
+    return lost
+
+
+def _runs_text(runs: Sequence[tuple[int, int]]) -> str:
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:_RUNS_SHOWN])
+    more = len(runs) - _RUNS_SHOWN
+    return text + (f" and {more} more runs" if more > 0 else "")
+
+
+def _bars(count: int) -> str:
+    return f"{count} bar" if count == 1 else f"{count} bars"
+
+
+class _Output:
+    """Where a subscription's events go: JSON lines, a line each, or the live table
+    (:func:`run_subscribe`); counts the ratios shown against ``max_messages``."""
+
+    def __init__(
+        self,
+        board: RatioBoard,
+        out: TextIO,
+        source: str,
+        *,
+        as_json: bool,
+        live: bool,
+        max_messages: int | None,
+    ) -> None:
+        self.board = board
+        self.out = out
+        self.source = source
+        self.as_json = as_json
+        self.live = live
+        self.max_messages = max_messages
+        self.count = 0
+        self.last_draw = 0.0
+
+    def draw(self, now: float) -> None:
+        """The whole table, redrawn."""
+        self.out.write("\x1b[H\x1b[2J" + self.board.render(now, self.source) + "\n")
+        self.out.flush()
+        self.last_draw = now
+
+    def status(self, changed: bool, now: float) -> None:
+        """The daemon's status, as the board now has it."""
+        if self.live:
+            self.draw(now)
+        elif self.as_json:
+            self._line(orjson.dumps({"type": "status", "status": self.board.status}).decode())
+        elif changed:
+            self._line(f"daemon: {self.board.status}")
+
+    def alarm(self, event: dict[str, Any], now: float) -> None:
+        """One alarm event raised or cleared."""
+        if self.as_json:
+            self._line(orjson.dumps(event).decode())
+        elif self.live:
+            self.draw(now)
+        else:
+            self._line(alarm_line(event))
+
+    def ratio(self, event: dict[str, Any], now: float) -> bool:
+        """One new ratio (taken by the board); True once ``max_messages`` were shown."""
+        self.count += 1
+        if self.as_json:
+            self._line(orjson.dumps(event).decode())
+        elif self.live:
+            if now - self.last_draw >= 0.25:
+                self.draw(now)
+        else:
+            self._line(self.board.render_line(event["pair"], now))
+        return self.max_messages is not None and self.count >= self.max_messages
+
+    def _line(self, text: str) -> None:
+        self.out.write(text + "\n")
+        self.out.flush()
+
+
 async def run_subscribe(
     url: str,
     root: str,
@@ -263,6 +577,8 @@ async def run_subscribe(
     max_messages: int | None = None,
     live: bool | None = None,
     refresh: float = 1.0,
+    gap_fill: bool = True,
+    fill_timeout: float = FILL_TIMEOUT,
     **client: Unpack[ClientOptions],
 ) -> int:
     """Subscribe to the ratio and alarm topics (all pairs, or ``pairs``), the batch message
@@ -277,7 +593,13 @@ async def run_subscribe(
     Otherwise one line per new ratio, one per alarm raised or cleared (:func:`alarm_line`) and
     ``daemon: <status>`` lines when the status changes (JSON objects with ``as_json``); the
     table flags a pair's active alarms. A late subscriber gets the retained status and ratios
-    first. ``client``: credentials and TLS (:class:`feeds.broker.ClientOptions`)."""
+    first. An alarm event is shown once (not again as the retained copy of a reconnect).
+
+    ``gap_fill``: a gap in a pair's seq is filled from the daemon's event journal (module
+    docstring), each answer awaited up to ``fill_timeout`` seconds, on a connection of its
+    own; otherwise, and once gap fill is given up, a gap is one stderr line. ``client``:
+    credentials, TLS, and with ``client_id`` and ``clean_session=False`` a persistent session
+    (:class:`feeds.broker.ClientOptions`)."""
 
     chosen = [PairId.parse(p) for p in pairs]
     topics = [pair_topic(root, kind, p) for kind in ("ratio", "alarm") for p in chosen] or [
@@ -291,77 +613,95 @@ async def run_subscribe(
     wanted = {str(p) for p in chosen} or None
     board = RatioBoard()
     live = (not as_json and out.isatty()) if live is None else live
-    last_draw = 0.0
-    count = 0
-
     shown = broker_address(url, **client).redacted
+    screen = _Output(board, out, shown, as_json=as_json, live=live, max_messages=max_messages)
     notes = _ConnectionNotes(err)
-
-    def draw(now: float) -> None:
-        nonlocal last_draw
-        out.write("\x1b[H\x1b[2J" + board.render(now, shown) + "\n")
-        out.flush()
-        last_draw = now
 
     async def keep_drawing() -> None:
         while True:
             await asyncio.sleep(refresh)
-            draw(time.time())
+            screen.draw(time.time())
 
     ticker = asyncio.create_task(keep_drawing()) if live else None
     try:
-        async for topic, payload in mqtt_messages(url, topics, logger=notes, **client):
-            now = time.time()
-            if topic == status:
-                changed = board.set_status(payload)
-                if live:
-                    draw(now)
-                elif as_json:
-                    out.write(orjson.dumps({"type": "status", "status": board.status}).decode())
-                    out.write("\n")
-                    out.flush()
-                elif changed:
-                    out.write(f"daemon: {board.status}\n")
-                    out.flush()
-                continue
-            if topic.startswith(alarm_prefix):
-                alarm = board.accept_alarm(payload, _topic_pair(root, topic))
-                if alarm is None:
-                    continue
-                if as_json:
-                    out.write(orjson.dumps(alarm).decode() + "\n")
-                elif live:
-                    draw(now)
+        async with ReplayClient(url, root, **_replay_options(client)) as replayer:
+
+            async def fetch(pair: str, from_seq: int, to_seq: int) -> Replayed:
+                return await replayer.replay(pair, from_seq, to_seq, fill_timeout)
+
+            filler = GapFiller(fetch, retry_within=fill_timeout / 2) if gap_fill else None
+            async for topic, payload in mqtt_messages(url, topics, logger=notes, **client):
+                now = time.time()
+                if topic == status:
+                    screen.status(board.set_status(payload), now)
+                elif topic.startswith(alarm_prefix):
+                    alarm = board.accept_alarm(payload, _topic_pair(root, topic))
+                    if alarm is not None and board.fresh_alarm(alarm):
+                        screen.alarm(alarm, now)
                 else:
-                    out.write(alarm_line(alarm) + "\n")
-                out.flush()
-                continue
-            news: list[tuple[dict[str, Any] | None, int]]
-            if topic == bar:
-                news = list(board.accept_bar(payload, now, wanted))
-            else:
-                news = [board.accept(payload, now)]
-            for event, missed in news:
-                if missed:
-                    err.write(f"hedger subscribe: gap of {missed} on {event and event['pair']}\n")
-                if event is None:
-                    continue
-                count += 1
-                if as_json:
-                    out.write(orjson.dumps(event).decode() + "\n")
-                    out.flush()
-                elif live:
-                    if now - last_draw >= 0.25:
-                        draw(now)
-                else:
-                    out.write(board.render_line(event["pair"], now) + "\n")
-                    out.flush()
-                if max_messages is not None and count >= max_messages:
-                    return 0
+                    events = (
+                        board.bar_ratios(payload, wanted) if topic == bar else _one(board, payload)
+                    )
+                    for event in events:
+                        if await _take_ratio(event, board, filler, screen, err, now):
+                            return 0
     finally:
         if ticker is not None:
             ticker.cancel()
     return 0
+
+
+def _replay_options(client: ClientOptions) -> ClientOptions:
+    """The subscription's connection options for the gap-fill connection: the same broker
+    and credentials, a client id and session of its own (the broker's, clean)."""
+    options = ClientOptions(**client)
+    options.pop("client_id", None)
+    options.pop("clean_session", None)
+    return options
+
+
+def _one(board: RatioBoard, payload: bytes) -> list[Any]:
+    """The decoded event of one per-pair ratio message (none if it is not JSON, counted)."""
+    try:
+        return [orjson.loads(payload)]
+    except orjson.JSONDecodeError:
+        board.malformed += 1
+        return []
+
+
+async def _take_ratio(
+    event: Any,
+    board: RatioBoard,
+    filler: GapFiller | None,
+    screen: _Output,
+    err: TextIO,
+    now: float,
+) -> bool:
+    """Take one ratio event: first the gap before it filled, when there is one and gap fill
+    is on, then the event; True once ``max_messages`` ratios were shown."""
+    gap = board.gap_before(event) if filler is not None and filler.enabled else None
+    if gap is not None and filler is not None:
+        pair, low, high = gap
+        fill = await filler.fill(pair, low, high, board.last_ts(pair), event.get("ts"))
+        for note in fill.notes:
+            err.write(f"hedger subscribe: {note}\n")
+        err.flush()
+        for missed in fill.events:
+            if missed["type"] == "alarm":
+                alarm = board.accept_alarm_event(missed)
+                if alarm is not None and board.fresh_alarm(alarm):
+                    screen.alarm(alarm, now)
+                continue
+            taken, _ = board.accept_event(missed, now)
+            if taken is not None:
+                board.pairs[pair].filled += 1
+                if screen.ratio(taken, now):
+                    return True
+    taken, missed_seqs = board.accept_event(event, now)
+    if missed_seqs and gap is None:  # a filled gap's holes were said by the fill
+        err.write(f"hedger subscribe: gap of {missed_seqs} on {taken and taken['pair']}\n")
+        err.flush()
+    return taken is not None and screen.ratio(taken, now)
 
 
 class _ConnectionNotes:
@@ -386,8 +726,10 @@ class _ConnectionNotes:
 HELP = "show the latest hedge ratios of a running daemon (MQTT), live"
 DESCRIPTION = (
     "Subscribe to a daemon's retained hedge-ratio and alarm topics and its batch message of "
-    "each bar, and show them as a live table (or JSON lines with --json). Gaps in a pair's "
-    "seq are reported; alarms are shown as they are raised and cleared. Ctrl-C exits."
+    "each bar, and show them as a live table (or JSON lines with --json). A gap in a pair's "
+    "seq is filled from the daemon's event journal (a daemon with [state]) and reported on "
+    "stderr, with what could not be filled; alarms are shown as they are raised and cleared. "
+    "Ctrl-C exits."
 )
 
 
@@ -411,6 +753,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--root", default="hedger", help="the daemon's topic root (hedger)")
     parser.add_argument("--json", action="store_true", help="print events as JSON lines")
     parser.add_argument("--count", type=at_least(1), help="exit after this many new hedge ratios")
+    parser.add_argument(
+        "--no-gap-fill",
+        dest="gap_fill",
+        action="store_false",
+        help="do not ask the daemon for the events of a seq gap (only report the gap)",
+    )
+    parser.add_argument(
+        "--client-id",
+        metavar="ID",
+        help="a persistent session under this MQTT client id (QoS 1): the broker keeps the "
+        "subscription and holds the events published while this subscriber is away",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -423,6 +777,12 @@ def run(args: argparse.Namespace) -> int:
     client = ClientOptions(
         ca_file=files["ca_file"], cert_file=files["cert_file"], key_file=files["key_file"]
     )
+    client_id = getattr(args, "client_id", None)
+    if client_id is not None:
+        if not client_id.strip():
+            raise ConfigError("client-id", "must not be empty")
+        client["client_id"] = client_id
+        client["clean_session"] = False
     password_env = getattr(args, "password_env", None)
     if password_env is not None:
         password = os.environ.get(password_env)
@@ -443,6 +803,7 @@ def run(args: argparse.Namespace) -> int:
                 args.pairs,
                 as_json=args.json,
                 max_messages=args.count,
+                gap_fill=getattr(args, "gap_fill", True),
                 **client,
             )
         )

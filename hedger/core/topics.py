@@ -8,13 +8,18 @@ bytes in upper-case hex, so ids split unambiguously and topics never contain MQT
 Topics: ``<root>/v1/<kind>/<escaped Y>/<escaped X>`` (a basket's hedges joined by ``,``, since
 MQTT forbids ``+`` in a published topic) with kinds ``ratio`` (retained), ``spread``, ``state``
 (retained), ``alarm`` (retained while active), ``matrix``; and ``<root>/v1/status``,
-``<root>/v1/metrics``, ``<root>/v1/bar`` (the batch message of each bar).
+``<root>/v1/metrics``, ``<root>/v1/bar`` (the batch message of each bar); and the daemon's
+request topics: ``<root>/v1/control`` (replies on ``<root>/v1/control/reply``) and
+``<root>/v1/replay`` (gap fill: the answer to a request with id ``ID`` on
+``<root>/v1/replay/reply/ID``; a request without a usable id is refused on
+``<root>/v1/replay/reply``).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 from urllib.parse import unquote
 
 from hedger.errors import ConfigError
@@ -24,6 +29,9 @@ PAIR_KINDS = ("ratio", "spread", "state", "alarm")
 """The kinds of per-pair topics."""
 _PLAIN = re.compile(r"^[A-Za-z0-9._-]+$")
 _ESCAPED = re.compile(r"^(?:[A-Za-z0-9._-]|%[0-9A-F]{2})+$")
+MAX_REPLAY_ID = 64
+"""The longest id of a replay request (it is a topic level of its reply topic)."""
+_REPLAY_ID = re.compile(rf"^[A-Za-z0-9._-]{{1,{MAX_REPLAY_ID}}}$")
 
 
 def escape_symbol(symbol: str) -> str:
@@ -147,3 +155,31 @@ def control_topic(root: str) -> str:
 def control_reply_topic(root: str) -> str:
     """The topic the daemon answers control requests on (not retained)."""
     return f"{root}/v{SCHEMA_VERSION}/control/reply"
+
+
+def replay_topic(root: str) -> str:
+    """The topic the daemon takes gap-fill (replay) requests on (with an event journal; not
+    retained)."""
+    return f"{root}/v{SCHEMA_VERSION}/replay"
+
+
+def is_replay_id(value: object) -> TypeGuard[str]:
+    """Whether ``value`` can be a replay request's id: a string of 1 to
+    :data:`MAX_REPLAY_ID` characters of ``A-Z a-z 0-9 . _ -`` (a topic level, no wildcard)."""
+    return isinstance(value, str) and _REPLAY_ID.match(value) is not None
+
+
+def replay_reply_topic(root: str, request_id: str | None = None) -> str:
+    """Where the daemon answers the replay request ``request_id``:
+    ``<root>/v1/replay/reply/<request_id>``, only its asker subscribed there; without an id,
+    ``<root>/v1/replay/reply``, where a request without a usable id is refused. Raises
+    :class:`~hedger.errors.ConfigError` for an id :func:`is_replay_id` refuses."""
+    base = f"{root}/v{SCHEMA_VERSION}/replay/reply"
+    if request_id is None:
+        return base
+    if not is_replay_id(request_id):
+        raise ConfigError(
+            "replay id",
+            f"must be 1 to {MAX_REPLAY_ID} of A-Z a-z 0-9 . _ -, got {request_id[:80]!r}",
+        )
+    return f"{base}/{request_id}"

@@ -204,7 +204,7 @@ class HedgeFilter:
         q = self.params.state_noise()
         return {
             "core": core_state,
-            "trans_cov": [[float(v) for v in row] for row in q],
+            "trans_cov": np.asarray(q, dtype=np.float64).tolist(),
             "obs_cov": float(self.params.obs_cov),
             "previous": self._transform.memory(),
             "observations": self._observations,
@@ -248,7 +248,7 @@ class HedgeFilter:
                 raise ValueError("the state is not a basket filter's of this size")
             saved = (mean, sqrt_p, float(c["r"]), bool(c["primed"]))
         obs_cov = float(state["obs_cov"])
-        current = [[float(v) for v in row] for row in self.params.state_noise()]
+        current = np.asarray(self.params.state_noise(), dtype=np.float64).tolist()
         if trans_cov != current or obs_cov != self.params.obs_cov:
             self.set_noise(trans_cov, obs_cov)
         if isinstance(core, PairFilter):

@@ -206,6 +206,7 @@ class Daemon(Lifecycle):
         self.resumed: Resumed | None = None
         if config.state is not None:
             self.keeper = self._keeper(config.state)
+            self._serve_replays()
         given = feeds is not None
         if feeds is None:
             feeds = [build_feed(settings, logger, self.clock) for settings in config.feeds]
@@ -262,6 +263,22 @@ class Daemon(Lifecycle):
             root=self.config.root,
             publish_state=publish_state,
         )
+
+    def _serve_replays(self) -> None:
+        """Gap fill: the bridges answer replay requests from the event journal."""
+        journal = self.keeper.events if self.keeper is not None else None
+        if journal is None:
+            return
+        from hedger.runtime.bridges.mqtt import MqttBridge  # noqa: PLC0415 (only when configured)
+        from hedger.runtime.bridges.ws import WebSocketBridge  # noqa: PLC0415
+
+        for bridge in self.bridges:
+            if isinstance(bridge, WebSocketBridge):
+                bridge.core.replay = journal.lookup
+                bridge.core.replay_oldest = journal.oldest_seq
+            elif isinstance(bridge, MqttBridge):
+                bridge.replay = journal.lookup
+                bridge.replay_oldest = journal.oldest_seq
 
     def _take(self, record: Input, now: int) -> None:
         """The core takes one input at ``now`` (live, or replayed from the journal)."""

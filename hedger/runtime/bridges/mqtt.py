@@ -25,6 +25,20 @@ request there goes to the hook, and its reply is published on ``<root>/v1/contro
 ``control_retained``): it would be applied again at every reconnect.
 :func:`control_request` is the client side (``hedger pairs``).
 
+Gap fill (a daemon with an event journal, ``[state]``; the schema is
+:mod:`hedger.runtime.bridges.gapfill`'s): with :attr:`MqttBridge.replay` set, every
+(re)connect also subscribes to ``<root>/v1/replay``. A request there, ``{"id": "c1f3-7",
+"pair": "AAPL/SPY", "from_seq": 120, "to_seq": 131}`` (``id`` required: 1 to 64 of
+``A-Z a-z 0-9 . _ -``), is answered on its own topic ``<root>/v1/replay/reply/<id>``, which
+only its asker subscribes to: the journal's payloads of the range (byte for byte as
+published), then the summary ``{"type": "replayed", "id": "c1f3-7", ..., "next_seq": null}``,
+or one error frame instead; a request without a usable id is refused on
+``<root>/v1/replay/reply``. Answers go through the outbox in order, at QoS 1 at least (the
+bridge's QoS if higher), not retained, at most what the outbox has room for (and 10,000
+events; ``next_seq`` says where the rest starts). A retained request is ignored (counted as
+``replay_retained``), bad ones are counted by reason. :class:`ReplayClient` and
+:func:`replay_request` are the client side (``hedger subscribe``).
+
 This is the only module of hedger that talks to aiomqtt.
 """
 
@@ -32,12 +46,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import math
 import socket
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable
-from typing import Any, NamedTuple, Unpack
+from types import TracebackType
+from typing import Any, NamedTuple, Self, Unpack
 
 import aiomqtt
 import paho.mqtt.client as mqtt
@@ -47,8 +64,17 @@ from feeds.reconnect import Backoff, Reconnector
 from hedger.core.bus import Message, Outbox
 from hedger.core.lifecycle import Lifecycle, State, StateListener
 from hedger.core.rejects import Logger, Rejects
-from hedger.core.topics import control_reply_topic, control_topic, status_topic
+from hedger.core.topics import (
+    control_reply_topic,
+    control_topic,
+    is_replay_id,
+    replay_reply_topic,
+    replay_topic,
+    status_topic,
+)
 from hedger.errors import TransportError
+from hedger.runtime.bridges import gapfill
+from hedger.runtime.bridges.gapfill import Replayed, ReplayRefusedError
 
 ONLINE = b"online"
 OFFLINE = b"offline"
@@ -58,6 +84,8 @@ _DROP_LOG_INTERVAL = 1.0  # ... or seconds between two warnings, whichever comes
 _TICK = 0.25  # seconds between checks of the time limits (acknowledgements, shutdown)
 _STATUS_TIMEOUT = 5.0  # seconds to wait for the broker to take an online/offline status
 _CLOSE_GRACE = 3.0  # seconds past the close timeout before a run that has not ended is cancelled
+_REPLAY_KIND = "replay"  # the kind of the bridge's own answers to replay requests
+_REPLAY_CLOSE = 1.0  # seconds a replay client's disconnect may take (a hung broker's socket)
 
 
 class _BridgeOutbox(Outbox):
@@ -192,6 +220,13 @@ class MqttBridge(Lifecycle):
 
         # control: set by the daemon when [control] is configured
         self.control: Callable[[bytes, Callable[[bytes], None]], None] | None = None
+        # gap fill: set by the daemon when it keeps an event journal ([state])
+        self.replay: gapfill.ReplayHook | None = None
+        """The journal's ``lookup(pair, from_seq, to_seq)``; None: no replay topic."""
+        self.replay_oldest: gapfill.OldestHook | None = None
+        """The journal's ``oldest_seq(pair)`` (None: the answers' ``oldest_seq`` is null)."""
+        self.replays = 0
+        """Replay requests answered (refusals not included)."""
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -340,6 +375,8 @@ class MqttBridge(Lifecycle):
         client.pending_calls_threshold = self.window + 16
         if self.control is not None:
             await client.subscribe(control_topic(self.root), qos=1)
+        if self.replay is not None:
+            await client.subscribe(replay_topic(self.root), qos=1)
         watcher = asyncio.create_task(_watch(client, self._on_message), name="bridge-mqtt-watch")
         watcher.add_done_callback(lambda _: self._wake.set())
         ticker = asyncio.create_task(self._tick(), name="bridge-mqtt-tick")
@@ -409,6 +446,7 @@ class MqttBridge(Lifecycle):
         paho.on_publish = on_publish
         publish = paho.publish
         qos = self.qos
+        replay_qos = max(qos, 1)  # answers to replay requests: at least once
         window = self.window
         # everything waiting is (re)sent, from the front
         next_pos = box.front
@@ -432,8 +470,9 @@ class MqttBridge(Lifecycle):
             if room > 0 and len(box) > start:
                 fresh = box.peek_batch(start + room)[start:]
                 for message in fresh:
+                    level = replay_qos if message.kind == _REPLAY_KIND else qos
                     try:
-                        info: Any = publish(message.topic, message.payload, qos, message.retain)
+                        info: Any = publish(message.topic, message.payload, level, message.retain)
                     except (ValueError, TypeError) as exc:  # a topic or payload it refuses
                         info = _Refused(str(exc))
                     else:
@@ -513,18 +552,42 @@ class MqttBridge(Lifecycle):
             getattr(self._logger, level)(event, bridge=self.name, url=self.url, **kw)
 
     def _on_message(self, message: aiomqtt.Message) -> None:
-        """A message on the control topic (the only one the bridge subscribes to)."""
-        if self.control is None or not message.topic.matches(control_topic(self.root)):
-            return
-        if message.retain:
-            self.rejects.add("control_retained", str(message.topic))
-            return
-        payload = message.payload
-        data = payload if isinstance(payload, bytes | bytearray) else str(payload).encode()
-        self.control(bytes(data), self._reply)
+        """A message on the control or the replay topic (the only ones the bridge subscribes
+        to)."""
+        if self.control is not None and message.topic.matches(control_topic(self.root)):
+            if message.retain:
+                self.rejects.add("control_retained", str(message.topic))
+                return
+            self.control(_bytes(message.payload), self._reply)
+        elif self.replay is not None and message.topic.matches(replay_topic(self.root)):
+            if message.retain:  # it would be answered again at every connect
+                self.rejects.add("replay_retained", str(message.topic))
+                return
+            self._answer_replay(_bytes(message.payload))
 
     def _reply(self, frame: bytes) -> None:
         self._box.put(Message(control_reply_topic(self.root), frame, False))
+
+    def _answer_replay(self, data: bytes) -> None:
+        """A replay request: the answer (or the refusal) queued on its reply topic, as many
+        events as the outbox has room for."""
+        room = self.outbox.capacity - len(self.outbox) - 1  # the summary takes one place
+        answer = gapfill.serve(data, self.replay, self.replay_oldest, room, topic_id=True)
+        if answer.refused:
+            self.rejects.add(f"replay_{answer.refused}", replay_topic(self.root))
+        else:
+            self.replays += 1
+        request_id = answer.request_id if is_replay_id(answer.request_id) else None
+        topic = replay_reply_topic(self.root, request_id)
+        for frame in answer.frames:
+            self._box.put(Message(topic, frame, False, kind=_REPLAY_KIND))
+
+
+def _bytes(payload: Any) -> bytes:
+    """An aiomqtt payload as bytes."""
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
 
 
 async def _watch(client: aiomqtt.Client, on_message: Callable[[aiomqtt.Message], None]) -> None:
@@ -571,6 +634,122 @@ async def control_request(
     except aiomqtt.MqttError as exc:
         raise TransportError("mqtt", broker.redacted, f"cannot reach the broker: {exc}") from None
     raise TransportError("mqtt", broker.redacted, "the connection ended before a reply")
+
+
+class ReplayClient:
+    """The client side of gap fill over MQTT (``hedger subscribe``): one connection, made at
+    the first request and made again after one broke or timed out, on which each request
+    subscribes to its own reply topic, publishes on ``<root>/v1/replay`` and reads the answer
+    (the module documentation). Use it as ``async with``; ``client``: how to connect
+    (:class:`feeds.broker.ClientOptions`; give it no ``client_id`` of a subscriber's own, or
+    the two connections would knock each other off the broker)."""
+
+    def __init__(self, url: str, root: str, **client: Unpack[ClientOptions]) -> None:
+        self._broker = broker_address(url, **client)
+        self.url = self._broker.redacted
+        self.root = root
+        self._prefix = uuid.uuid4().hex[:16]
+        self._count = itertools.count(1)
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: aiomqtt.Client | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Disconnect, within a second (idempotent; the next request connects again)."""
+        stack, self._stack, self._client = self._stack, None, None
+        if stack is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(_REPLAY_CLOSE):
+                    await stack.aclose()
+
+    async def _connected(self) -> aiomqtt.Client:
+        if self._client is None:
+            stack = contextlib.AsyncExitStack()
+            client = aiomqtt.Client(**self._broker.client_arguments())
+            self._client = await stack.enter_async_context(client)
+            self._stack = stack
+        return self._client
+
+    async def request(self, pair: str, from_seq: int, to_seq: int, timeout: float) -> Replayed:
+        """One request and its answer: the events and the summary (whose ``next_seq`` may say
+        the answer was cut short). Raises :class:`~hedger.runtime.bridges.gapfill.
+        ReplayRefusedError` when the daemon refuses it (no journal: reason ``no_journal``),
+        :class:`~hedger.errors.TransportError` when the broker cannot be reached or no answer
+        comes within ``timeout`` seconds (a daemon without a journal does not listen)."""
+        request_id = f"{self._prefix}-{next(self._count)}"
+        reply = replay_reply_topic(self.root, request_id)
+        payload = gapfill.request_frame(pair, from_seq, to_seq, request_id, action=False)
+        try:
+            async with asyncio.timeout(timeout):
+                client = await self._connected()
+                await client.subscribe(reply, qos=1)
+                await client.publish(replay_topic(self.root), payload, qos=1)
+                outcome = await _read_answer(client, reply, request_id)
+                await client.unsubscribe(reply)
+        except TimeoutError:
+            await self.close()  # what is still on its way to the old topic goes with it
+            raise TransportError(
+                "mqtt", self.url, f"no answer from the daemon within {timeout:g} s"
+            ) from None
+        except aiomqtt.MqttError as exc:
+            await self.close()
+            raise TransportError("mqtt", self.url, f"cannot reach the broker: {exc}") from None
+        if isinstance(outcome, ReplayRefusedError):
+            raise outcome
+        return outcome
+
+    async def replay(self, pair: str, from_seq: int, to_seq: int, timeout: float) -> Replayed:
+        """The whole range: :meth:`request` again from each ``next_seq`` until the daemon has
+        answered all of it (see :func:`~hedger.runtime.bridges.gapfill.replay_all`)."""
+
+        async def ask(low: int, high: int) -> Replayed:
+            return await self.request(pair, low, high, timeout)
+
+        return await gapfill.replay_all(ask, from_seq, to_seq)
+
+
+async def _read_answer(
+    client: aiomqtt.Client, topic: str, request_id: str
+) -> Replayed | ReplayRefusedError:
+    """The answer to ``request_id`` on ``topic``: the events up to the summary, or the
+    refusal."""
+    events: list[bytes] = []
+    async for message in client.messages:
+        if not message.topic.matches(topic):
+            continue  # a late message of an earlier request
+        body = _bytes(message.payload)
+        kind, frame = gapfill.frame_kind(body, request_id)
+        if kind == "summary" and frame is not None:
+            return Replayed(events, frame)
+        if kind == "error" and frame is not None:
+            return ReplayRefusedError(str(frame.get("reason")), str(frame.get("error")))
+        events.append(body)
+    raise aiomqtt.MqttError("the connection ended before an answer")
+
+
+async def replay_request(
+    url: str,
+    root: str,
+    pair: str,
+    from_seq: int,
+    to_seq: int,
+    timeout: float,
+    **client: Unpack[ClientOptions],
+) -> Replayed:
+    """Ask the daemon, on a connection of its own, for ``pair``'s events with ``from_seq <=
+    seq <= to_seq`` (:meth:`ReplayClient.replay`); raises as :meth:`ReplayClient.request`."""
+    async with ReplayClient(url, root, **client) as replayer:
+        return await replayer.replay(pair, from_seq, to_seq, timeout)
 
 
 class _Refused(NamedTuple):

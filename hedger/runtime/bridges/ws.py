@@ -51,6 +51,22 @@ Protocol (JSON text frames, one object per frame; a ``ws://host:port/`` URL, any
   frame, are taken only by a server with a ``token`` (every connection has then presented
   it); without one they are refused with an ``ok: false`` reply (and counted as
   ``control_refused``). A subscribe may name a pair added at run time once it was added.
+* Gap fill (a daemon with an event journal, ``[state]``): a client that sees a gap in a pair's
+  ``seq`` asks for the missing range, ``{"action":"replay","id":1,"pair":"AAPL/SPY",
+  "from_seq":120,"to_seq":131}`` (``id`` optional, echoed), and is sent, itself only, the
+  journal's payloads of that pair's events in the range (``hedge_ratio``, ``spread``,
+  ``alarm``: the very bytes first published, text frames, in publish order, each once), then
+  ``{"type":"replayed","id":1,"pair":"AAPL/SPY","from_seq":120,"to_seq":131,"events":24,
+  "oldest_seq":1,"next_seq":null}``: ``oldest_seq`` the lowest seq of the pair the bounded
+  journal still holds (null: none), ``next_seq`` null when the whole range was sent, else the
+  seq to ask again from (an answer holds at most what the client's queue has room for, and
+  10,000 events; a seq's events are never split). The schema is
+  :mod:`hedger.runtime.bridges.gapfill`'s. A replay needs what a subscribe needs (with a
+  ``token``, the connection presented it; not the control rights). A bad request (not a pair
+  id, seqs that are not integers >= 1 with ``from_seq <= to_seq``, more than 100,000 seqs),
+  or any request to a daemon without a journal, is answered with ``{"type":"error",
+  "action":"replay","id":1,"reason":"bad_range","error":"<why>"}`` (``reason``
+  ``no_journal``: ``[state]`` is not configured) and counted with the malformed messages.
 * Shutdown closes connections with 1001 (going away).
 
 Delivery: :meth:`WebSocketBridge.run` drains the bridge's outbox and fans every message out
@@ -97,6 +113,7 @@ from hedger.core.lifecycle import Lifecycle, State, StateListener
 from hedger.core.rejects import Logger, Rejects
 from hedger.core.topics import PairId, matrix_topic, status_topic
 from hedger.errors import ConfigError, TransportError
+from hedger.runtime.bridges import gapfill
 from hedger.runtime.bridges.prometheus import CONTENT_TYPE, CountersCollector, Kind, render
 from hedger.runtime.control import ACTIONS as CONTROL_ACTIONS
 from hedger.runtime.control import ControlHook, refusal
@@ -233,6 +250,14 @@ class FanOut:
         self.control_allowed = False
         """Whether clients may send control requests: the server has a token, so every
         connection authenticated with it."""
+        self.replay: gapfill.ReplayHook | None = None
+        """Looks up a pair's journalled events for a ``replay`` request (the daemon sets it to
+        its event journal's ``lookup``); None: the daemon keeps no journal."""
+        self.replay_oldest: gapfill.OldestHook | None = None
+        """The journal's ``oldest_seq`` (the daemon sets it with :attr:`replay`); None: the
+        replies' ``oldest_seq`` is null."""
+        self.replays = 0
+        """Replay requests answered."""
 
     # clients
 
@@ -333,6 +358,8 @@ class FanOut:
             return False
         if action in CONTROL_ACTIONS:
             return self._control(client, data)
+        if action == gapfill.ACTION:
+            return self._replay(client, data)
         wildcard = ALL_PAIRS in pairs
         named = [pair for pair in pairs if pair != ALL_PAIRS]
         if action == "subscribe":
@@ -385,6 +412,19 @@ class FanOut:
 
         self.control(data, reply)
         return True
+
+    def _replay(self, client: Client, data: str | bytes) -> bool:
+        """A replay request: the journal's events of the range queued for ``client``, as many
+        as its queue has room for, then the summary; or an error frame (counted)."""
+        room = client.capacity - len(client.queue) - 1  # the summary takes one place
+        answer = gapfill.serve(data, self.replay, self.replay_oldest, room)
+        if answer.refused:
+            self.rejects.add(answer.refused, source=f"ws client {client.id}", peer=client.peer)
+        else:
+            self.replays += 1
+        for frame in answer.frames:
+            self._push(client, frame)
+        return not answer.refused
 
     def _refuse(
         self, client: Client, reason: str, text: str, unknown: list[str] | None = None
@@ -474,14 +514,15 @@ def _parse_request(data: str | bytes) -> tuple[str, list[str], bool, bool]:
     if not isinstance(obj, dict):
         raise _BadRequestError("not_an_object", "expected a JSON object")
     action = obj.get("action")
-    if action in CONTROL_ACTIONS:
-        return action, [], False, False  # checked by the control channel (runtime.control)
+    if action in CONTROL_ACTIONS or action == gapfill.ACTION:
+        # checked by the control channel (runtime.control), or the gap fill's schema
+        return action, [], False, False
     if action not in ("subscribe", "unsubscribe"):
         shown = action if isinstance(action, str) else None
         raise _BadRequestError(
             "unknown_action",
-            f"unknown action {_short(shown)}; expected subscribe, unsubscribe or a control "
-            f"action ({', '.join(CONTROL_ACTIONS)})",
+            f"unknown action {_short(shown)}; expected subscribe, unsubscribe, replay or a "
+            f"control action ({', '.join(CONTROL_ACTIONS)})",
         )
     matrix = obj.get("matrix", False)
     if not isinstance(matrix, bool):
@@ -529,6 +570,7 @@ _OWN_METRICS: dict[str, tuple[Kind, str]] = {
     "unauthorized": ("counter", "HTTP requests refused for a missing or wrong token."),
     "kicked": ("counter", "Clients disconnected for dropping too much."),
     "refused": ("counter", "WebSocket connections refused at max_clients."),
+    "replays": ("counter", "Replay (gap fill) requests answered from the event journal."),
 }
 
 # ---------------------------------------------------------------------------------------------
@@ -695,7 +737,7 @@ class WebSocketBridge(Lifecycle):
 
     def metrics(self) -> dict[str, float]:
         """clients, sent, dropped (client queues), queued (outbox and client queues), and
-        outbox_dropped, connections, client_errors, unauthorized, kicked, refused."""
+        outbox_dropped, connections, client_errors, unauthorized, kicked, refused, replays."""
         core = self.core
         return {
             "clients": len(core.clients),
@@ -708,6 +750,7 @@ class WebSocketBridge(Lifecycle):
             "unauthorized": self.unauthorized,
             "kicked": self.kicked,
             "refused": self.refused,
+            "replays": core.replays,
         }
 
     def client_stats(self) -> list[ClientStats]:

@@ -131,6 +131,7 @@ class EventJournal:
 
     def oldest_seq(self, pair: str) -> int | None:
         """The lowest seq of ``pair`` the journal still holds (None: none)."""
+        self.commit()
         lows = [s.seqs[pair][0] for s in self._segments if pair in s.seqs]
         return min(lows) if lows else None
 

@@ -109,6 +109,8 @@ class StateKeeper:
         if settings.event_journal_bytes > 0:
             self.events = EventJournal(directory / "events", settings.event_journal_bytes)
             bus.subscribe(self.events.record)
+        self._fingerprints: dict[int, tuple[object, str]] = {}
+        """id(spec) -> (spec, its fingerprint): each spec is hashed once."""
         self._recent: set[tuple[Any, ...]] = set()
         self._watching = False
         self.redelivered = 0
@@ -255,6 +257,12 @@ class StateKeeper:
             return True
         return self._monotonic_ns() - self._last_mono >= self.settings.checkpoint_interval_ns
 
+    def _fingerprint(self, spec: object) -> str:
+        cached = self._fingerprints.get(id(spec))
+        if cached is None or cached[0] is not spec:
+            cached = self._fingerprints[id(spec)] = (spec, spec_fingerprint(spec))
+        return cached[1]
+
     def checkpoint_overdue(self) -> bool:
         """Whether the last checkpoint is ten intervals old (one due is being held back)."""
         interval = self.settings.checkpoint_interval_ns
@@ -267,11 +275,9 @@ class StateKeeper:
         if self.inputs is not None:
             self.inputs.sync()
         snapshot = self.pipeline.snapshot()
+        states = snapshot["pairs"]
         pairs = {
-            actor.pair_id: {
-                "spec": spec_fingerprint(actor.spec),
-                "state": snapshot["pairs"][actor.pair_id],
-            }
+            actor.pair_id: {"spec": self._fingerprint(actor.spec), "state": states[actor.pair_id]}
             for actor in self.pipeline.actors
         }
         body = {
