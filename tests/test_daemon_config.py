@@ -80,6 +80,13 @@ def test_the_shipped_sample_configs_are_valid() -> None:
         ("[[feeds]]\nkind = 'file'\npaths = ['a.csv']\nspeed = 0\n", "feeds[1].speed"),
         ("[bus.mqtt]\nurl = 'mqtt://127.0.0.1:notaport'\n", "bus.mqtt.url"),
         ("[[feeds]]\nkind = 'mqtt'\ntopics = ['t/#']\nurl = 'tcp://x'\n", "feeds[1].url"),
+        ("[[feeds]]\nkind = 'mqtt'\ntopics = ['t/#']\npersistent = true\n", "feeds[1].persistent"),
+        ("[state]\ndir = 'x'\ncolour = 1\n", "state.colour"),
+        ("[state]\ncheckpoint_bars = 5\n", "state.dir"),
+        ("[state]\ndir = 'x'\ncheckpoint_interval = 'soon'\n", "state.checkpoint_interval"),
+        ("[state]\ndir = 'x'\ncheckpoint_bars = -1\n", "state.checkpoint_bars"),
+        ("[state]\ndir = 'x'\nsegment_mb = 0\n", "state.segment_mb"),
+        ("[state]\ndir = 'x'\nretention = '0s'\n", "state.retention"),
     ],
 )
 def test_bad_daemon_configs_name_the_key(extra: str, key: str) -> None:

@@ -42,11 +42,12 @@ from hedger.core.matrix_actor import MatrixActor
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick
+from hedger.errors import ConfigError
 from hedger.runtime.clock import Clock, LiveClock
 from hedger.runtime.control import Controller, ControlRequest, Reply
 from hedger.runtime.feeds import build_feed
 from hedger.runtime.refit import Refitter
-from hedger.runtime.state.journal import Clocked, Close, Flush, Input
+from hedger.runtime.state.journal import Clocked, Close, Flush, Input, JournalError
 from hedger.runtime.state.keeper import Resumed, StateKeeper
 
 
@@ -246,6 +247,17 @@ class Daemon(Lifecycle):
                 bridge.outbox.put(message)
 
         bars = self.config.pipeline.bars
+        try:
+            return self._new_keeper(settings, bars, publish_state)
+        except OSError as exc:
+            why = exc.strerror or type(exc).__name__
+            raise ConfigError("state.dir", f"{settings.dir!r} cannot be used: {why}") from None
+        except JournalError as exc:
+            raise ConfigError("state.dir", str(exc)) from None
+
+    def _new_keeper(
+        self, settings: StateSettings, bars: Any, publish_state: Callable[[Message], None]
+    ) -> StateKeeper:
         return StateKeeper(
             settings,
             self.pipeline,
