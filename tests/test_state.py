@@ -276,3 +276,19 @@ class _Log:
     def warning(self, *args: object, **kw: object) -> None: ...
 
     def error(self, *args: object, **kw: object) -> None: ...
+
+
+def test_a_bank_reads_its_pairs_states_from_its_arrays_as_the_actors_give_them() -> None:
+    """The checkpoint of banked pairs is read from the bank's arrays; it must be, value for
+    value, what each actor gives once the bank has written its state back."""
+    out: list[bytes] = []
+    specs = [*mixed_specs(), combined_spec("A", "E")]
+    pipeline = pipeline_of(specs, out)
+    for tick in ticks_of(13, 700):
+        pipeline.on_tick(tick)
+    bank = pipeline._bank
+    assert bank is not None and len(bank.actors) >= 4
+    from_arrays = bank.snapshots()
+    pipeline.sync()
+    assert from_arrays == [actor.snapshot() for actor in bank.actors]
+    assert any(state["alarm"] and state["alarm"]["raised"] for state in from_arrays)

@@ -435,19 +435,19 @@ class PairActor:
         return {**self.detector.snapshot(), "raised": raised}
 
     def snapshot(self) -> dict[str, Any]:
-        """The actor's whole state as one plain value (what a checkpoint will save)."""
+        """The actor's whole state as one plain value (what a checkpoint saves)."""
         self._pull()
-        return {
-            "pair": self.pair_id,
-            "seq": self.seq,
-            "last_ts": self.last_ts,
-            "stale_bars": self.stale_bars,
-            "marks": list(self.marks),
-            "hedge": None if self.hedge is None else list(self.hedge),
-            "filter": self._filter.checkpoint(),
-            "alarm": None if self.detector is None else self._alarm_snapshot(),
-            "combination": None if self.combined is None else self._combination_snapshot(),
-        }
+        return actor_state(
+            self.pair_id,
+            self.seq,
+            self.last_ts,
+            self.stale_bars,
+            list(self.marks),
+            None if self.hedge is None else list(self.hedge),
+            self._filter.checkpoint(),
+            None if self.detector is None else self._alarm_snapshot(),
+            self.combination_snapshot(),
+        )
 
     def restore(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`snapshot` of this pair (the same legs, filter shape, alarm
@@ -486,13 +486,41 @@ class PairActor:
         self._marks = marks
         self._hedge_held = None if hedge is None else tuple(float(h) for h in hedge)
 
-    def _combination_snapshot(self) -> dict[str, Any]:
-        """The combination's weights and window, and each Kalman member's own state."""
-        assert self.combined is not None
+    def combination_snapshot(self) -> dict[str, Any] | None:
+        """The combination's weights and window, and each Kalman member's own state (None:
+        no combined hedge)."""
+        if self.combined is None:
+            return None
         return {
             **self.combined.snapshot(),
             "member_states": [member.snapshot() for member in self.members],
         }
+
+
+def actor_state(
+    pair: str,
+    seq: int,
+    last_ts: int,
+    stale_bars: int,
+    marks: list[float | None],
+    hedge: list[float] | None,
+    filter_state: dict[str, Any],
+    alarm: dict[str, Any] | None,
+    combination: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """The layout of :meth:`PairActor.snapshot` (the one place it is written: a bank writes
+    its pairs' states with it too)."""
+    return {
+        "pair": pair,
+        "seq": seq,
+        "last_ts": last_ts,
+        "stale_bars": stale_bars,
+        "marks": marks,
+        "hedge": hedge,
+        "filter": filter_state,
+        "alarm": alarm,
+        "combination": combination,
+    }
 
 
 def _hedged_pnl(

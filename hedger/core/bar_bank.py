@@ -19,12 +19,12 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from hedger.core.actors import PairActor
+from hedger.core.actors import PairActor, actor_state
 from hedger.core.bars import LegPrice
 from hedger.core.events import AlarmEvent, HedgeRatioEvent, SpreadEvent
 from hedger.core.failures import Failures
-from hedger.engine.alarm import ALARM_KINDS, AlarmChange
-from hedger.engine.filter import PairFilterState
+from hedger.engine.alarm import ALARM_KINDS, AlarmChange, detector_state
+from hedger.engine.filter import PairFilterState, filter_state
 from hedger.engine.kernels.bar import (
     ALARM_DOWN,
     ALARM_SCALE,
@@ -280,6 +280,54 @@ class BarBank:
             # in the order they were raised, as the detector's own dict holds them
             raised = sorted((s, i) for i, s in enumerate(since) if s >= 0)
             detector.active = {ALARM_KINDS[i]: s for s, i in raised}
+
+    def snapshots(self) -> list[dict[str, Any]]:
+        """Every pair's :meth:`PairActor.snapshot`, in bank order, read straight from the
+        arrays (a checkpoint of many pairs: no write-back to the actors first)."""
+        st, ist = self._state.T.tolist(), self._istate.T.tolist()
+        prev, marks = self._prev.T.tolist(), self._marks.T.tolist()
+        held = self._held.tolist()
+        alarm_f, alarm_i = self._alarm_f.T.tolist(), self._alarm_i.T.tolist()
+        states = []
+        for j, actor in enumerate(self.actors):
+            s, i = st[j], ist[j]
+            ols_n, ref_n = i[2], i[3]
+            f = actor.hedge_filter
+            filter_part = filter_state(
+                [*s, bool(i[0])],
+                f.noise_lists(),
+                [None if math.isnan(v) else v for v in prev[j]],
+                i[1],
+                None if ols_n < 0 else self._ols_rows[j, :ols_n].tolist(),
+                self._ref_rows[j, :ref_n].tolist(),
+                i[4],
+                i[5],
+            )
+            alarm = None
+            if actor.detector is not None:
+                up, down, scale, ms = alarm_f[j]
+                steps, *since = alarm_i[j]
+                raised = sorted((v, k) for k, v in enumerate(since) if v >= 0)
+                detector = detector_state(
+                    [up, down, scale], {ALARM_KINDS[k]: v for v, k in raised}, steps, ms
+                )
+                started = {kind: list(bar) for kind, bar in actor.raised.items()}
+                alarm = {**detector, "raised": started}
+            h = held[j]
+            states.append(
+                actor_state(
+                    actor.pair_id,
+                    i[6],
+                    i[7],
+                    i[8],
+                    [None if math.isnan(v) else v for v in marks[j]],
+                    None if math.isnan(h) else [h],
+                    filter_part,
+                    alarm,
+                    actor.combination_snapshot(),
+                )
+            )
+        return states
 
     @property
     def seq(self) -> np.ndarray:

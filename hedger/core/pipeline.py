@@ -262,11 +262,19 @@ class Pipeline:
         :meth:`restore_pair`."""
         if self._compiled is not None:
             raise RuntimeError("a pipeline fed columns has no checkpoint")
-        self.sync()
+        banked: dict[int, dict[str, Any]] = {}
+        if self._bank is not None and self._layout is not None:
+            # read from the bank's arrays, not written back to each actor first
+            for position, state in zip(self._layout.positions, self._bank.snapshots(), strict=True):
+                banked[int(position)] = state
         stats = self.stats
+        pairs = {
+            actor.pair_id: banked[i] if i in banked else actor.snapshot()
+            for i, actor in enumerate(self.actors)
+        }
         return {
             "bars": self.bars.snapshot(),
-            "pairs": {actor.pair_id: actor.snapshot() for actor in self.actors},
+            "pairs": pairs,
             "counters": [stats.ticks_in, stats.events, stats.alarms_raised],
         }
 

@@ -271,9 +271,14 @@ class BreakDetector:
 
     def snapshot(self) -> dict[str, object]:
         """The detector's state as a plain value."""
-        return {
-            "statistics": list(self.statistics),
-            "active": dict(self.active),
-            "steps": self.steps,
-            "mean_square": self.mean_square,
-        }
+        return detector_state(
+            list(self.statistics), dict(self.active), self.steps, self.mean_square
+        )
+
+
+def detector_state(
+    statistics: list[float], active: dict[str, int], steps: int, mean_square: float
+) -> dict[str, object]:
+    """The layout of :meth:`BreakDetector.snapshot` (the one place it is written: a bank
+    writes its pairs' detectors with it too)."""
+    return {"statistics": statistics, "active": active, "steps": steps, "mean_square": mean_square}

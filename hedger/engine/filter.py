@@ -201,18 +201,22 @@ class HedgeFilter:
             core_state = {
                 "mean": mean.tolist(), "sqrt_p": sqrt_p.tolist(), "r": r, "primed": primed,
             }  # fmt: skip
-        q = self.params.state_noise()
-        return {
-            "core": core_state,
-            "trans_cov": np.asarray(q, dtype=np.float64).tolist(),
-            "obs_cov": float(self.params.obs_cov),
-            "previous": self._transform.memory(),
-            "observations": self._observations,
-            "warmup_rows": None if self._ols_rows is None else [list(r) for r in self._ols_rows],
-            "outlier_run": [[y, *xs] for y, xs in self._refused],
-            "outliers": self.outliers,
-            "restarts": self.restarts,
-        }
+        return filter_state(
+            core_state,
+            self.noise_lists(),
+            self._transform.memory(),
+            self._observations,
+            None if self._ols_rows is None else [list(r) for r in self._ols_rows],
+            [[y, *xs] for y, xs in self._refused],
+            self.outliers,
+            self.restarts,
+        )
+
+    def noise_lists(self) -> tuple[list[list[float]], float]:
+        """The noise in force as plain values: Q (n, n) as lists, and R as configured (the
+        adaptive estimate is in the core's state)."""
+        q = np.asarray(self.params.state_noise(), dtype=np.float64).tolist()
+        return q, float(self.params.obs_cov)
 
     def resume(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`checkpoint` of a filter of the same shape (legs, intercept,
@@ -460,6 +464,34 @@ class HedgeFilter:
             outlier=outlier,
             restarted=restarted,
         )
+
+
+def filter_state(
+    core: object,
+    noise: tuple[list[list[float]], float],
+    previous: list[float | None],
+    observations: int,
+    warmup_rows: list[list[float]] | None,
+    outlier_run: list[list[float]],
+    outliers: int,
+    restarts: int,
+) -> dict[str, Any]:
+    """The layout of :meth:`HedgeFilter.checkpoint` (the one place it is written: the bank
+    writes its pairs' states with it too). ``core``: a pair core's :class:`PairState` as a
+    list, or a basket core's mean, square root of P, R and primed; ``noise``: Q and R (see
+    :meth:`HedgeFilter.noise_lists`); ``previous``: the transform's remembered prices (Y
+    first); the rest as :class:`PairFilterState` names them."""
+    return {
+        "core": core,
+        "trans_cov": noise[0],
+        "obs_cov": noise[1],
+        "previous": previous,
+        "observations": observations,
+        "warmup_rows": warmup_rows,
+        "outlier_run": outlier_run,
+        "outliers": outliers,
+        "restarts": restarts,
+    }
 
 
 def _pad_to_pair(

@@ -15,9 +15,11 @@ closes; the journal before a checkpoint goes once it is older than the retention
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -126,12 +128,14 @@ class StateKeeper:
         through ``take``. (The next checkpoint waits until what the replay published again
         is delivered, as every checkpoint does.)"""
         done = Resumed()
-        loaded = self.store.load(done.set_aside)
+        with _collector_paused():
+            loaded = self.store.load(done.set_aside)
         for path, reason in done.set_aside:
             self.log.warning("checkpoint set aside", path=str(path), reason=reason)
         start: int | None = None
         if loaded is not None:
-            start = self._restore(loaded, done)
+            with _collector_paused():
+                start = self._restore(loaded, done)
         elif self.inputs is not None and self.inputs.next > 0:
             start = 0  # killed before its first checkpoint: the journal from its beginning
         if start is not None and self.inputs is not None and start < self.inputs.next:
@@ -274,21 +278,25 @@ class StateKeeper:
         started = self._monotonic_ns()
         if self.inputs is not None:
             self.inputs.sync()
-        snapshot = self.pipeline.snapshot()
-        states = snapshot["pairs"]
-        pairs = {
-            actor.pair_id: {"spec": self._fingerprint(actor.spec), "state": states[actor.pair_id]}
-            for actor in self.pipeline.actors
-        }
-        body = {
-            "settings": self._settings_key,
-            "written_ns": self._time_ns(),
-            "journal_next": None if self.inputs is None else self.inputs.next,
-            "pipeline": {"bars": snapshot["bars"], "counters": snapshot["counters"]},
-            "bus": {"bars_published": self.bus.bars_published},
-            "pairs": pairs,
-        }
-        path = self.store.save(body, pairs=len(pairs))
+        with _collector_paused():
+            snapshot = self.pipeline.snapshot()
+            states = snapshot["pairs"]
+            pairs = {
+                actor.pair_id: {
+                    "spec": self._fingerprint(actor.spec),
+                    "state": states[actor.pair_id],
+                }
+                for actor in self.pipeline.actors
+            }
+            body = {
+                "settings": self._settings_key,
+                "written_ns": self._time_ns(),
+                "journal_next": None if self.inputs is None else self.inputs.next,
+                "pipeline": {"bars": snapshot["bars"], "counters": snapshot["counters"]},
+                "bus": {"bars_published": self.bus.bars_published},
+                "pairs": pairs,
+            }
+            path = self.store.save(body, pairs=len(pairs))
         if self.settings.retain and self._publish_state is not None:
             self._retain(pairs, self._publish_state)
         if self.inputs is not None:
@@ -328,6 +336,21 @@ class StateKeeper:
             self.inputs.close_file()
         if self.events is not None:
             self.events.close()
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cyclic garbage collector off for a while: a checkpoint of many pairs builds
+    hundreds of thousands of small lists and dicts (no cycles: freed as soon as written),
+    whose allocations would set off full collections over the whole heap, four times the
+    cost of the checkpoint itself at 10,000 pairs (``bench/durability.py``)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def _identity(tick: Tick) -> tuple[Any, ...]:
