@@ -34,7 +34,21 @@ SYMBOLS = ("AAA", "BBB", "CCC")
 PAIRS = ("AAA/BBB", "CCC/BBB")
 
 
-def daemon_toml(broker: MosquittoBroker, name: str, ticks_root: str, state: Path) -> str:
+def daemon_toml(broker: MosquittoBroker, name: str, ticks_root: str, state: Path | None) -> str:
+    """A daemon on the tick topics under ``ticks_root``, publishing under the root ``name``;
+    with ``state``: a persistent feed session and [state] there (without: no state kept, as
+    before checkpoints existed)."""
+    durable = "true" if state is not None else "false"
+    kept = (
+        ""
+        if state is None
+        else f"""
+[state]
+dir = "{state}"
+checkpoint_bars = 3
+checkpoint_interval = "2s"
+"""
+    )
     return f"""
 [bars]
 length = "1s"
@@ -51,7 +65,7 @@ kind = "mqtt"
 url = "{broker.url}"
 topics = ["{ticks_root}/#"]
 client_id = "{name}-feed"
-persistent = true
+persistent = {durable}
 [bus]
 root = "{name}"
 [bus.mqtt]
@@ -60,10 +74,7 @@ url = "{broker.url}"
 bar_grace = "400ms"
 metrics_interval = "500ms"
 shutdown_timeout = "10s"
-[state]
-dir = "{state}"
-checkpoint_bars = 3
-checkpoint_interval = "2s"
+{kept}
 [logging]
 level = "info"
 json = true
@@ -71,18 +82,18 @@ json = true
 
 
 def prices(seed: int, n: int) -> list[tuple[str, float]]:
-    """A recorded stream: (symbol, price), a random walk each, B moving A and C."""
+    """A recorded stream of (symbol, price): BBB a random walk, AAA about 2 BBB and CCC about
+    0.4 BBB plus noise of their own, one symbol ticking at a time."""
     rng = random.Random(seed)
-    level = {"AAA": 100.0, "BBB": 50.0, "CCC": 20.0}
+    b, noise_a, noise_c = 50.0, 0.0, 0.0
     out = []
     for _ in range(n):
         symbol = rng.choice(SYMBOLS)
-        shock = rng.gauss(0.0, 0.002)
-        level["BBB"] *= math.exp(shock) if symbol == "BBB" else 1.0
-        if symbol != "BBB":
-            level[symbol] = level[symbol] * math.exp(rng.gauss(0.0, 0.001))
-            level[symbol] += 0.0
-        out.append((symbol, round(level[symbol], 4)))
+        b *= math.exp(rng.gauss(0.0, 0.002))
+        noise_a += rng.gauss(0.0, 0.02)
+        noise_c += rng.gauss(0.0, 0.01)
+        price = {"AAA": 2.0 * b + noise_a, "BBB": b, "CCC": 0.4 * b + 1.0 + noise_c}[symbol]
+        out.append((symbol, round(price, 4)))
     return out
 
 
