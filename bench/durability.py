@@ -31,6 +31,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -273,17 +275,25 @@ async def _kills(durable: bool, kills: int, seed: int) -> dict[str, Any]:
                 daemon.kill()
         broker.stop()
     twin_seen, victim_seen = collectors["twin"].payloads, collectors["victim"].payloads
+
+    def by_bar(seen: dict[tuple[str, str, int], list[bytes]]) -> dict[tuple[str, str, int], Any]:
+        """Each event by (type, pair, bar close): a cold restart starts its seqs again."""
+        events = {}
+        for copies in seen.values():
+            event = orjson.loads(copies[0])
+            events[(event["type"], event["pair"], event["ts"])] = event
+        return events
+
+    twin_bars, victim_bars = by_bar(twin_seen), by_bar(victim_seen)
     drift = 0.0
     for pair in PAIRS:
-        last_twin = max(seq for k, p, seq in twin_seen if (k, p) == ("hedge_ratio", pair))
-        last_victim = max(seq for k, p, seq in victim_seen if (k, p) == ("hedge_ratio", pair))
-        import orjson  # noqa: PLC0415
-
-        b_twin = orjson.loads(twin_seen[("hedge_ratio", pair, last_twin)][0])["beta"][0]
-        b_victim = orjson.loads(victim_seen[("hedge_ratio", pair, last_victim)][0])["beta"][0]
+        both = {key for key in twin_bars if key[:2] == ("hedge_ratio", pair)} & set(victim_bars)
+        last = max(ts for _, _, ts in both)  # the last bar both published
+        b_twin = twin_bars[("hedge_ratio", pair, last)]["beta"]
+        b_victim = victim_bars[("hedge_ratio", pair, last)]["beta"]
         drift = max(drift, abs(b_victim - b_twin) / abs(b_twin))
-    expected = {(k, p, s) for k, p, s in twin_seen}
-    missing = len(expected - set(victim_seen))
+    expected = set(twin_bars)
+    missing = len(expected - set(victim_bars))
     twice = sum(1 for copies in victim_seen.values() if len(copies) > 1)
     differing = sum(1 for copies in victim_seen.values() if len(set(copies)) > 1)
     return {

@@ -1,7 +1,8 @@
 """Probes of hedger against data nobody cleaned, with the figures ``docs/reliability.md``
 reports. Run as ``python bench/reliability.py`` (about a minute: the bad-print probes below);
 ``--all`` also runs the other probes, each its own script, in turn (``bench/skew.py``,
-``bench/ws_limits.py``, ``bench/probe_startup_shutdown.py``: several minutes); ``--out FILE``
+``bench/ws_limits.py``, ``bench/probe_startup_shutdown.py``, ``bench/durability.py``:
+several minutes); ``--out FILE``
 writes the markdown to FILE as well as to stdout.
 
 Bad prints: a 300k-tick file of the seeded synthetic pair (``bench/bench_replay.py``'s
@@ -131,7 +132,7 @@ def false_rejections() -> None:
     print()
 
 
-OTHER_PROBES = ("skew.py", "ws_limits.py", "probe_startup_shutdown.py")
+OTHER_PROBES = ("skew.py", "ws_limits.py", "probe_startup_shutdown.py", "durability.py")
 
 
 def main() -> int:
