@@ -16,12 +16,12 @@ from hypothesis import strategies as st
 
 from hedger.config.state import StateSettings
 from hedger.core.actors import PairSpec
-from hedger.core.bus import Bus
+from hedger.core.bus import Bus, Message
 from hedger.core.events import Event, encode
 from hedger.core.pipeline import Pipeline
 from hedger.core.rejects import Rejects
 from hedger.core.ticks import Tick, TickKind
-from hedger.core.topics import PairId
+from hedger.core.topics import PairId, pair_topic
 from hedger.engine import FilterParams, HedgeFilter
 from hedger.engine.params import InputMode
 from hedger.runtime.state.checkpoint import CheckpointStore, decode_checkpoint, encode_checkpoint
@@ -292,3 +292,26 @@ def test_a_bank_reads_its_pairs_states_from_its_arrays_as_the_actors_give_them()
     pipeline.sync()
     assert from_arrays == [actor.snapshot() for actor in bank.actors]
     assert any(state["alarm"] and state["alarm"]["raised"] for state in from_arrays)
+
+
+def test_with_retain_each_pairs_checkpoint_goes_out_retained_on_its_state_topic(
+    tmp_path: Path,
+) -> None:
+    out: list[bytes] = []
+    sent: list[Message] = []
+    specs = mixed_specs()
+    pipeline = pipeline_of(specs, out)
+    for tick in ticks_of(2, 100):
+        pipeline.on_tick(tick)
+    clock = Clock()
+    keeper = StateKeeper(
+        StateSettings(dir=str(tmp_path), retain=True, event_journal_bytes=0),
+        pipeline, Bus(), _Log(), time_ns=clock, monotonic_ns=clock,
+        settings_key={"bar_ns": SECOND}, root="desk", publish_state=sent.append,
+    )  # fmt: skip
+    keeper.checkpoint()
+    assert [m.topic for m in sent] == [pair_topic("desk", "state", s.pair) for s in specs]
+    assert all(m.retain and m.kind == "state" for m in sent)
+    entry = decode_checkpoint(sent[0].payload, tmp_path / "x").body
+    assert entry["settings"] == {"bar_ns": SECOND}
+    assert entry["state"] == pipeline.actors[0].snapshot()
