@@ -21,10 +21,11 @@ import argparse
 import asyncio
 import math
 import os
+import signal
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TextIO, Unpack
 
@@ -795,17 +796,30 @@ def run(args: argparse.Namespace) -> int:
         except TransportError as exc:
             name, _, problem = exc.problem.partition(" ")
             raise ConfigError(name.replace("_", "-"), problem) from None
+    work = run_subscribe(
+        args.broker,
+        args.root,
+        args.pairs,
+        as_json=args.json,
+        max_messages=args.count,
+        gap_fill=getattr(args, "gap_fill", True),
+        **client,
+    )
     try:
-        return asyncio.run(
-            run_subscribe(
-                args.broker,
-                args.root,
-                args.pairs,
-                as_json=args.json,
-                max_messages=args.count,
-                gap_fill=getattr(args, "gap_fill", True),
-                **client,
-            )
-        )
+        return asyncio.run(_until_signalled(work))
     except KeyboardInterrupt:
-        return 0  # Ctrl-C is how a subscriber ends
+        return 0  # Ctrl-C before the loop took the signal over
+
+
+async def _until_signalled(work: Coroutine[Any, Any, int]) -> int:
+    """Run ``work`` until it ends, or until SIGINT (Ctrl-C) or SIGTERM ends the subscriber,
+    with exit status 0 (the handlers are the loop's own, so a parent that ignores SIGINT for
+    its background children cannot leave a subscriber that never stops)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, task.cancel)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return 0
