@@ -33,10 +33,10 @@ class Subscriber:
     """``hedger subscribe --json`` in a child process; its stdout and stderr lines as they
     come."""
 
-    def __init__(self, broker: MosquittoBroker, root: str) -> None:
+    def __init__(self, broker: MosquittoBroker, root: str, *options: str) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hedger.cli", "subscribe", "--broker", broker.url,
-             "--root", root, "--json"],
+             "--root", root, "--json", *options],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
         self.out: list[str] = []
@@ -48,6 +48,10 @@ class Subscriber:
     def _read(stream: object, into: list[str]) -> None:
         for line in stream:  # type: ignore[attr-defined]
             into.append(line)
+
+    def missing(self, final: dict[str, int]) -> int:
+        """The seqs up to each pair's ``final`` it never printed."""
+        return sum(len(set(range(1, last + 1)) - set(self.seqs(p))) for p, last in final.items())
 
     def seqs(self, pair: str) -> list[int]:
         found = []
@@ -73,13 +77,8 @@ async def published_past(broker: MosquittoBroker, root: str, seq: int) -> None:
                 return
 
 
-@pytest.mark.slow
-async def test_a_subscriber_ends_with_every_seq_across_five_kills_of_a_broker_without_persistence(
-    tmp_path: Path, mosquitto: MosquittoBroker, daemons: list[DaemonProcess]
-) -> None:
-    root = f"z{os.getpid()}"
-    state = tmp_path / "state"
-    daemon = start(tmp_path, f"""
+def daemon_toml(broker: MosquittoBroker, root: str, state: Path) -> str:
+    return f"""
 [bars]
 length = "250ms"
 max_age = "1s"
@@ -89,7 +88,7 @@ max_age = "1s"
 [bus]
 root = "{root}"
 [bus.mqtt]
-url = "{mosquitto.url}"
+url = "{broker.url}"
 [daemon]
 metrics_interval = "500ms"
 bar_grace = "50ms"
@@ -98,28 +97,50 @@ dir = "{state}"
 [logging]
 level = "info"
 json = true
-""", daemons)  # fmt: skip
-    subscriber = Subscriber(mosquitto, root)
+"""
+
+
+async def through_broker_kills(
+    broker: MosquittoBroker,
+    tmp_path: Path,
+    daemons: list[DaemonProcess],
+    subscribers: dict[str, tuple[str, ...]],
+    kills: int = 5,
+) -> tuple[dict[str, Subscriber], dict[str, int]]:
+    """A daemon with [state] on ``broker`` and ``hedger subscribe --json`` processes with the
+    given options; the broker SIGKILLed ``kills`` times with the subscribers stopped across
+    each kill until the daemon has published past them (so each kill leaves a gap: bars the
+    broker acknowledged while they were away and lost with it, unless it keeps sessions);
+    then the daemon stopped. The subscribers (closed) and each pair's final seq."""
+    root = f"z{os.getpid()}{len(daemons)}"
+    state = tmp_path / f"state{len(daemons)}"
+    daemon = start(tmp_path, daemon_toml(broker, root, state), daemons)
+    running = {name: Subscriber(broker, root, *options) for name, options in subscribers.items()}
+    first = next(iter(running.values()))
     try:
-        for kill in range(5):
-            seen = max((max(subscriber.seqs(p), default=0) for p in PAIRS), default=0)
+        for kill in range(kills):
+            seen = max((max(first.seqs(p), default=0) for p in PAIRS), default=0)
 
             def moving(before: int = seen) -> bool:
-                return all(max(subscriber.seqs(p), default=0) > before + 2 for p in PAIRS)
+                return all(
+                    max(sub.seqs(p), default=0) > before + 2
+                    for sub in running.values()
+                    for p in PAIRS
+                )
 
             await eventually(moving, timeout=30.0, what=f"events before kill {kill + 1}")
-            # the subscriber is away while the broker dies and comes back empty, and the
-            # daemon publishes on: those bars never reach it through the broker
-            subscriber.proc.send_signal(signal.SIGSTOP)
-            mosquitto.kill()  # no persistence: the broker forgets every session and message
-            mosquitto.start()
-            away = max(subscriber.seqs(PAIRS[0]), default=0)
-            await published_past(mosquitto, root, away + 3)
-            subscriber.proc.send_signal(signal.SIGCONT)
-        last = max(subscriber.seqs(PAIRS[0]), default=0)
+            for sub in running.values():
+                sub.proc.send_signal(signal.SIGSTOP)
+            broker.kill()
+            broker.start()
+            away = max(max(sub.seqs(PAIRS[0]), default=0) for sub in running.values())
+            await published_past(broker, root, away + 3)
+            for sub in running.values():
+                sub.proc.send_signal(signal.SIGCONT)
+        last = max(first.seqs(PAIRS[0]), default=0)
 
         def moved_on() -> bool:
-            return all(max(subscriber.seqs(p), default=0) > last + 4 for p in PAIRS)
+            return all(max(first.seqs(p), default=0) > last + 4 for p in PAIRS)
 
         await eventually(moved_on, timeout=30.0, what="events after the last kill")
         code, log = daemon.stop()
@@ -129,13 +150,30 @@ json = true
         final = {pair: loaded.body["pairs"][pair]["state"]["seq"] for pair in PAIRS}
 
         def complete() -> bool:
-            return all(max(subscriber.seqs(p), default=0) >= final[p] for p in PAIRS)
+            return all(
+                max(sub.seqs(p), default=0) >= final[p] for sub in running.values() for p in PAIRS
+            )
 
         await eventually(complete, timeout=30.0, what="the daemon's last bars")
     finally:
-        subscriber.close()
-    notes = "".join(subscriber.err)
+        for sub in running.values():
+            sub.close()
+    return running, final
+
+
+@pytest.mark.slow
+async def test_a_subscriber_ends_with_every_seq_across_five_kills_of_a_broker_without_persistence(
+    tmp_path: Path, mosquitto: MosquittoBroker, daemons: list[DaemonProcess]
+) -> None:
+    subscribers, final = await through_broker_kills(
+        mosquitto, tmp_path, daemons, {"filling": (), "not filling": ("--no-gap-fill",)}
+    )
+    filling, plain = subscribers["filling"], subscribers["not filling"]
+    notes = "".join(filling.err)
     for pair in PAIRS:
-        assert subscriber.seqs(pair) == list(range(1, final[pair] + 1)), (pair, notes[-2000:])
+        assert filling.seqs(pair) == list(range(1, final[pair] + 1)), (pair, notes[-2000:])
     assert notes.count("hedger subscribe: filled ") >= 5, notes[-2000:]
     assert "could not fill" not in notes
+    # the kills did cost events: the same subscriber without gap fill lacks some
+    assert plain.missing(final) > 0
+    assert "gap of" in "".join(plain.err)
