@@ -9,6 +9,11 @@
 - Restart: resuming the checkpoint of 1,000 and 10,000 pairs (load, verify, restore), a
   journal replayed through the core (records per second), and a real ``hedger run`` from
   spawn to live (resumed, journal replayed) with two pairs.
+- Broker kills: the scenario of ``tests/test_zero_loss.py`` (a daemon with [state], a broker
+  SIGKILLed five times while ``hedger subscribe --json`` processes are stopped), without
+  persistence and with the shipped ``deploy/mosquitto.conf``: the seqs never printed by a
+  subscriber with gap fill (the default), one without, and one without on a persistent
+  session (``--client-id``).
 - Daemon kills: the scenario of ``tests/test_recovery.py`` (a tick stream on a real
   mosquitto, a daemon SIGKILLed five times and restarted, a twin that never stops), with
   [state] and without it (as before checkpoints existed): the final beta's drift from the
@@ -58,6 +63,7 @@ from tests.test_recovery import (  # noqa: E402
     started,
     wait_for_ticks,
 )
+from tests.test_zero_loss import through_broker_kills  # noqa: E402
 
 SECOND = 1_000_000_000
 
@@ -332,15 +338,63 @@ def daemon_kills(kills: int) -> None:
     print()
 
 
+def broker_kills(kills: int) -> None:
+    print(
+        f"### A broker SIGKILLed {kills} times under `hedger subscribe --json` "
+        "(two pairs, 250 ms bars)\n"
+    )
+    print(
+        "Each kill with the subscribers stopped (SIGSTOP) until the daemon has published three "
+        "bars past them, so that every kill leaves bars they can only get from the broker's "
+        "session or the daemon's event journal.\n"
+    )
+    print("| broker | subscriber | seqs never printed | fills |")
+    print("|---|---|---:|---:|")
+    for label, shipped in (("no persistence", False), ("the shipped deploy/mosquitto.conf", True)):
+        broker = MosquittoBroker.shipped() if shipped else MosquittoBroker()
+        broker.start()
+        processes: list[DaemonProcess] = []
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                subscribers, final = asyncio.run(
+                    through_broker_kills(
+                        broker, Path(tmp), processes,
+                        {
+                            "clean session, gap fill (the default)": (),
+                            "clean session, --no-gap-fill": ("--no-gap-fill",),
+                            "persistent session (--client-id), --no-gap-fill": (
+                                "--no-gap-fill", "--client-id", f"bench-{os.getpid()}-{shipped}",
+                            ),
+                        },
+                        kills,
+                    )
+                )  # fmt: skip
+        finally:
+            for daemon in processes:
+                if daemon.proc.poll() is None:
+                    daemon.kill()
+            broker.stop()
+        total = sum(final.values())
+        for name, sub in subscribers.items():
+            fills = "".join(sub.err).count("hedger subscribe: filled ")
+            print(f"| {label} | {name} | {sub.missing(final)} of {total} | {fills} |")
+    print()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--kills", type=int, default=5, help="SIGKILLs of the daemon (5)")
     parser.add_argument("--skip-kills", action="store_true", help="only the in-process probes")
+    parser.add_argument("--only-broker", action="store_true", help="only the broker kills")
     args = parser.parse_args()
+    if args.only_broker:
+        broker_kills(args.kills)
+        return 0
     checkpoint_cost()
     restart_cost()
     if not args.skip_kills:
         daemon_kills(args.kills)
+        broker_kills(args.kills)
     return 0
 
 

@@ -3,7 +3,15 @@
 :class:`MosquittoBroker` writes a throwaway config, runs ``mosquitto -c <config>`` as a child
 process and waits until its port accepts connections. :meth:`~MosquittoBroker.stop` and
 :meth:`~MosquittoBroker.start` take it down and bring it back on the same port (broker
-outages); :meth:`~MosquittoBroker.kill` ends it abruptly (SIGKILL).
+outages); :meth:`~MosquittoBroker.kill` ends it abruptly (SIGKILL), as a crash would. With
+persistence on, the database file (:attr:`~MosquittoBroker.persistence_file`) lives in the
+broker's own temp directory and outlives stops and kills, so :meth:`~MosquittoBroker.start`
+after a kill restores whatever the broker had saved before it died.
+
+By default a test broker has the test settings below (persistence off unless asked for, no
+queue or inflight limits). :meth:`MosquittoBroker.shipped` runs one with the options of the
+shipped ``deploy/mosquitto.conf`` instead (:func:`shipped_settings`: everything but its
+listener, persistence directory and logging), so that a test proves the shipped file.
 
 The ``mosquitto`` fixture gives each test its own broker. Register it with
 ``pytest_plugins = ["tests.mosquitto"]`` in a test module or the root conftest. When the
@@ -20,7 +28,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
@@ -29,6 +37,9 @@ import pytest
 
 INSTALL_HINT = "apt-get install mosquitto"
 _SEARCH_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
+SHIPPED_CONF = Path(__file__).resolve().parents[1] / "deploy" / "mosquitto.conf"
+_OWN_OPTIONS = frozenset({"listener", "persistence_location", "log_dest", "log_type"})
+"""Options a test broker always sets itself: its port, its temp directory, its log."""
 
 
 class MosquittoNotFoundError(RuntimeError):
@@ -74,6 +85,18 @@ def _accepts(host: str, port: int) -> bool:
         return False
 
 
+def shipped_settings(path: Path = SHIPPED_CONF) -> list[str]:
+    """The option lines of the shipped broker config (``deploy/mosquitto.conf``), comments and
+    blank lines left out, without the options a test broker sets itself (``listener``,
+    ``persistence_location``, ``log_dest``, ``log_type``)."""
+    settings = []
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if line and not line.startswith("#") and line.split()[0] not in _OWN_OPTIONS:
+            settings.append(line)
+    return settings
+
+
 class MosquittoBroker:
     """One mosquitto process on ``host:port``; restartable on the same port.
 
@@ -81,6 +104,11 @@ class MosquittoBroker:
         port: the port to listen on (a free one by default).
         binary: the mosquitto executable (found by :func:`find_mosquitto` by default).
         startup_timeout: seconds to wait for the port to accept connections.
+        persistence: keep the database in the broker's temp directory (mosquitto's default
+            autosave: every 30 minutes, and at a clean stop). Ignored with ``settings``.
+        settings: the broker's option lines instead of the test settings (the listener, the
+            persistence directory and the logging are still the fixture's own); persistence
+            is on when they say ``persistence true``.
     """
 
     host = "127.0.0.1"
@@ -92,10 +120,14 @@ class MosquittoBroker:
         binary: str | None = None,
         startup_timeout: float = 10.0,
         persistence: bool = False,
+        settings: Sequence[str] | None = None,
     ) -> None:
         self.binary = binary or find_mosquitto()
         self.port = port or free_port(self.host)
         self.startup_timeout = startup_timeout
+        self.settings = None if settings is None else list(settings)
+        if self.settings is not None:
+            persistence = any(line.split() == ["persistence", "true"] for line in self.settings)
         self.persistence = persistence
         self._dir = Path(tempfile.mkdtemp(prefix="hedger-mosquitto-"))
         # mosquitto started as root drops to its own user, which must write its database here
@@ -107,9 +139,29 @@ class MosquittoBroker:
         self._log: IO[bytes] | None = None
         self.starts = 0
 
+    @classmethod
+    def shipped(
+        cls, port: int | None = None, *, binary: str | None = None, startup_timeout: float = 10.0
+    ) -> Self:
+        """A broker with the options of the shipped ``deploy/mosquitto.conf``
+        (:func:`shipped_settings`)."""
+        return cls(
+            port, binary=binary, startup_timeout=startup_timeout, settings=shipped_settings()
+        )
+
     @property
     def url(self) -> str:
         return f"mqtt://{self.host}:{self.port}"
+
+    @property
+    def persistence_file(self) -> Path:
+        """Where mosquitto keeps its database (when persistence is on)."""
+        return self._dir / "mosquitto.db"
+
+    @property
+    def pid(self) -> int | None:
+        """The process id of the running broker (None when it is not running)."""
+        return self._process.pid if self._process is not None and self.running else None
 
     @property
     def running(self) -> bool:
@@ -119,9 +171,13 @@ class MosquittoBroker:
         # Logging goes to stderr, which is a file we own: a pipe nobody drains would fill up
         # and stall the broker, and a log_dest file would be opened after mosquitto drops
         # root privileges, so it could not write into our private temp directory.
-        return "\n".join(
-            [
-                f"listener {self.port} {self.host}",
+        if self.settings is not None:
+            options = [
+                *self.settings,
+                *([f"persistence_location {self._dir}/"] if self.persistence else []),
+            ]
+        else:
+            options = [
                 "allow_anonymous true",
                 *(
                     ["persistence true", f"persistence_location {self._dir}/"]
@@ -130,6 +186,11 @@ class MosquittoBroker:
                 ),
                 "max_queued_messages 1000000",
                 "max_inflight_messages 0",
+            ]
+        return "\n".join(
+            [
+                f"listener {self.port} {self.host}",
+                *options,
                 "log_dest stderr",
                 "log_type error",
                 "log_type warning",
@@ -195,7 +256,9 @@ class MosquittoBroker:
         self._close_log()
 
     def kill(self) -> None:
-        """End the broker abruptly (SIGKILL), as a crash would."""
+        """End the broker abruptly (SIGKILL), as a crash would: nothing is saved on the way
+        out; :meth:`start` brings it back on the same port with the persistence file as it
+        was last written."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()
@@ -207,7 +270,7 @@ class MosquittoBroker:
         self.start()
 
     def close(self) -> None:
-        """Stop the broker and delete its config and log."""
+        """Stop the broker and delete its config, log and persistence file."""
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
 
