@@ -15,6 +15,12 @@ the MQTT bridge publishes ``offline`` before it disconnects; all of it against o
 (a client library mid-connect) is logged and left behind rather than waited for. A bridge
 task or the core that ends while running ends the run the same way, and its error is raised.
 
+With ``[state]`` (:mod:`hedger.runtime.state`) the core journals every input it takes and
+commits the journal before it waits for the next one (the only moment its output can leave),
+checkpoints after bar closes once what came before went out, and at start resumes from the
+last checkpoint and the journal after it, then catches up on the backlog its broker held on
+event time before the clock closes bars again.
+
 Time comes only from the injected :class:`~hedger.runtime.clock.Clock`: its wall time closes
 bars (after ``bar_grace``, so that a tick a little late still lands in its bar: the bar
 builder is ``clocked``, a tick of the next bar does not close the current one), its monotonic
