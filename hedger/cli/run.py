@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from hedger.cli.options import LOG_LEVELS
-from hedger.config.daemon import DaemonConfig, daemon_config
+from hedger.config.daemon import DaemonConfig, daemon_config, with_shard
 from hedger.config.pipeline import load_toml
+from hedger.core.shards import Shard
 from hedger.errors import HedgerError, TransportError
 from hedger.logs import configure_logging, get_logger
 from hedger.runtime.daemon import Daemon
@@ -29,11 +30,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``hedger run``."""
     parser.add_argument("--config", type=Path, required=True, help="the daemon's TOML file")
     parser.add_argument("--log-level", choices=LOG_LEVELS, help="overrides [logging]")
+    parser.add_argument(
+        "--shard",
+        metavar="I/N",
+        help="run only the pairs shard I of N owns (rendezvous hashing of pair ids; "
+        "overrides [shard])",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the daemon; a transport that cannot start is one line on stderr and exit status 1."""
-    config = daemon_config(load_toml(args.config))
+    if args.shard is None:
+        config = daemon_config(load_toml(args.config))
+    else:
+        config = with_shard(daemon_config_unsharded(args.config), Shard.parse(args.shard))
     configure_logging(args.log_level or config.log_level, json=config.log_json)
     log = get_logger("daemon")
     try:
@@ -82,6 +92,14 @@ def _run_bounded(main: Coroutine[Any, Any, int], timeout_s: float) -> int:
         gens = loop.create_task(loop.shutdown_asyncgens())
         loop.run_until_complete(asyncio.wait([gens], timeout=max(0.0, deadline - loop.time())))
         loop.close()
+
+
+def daemon_config_unsharded(path: Path) -> DaemonConfig:
+    """The config file's daemon with every pair (its own [shard] left out: ``--shard``
+    replaces it)."""
+    document = dict(load_toml(path))
+    document.pop("shard", None)
+    return daemon_config(document)
 
 
 async def _run_daemon(config: DaemonConfig, log: Any) -> int:

@@ -9,7 +9,7 @@ unknown keys are errors naming the key. See ``deploy/hedger.toml``."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -48,6 +48,7 @@ from hedger.config.schema import (
     sub_table,
 )
 from hedger.config.state import StateSettings, state_settings
+from hedger.core.shards import Shard
 from hedger.engine import FilterParams
 from hedger.errors import ConfigError, TransportError
 
@@ -115,6 +116,11 @@ class _Daemon(Table, frozen=True):
     bar_grace: Duration = "200ms"
 
 
+class _Shard(Table, frozen=True):
+    index: Annotated[int, Meta(ge=0, description="an integer >= 0")]
+    count: Positive
+
+
 class _Logging(Table, frozen=True):
     level: Literal["debug", "info", "warning", "error"] = "info"
     json: bool | None = None
@@ -160,6 +166,8 @@ class DaemonConfig:
     control: ControlSettings = field(default_factory=ControlSettings)
     state: StateSettings | None = None
     """Checkpoints and journals ([state]); None: the daemon keeps nothing across a restart."""
+    shard: Shard | None = None
+    """This daemon runs only the pairs its shard owns ([shard], ``--shard i/N``)."""
 
 
 def _mqtt_url(key: str, url: str) -> str:
@@ -205,6 +213,20 @@ def _websocket(settings: WebSocketSettings | None) -> WebSocketSettings | None:
     return msgspec.structs.replace(settings, token=token)
 
 
+def with_shard(config: DaemonConfig, shard: Shard | None) -> DaemonConfig:
+    """``config`` running only the pairs ``shard`` owns (:mod:`hedger.core.shards`); None:
+    unchanged. A :class:`ConfigError` if the shard would run no pair (and no matrix)."""
+    if shard is None:
+        return config
+    pairs = tuple(spec for spec in config.pipeline.pairs if shard.owns(str(spec.pair)))
+    if not pairs and config.matrix is None:
+        raise ConfigError(
+            "shard", f"shard {shard} runs none of the {len(config.pipeline.pairs)} pair(s)"
+        )
+    pipeline = replace(config.pipeline, pairs=pairs)
+    return replace(config, pipeline=pipeline, shard=shard)
+
+
 def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
     """Validate a whole daemon document."""
     matrix = _matrix(document)
@@ -219,7 +241,7 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         mqtt = mqtt_client_settings(mqtt, "bus.mqtt")
     daemon = decode(sub_table(document, "daemon"), _Daemon, "daemon")
     logging = decode(sub_table(document, "logging"), _Logging, "logging")
-    return DaemonConfig(
+    config = DaemonConfig(
         pipeline=pipeline,
         feeds=feeds,
         root=bus.root,
@@ -239,3 +261,11 @@ def daemon_config(document: Mapping[str, Any]) -> DaemonConfig:
         control=control_settings(document),
         state=state_settings(document),
     )
+    if "shard" in document:
+        table = decode(sub_table(document, "shard"), _Shard, "shard")
+        try:
+            shard = Shard(table.index, table.count)
+        except ConfigError as exc:
+            raise ConfigError("shard.index", exc.problem) from None
+        return with_shard(config, shard)
+    return config

@@ -106,7 +106,7 @@ FILTER_KEYS = known_keys(FilterTable)
 DOCUMENT_SECTIONS = frozenset(
     {
         "bars", "filter", "pairs", "positions", "lots", "alarm",
-        "feeds", "bus", "daemon", "logging", "matrix", "refit", "control", "state",
+        "feeds", "bus", "daemon", "logging", "matrix", "refit", "control", "state", "shard",
     }
 )  # fmt: skip
 """Every top-level table of a config file: the pipeline's and the daemon's, so one file serves

@@ -509,6 +509,7 @@ class Daemon(Lifecycle):
             feeds=[settings.kind for settings in self.config.feeds],
             bridges=[bridge.name for bridge in self.bridges],
             clock="wall" if self.wall_clock else "data",
+            **({"shard": str(self.config.shard)} if self.config.shard is not None else {}),
         )
         # what listens is bound first: a port in use ends the run before anything started
         for bridge in self.bridges:
