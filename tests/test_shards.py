@@ -79,7 +79,7 @@ kind = "synthetic"
 
 def test_the_shards_of_a_config_run_its_pairs_between_them_once_each() -> None:
     every = [str(spec.pair) for spec in daemon_config(tomllib.loads(CONFIG)).pipeline.pairs]
-    parts = []
+    parts: list[list[str]] = []
     for i in range(3):
         try:
             config = daemon_config(tomllib.loads(CONFIG + f"[shard]\nindex = {i}\ncount = 3\n"))
