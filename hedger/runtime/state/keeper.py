@@ -143,7 +143,7 @@ class StateKeeper:
             done.replayed = self._replay(start, take)
         self._watching = bool(self._recent)
         self.log.info(
-            "resumed" if loaded is not None else "started fresh",
+            "resumed" if loaded is not None or done.replayed else "started fresh",
             checkpoint=None if done.checkpoint is None else str(done.checkpoint),
             pairs_resumed=len(done.resumed),
             pairs_fresh=done.fresh or None,
