@@ -190,6 +190,8 @@ class _MqttStream(ReconnectingStream[T]):
         persistent: bool = False,
         **client: Unpack[ClientOptions],
     ) -> None:
+        if persistent:
+            client["clean_session"] = False
         broker = broker_address(url, **client)
         if persistent and not broker.client_id:
             raise TransportError(
@@ -232,10 +234,7 @@ class _MqttStream(ReconnectingStream[T]):
         """The client of the current connection (None between connections)."""
 
     def _new_client(self) -> aiomqtt.Client:
-        arguments = self._broker.client_arguments()
-        if self.persistent:
-            arguments["clean_session"] = False
-        client = aiomqtt.Client(**arguments)
+        client = aiomqtt.Client(**self._broker.client_arguments())
         if self._manual_ack:
             client._client.manual_ack_set(True)
         return client

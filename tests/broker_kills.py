@@ -33,11 +33,11 @@ import aiomqtt
 
 from feeds.reconnect import Backoff
 from hedger.core.bus import Bus, Message
-from hedger.core.events import HedgeRatioEvent, SpreadEvent, decode
+from hedger.core.events import decode
 from hedger.runtime.bridges.mqtt import MqttBridge
 from tests.mosquitto import MosquittoBroker
+from tests.test_bridge_mqtt import publish_bar
 
-TS0 = 1_700_000_000_000_000_000
 BACKOFF = Backoff(initial=0.05, maximum=0.5)
 """The bridge's reconnect delays: quick, as a daemon next to its broker would be set up."""
 SENTINEL = "sentinel/end"
@@ -155,18 +155,6 @@ def kill_points(rng: random.Random, kills: int, events: int) -> list[int]:
         points = sorted(rng.sample(range(low, high), kills))
         if all(b - a >= gap for a, b in itertools.pairwise(points)):
             return points
-
-
-def publish_bar(bus: Bus, pair: str, seq: int) -> None:
-    """The two events of one bar of ``pair``: its ratio (retained) and its spread."""
-    ts = TS0 + seq * 1_000_000_000
-    beta = 1.0 + seq * 1e-3
-    bus.publish(
-        HedgeRatioEvent(
-            pair, seq, ts, (beta,), 0.5, ((1e-4, 0.0), (0.0, 1e-4)), (0.01,), True, False
-        )
-    )
-    bus.publish(SpreadEvent(pair, seq, ts, 0.1 * seq, 0.2, 1.0, 0.2))
 
 
 def _saves_on_changes(broker: MosquittoBroker) -> bool:
